@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Fixes two wire-format bugs of moto 5.2.5 that the Rust AWS SDK (stricter than boto3) trips on.
+
+Applied by scripts/setup after `pip install moto[server]==5.2.5`; idempotent; fails loudly if
+moto's code is not what it expects, so an upgrade cannot silently skip it.
+
+1. S3 (rest-xml) outputs without a payload member are serialised under `<OperationNameResponse>`.
+   AWS names the root after the output shape's Smithy `@xmlName` (GetBucketVersioning answers
+   `<VersioningConfiguration>`), and the Rust SDK checks the root element. botocore's JSON models
+   carry no such name, so moto cannot know it: the table below supplies it.
+2. CodePipeline (aws-json) pipeline metadata `created`/`updated` are ISO-8601 strings; AWS sends
+   epoch seconds, and the Rust SDK refuses strings for timestamps.
+"""
+import pathlib
+import sys
+
+import moto
+
+ROOT = pathlib.Path(moto.__file__).parent
+MARK = "# patched by slipway scripts/patch-moto.py"
+
+PATCHES = [
+    (
+        ROOT / "core" / "serialize.py",
+        """        else:
+            result_key = f"{self.operation_model.name}Response"
+""",
+        """        else:
+            result_key = f"{self.operation_model.name}Response"  %s
+            if self.operation_model.metadata.get("protocol") == "rest-xml":
+                result_key = {
+                    "GetBucketVersioning": "VersioningConfiguration",
+                    "GetBucketTagging": "Tagging",
+                    "GetObjectTagging": "Tagging",
+                    "ListObjectVersions": "ListVersionsResult",
+                    "ListObjects": "ListBucketResult",
+                    "ListObjectsV2": "ListBucketResult",
+                    "ListBuckets": "ListAllMyBucketsResult",
+                    "DeleteObjects": "DeleteResult",
+                    "GetBucketLocation": "LocationConstraint",
+                }.get(self.operation_model.name, result_key)
+"""
+        % MARK,
+    ),
+    (
+        ROOT / "codepipeline" / "models.py",
+        """            "created": iso_8601_datetime_with_milliseconds(self._created),
+            "updated": iso_8601_datetime_with_milliseconds(self._updated),
+""",
+        """            "created": self._created.timestamp(),  %s
+            "updated": self._updated.timestamp(),
+"""
+        % MARK,
+    ),
+    (
+        ROOT / "codepipeline" / "models.py",
+        """        codepipeline._updated = utcnow()
+""",
+        """        codepipeline._updated = utcnow()
+        codepipeline.metadata["updated"] = codepipeline._updated.timestamp()  %s
+"""
+        % MARK,
+    ),
+]
+
+
+def main() -> int:
+    for path, old, new in PATCHES:
+        text = path.read_text()
+        if new in text:
+            continue
+        if old not in text:
+            print(f"patch-moto: {path} does not contain the expected code; is this moto 5.2.5?", file=sys.stderr)
+            return 1
+        path.write_text(text.replace(old, new, 1))
+        print(f"patch-moto: patched {path.relative_to(ROOT.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+//! The command line: one file per subcommand. Results go to stdout, logs to stderr.
+
+mod apply;
+mod plan;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Keep AWS container delivery pipelines exactly as a Git repository describes them",
+    long_about = "slipway reads pipeline manifests (apiVersion: slipway.dev/v1alpha1, kind: Pipeline) from a config \
+repository and converges the AWS resources they need: ECR repository, S3 source bucket and zip, CloudTrail trail, \
+EventBridge rules, CodeBuild project, CodeDeploy application and blue/green deployment group, and CodePipeline.\n\n\
+Typical use:\n  slipway validate --repo config/\n  slipway plan --repo config/ --detailed-exitcode\n  slipway apply --repo config/\n\n\
+AWS credentials and region come from the SDK's standard chain (environment, profile, ECS task role, IRSA); \
+AWS_ENDPOINT_URL points every client at an emulator."
+)]
+pub struct Cli {
+    /// Log filter, as RUST_LOG (`warn`, `info`, `slipway=debug`, …). Logs go to stderr; plan and
+    /// apply print their results to stdout, so `warn` keeps the terminal readable.
+    #[arg(long, global = true, env = "SLIPWAY_LOG", default_value = "warn")]
+    pub log: String,
+    /// Log format.
+    #[arg(long, global = true, env = "SLIPWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every manifest and every file it references; print all errors as FILE:LINE:COL.
+    ///
+    /// Exit status: 0 valid, 1 invalid. Reads no AWS state.
+    Validate(RepoArgs),
+    /// Read live AWS state and show what apply would change, field by field.
+    ///
+    /// Exit status: 0 success (1 on error); with --detailed-exitcode 0 no changes, 2 changes,
+    /// 1 error (an invalid manifest, a conflict, a missing reference, a failed read).
+    Plan(PlanArgs),
+    /// Converge AWS to the manifests, in dependency order, and print what was done.
+    ///
+    /// A pipeline with a conflict or a missing reference is skipped whole; a failure in one
+    /// pipeline never stops the others. Exit status: 0 all applied, 1 anything failed.
+    Apply(ApplyArgs),
+    /// Print the JSON Schema of the manifest format (for editors).
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// Config repository: a local directory (a Git work tree or not).
+    #[arg(long, env = "SLIPWAY_REPO", default_value = ".")]
+    pub repo: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Only these pipelines (repeatable). Orphans are looked for only without it.
+    #[arg(long = "pipeline", value_name = "NAME")]
+    pub pipelines: Vec<String>,
+    /// How many pipelines are read or applied at once.
+    #[arg(long, env = "SLIPWAY_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Also delete resources slipway owns whose pipeline is no longer in Git. Never touches
+    /// resources without slipway's tags.
+    #[arg(long)]
+    pub prune: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Schema => {
+            print!("{}", crate::manifest::schema::pipeline_schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The one-way flow, end to end: load → validate → compile → observe → plan → apply.
+//! Only `prepare` (files, git), `plan` (AWS reads) and `apply` (AWS writes) do I/O; the
+//! decisions they carry out are made by the pure modules.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::artifact::build_zip;
+use crate::aws::{Aws, AwsError};
+use crate::desired::{DesiredPipeline, Target, compile};
+use crate::manifest::validate::ValidPipeline;
+use crate::manifest::{Diagnostic, load_repository, validate};
+use crate::observe::observe_pipeline;
+use crate::plan::{Action, Orphan, PipelinePlan, discoverable_kinds, find_orphans, plan_pipeline};
+use crate::resource::{self, Key};
+use crate::source::{RepoDir, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("failed to read the repository: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("unknown pipeline `{0}`: no valid manifest defines it")]
+    UnknownPipeline(String),
+}
+
+/// The repository, loaded and validated, with each valid pipeline's zip built.
+pub struct Prepared {
+    pub root: PathBuf,
+    pub revision: Option<String>,
+    pub pipelines: Vec<(ValidPipeline, Arc<Vec<u8>>)>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Pipelines whose manifests are broken: their resources are never pruned.
+    pub protected: HashSet<String>,
+    /// A broken manifest whose pipeline name is unknown: pruning is unsafe.
+    pub prune_unsafe: bool,
+    pub warnings: Vec<String>,
+}
+
+pub fn prepare(repo: &Path) -> Result<Prepared, EngineError> {
+    let dir = RepoDir::open(repo)?;
+    let loaded = load_repository(&dir.root)?;
+    let (valid, mut diagnostics) = validate(&dir.root, &loaded.pipelines);
+    diagnostics.extend(loaded.errors);
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    let mut protected: HashSet<String> = loaded.broken_names.into_iter().collect();
+    protected.extend(diagnostics.iter().filter_map(|d| d.pipeline.clone()));
+    let mut warnings = Vec::new();
+    let pipelines = valid
+        .into_iter()
+        .map(|v| {
+            let commit = v
+                .pipeline
+                .spec
+                .build
+                .as_ref()
+                .map(|_| source_commit(&dir, &v, &mut warnings));
+            let zip = Arc::new(build_zip(&v.source_files, commit.as_deref()));
+            (v, zip)
+        })
+        .collect();
+    Ok(Prepared {
+        root: dir.root.clone(),
+        revision: dir.head_commit(),
+        pipelines,
+        diagnostics,
+        protected,
+        prune_unsafe: loaded.unnamed_failures,
+        warnings,
+    })
+}
+
+/// The commit `git-commit-hash.txt` names: the last one that changed the source directory.
+fn source_commit(dir: &RepoDir, v: &ValidPipeline, warnings: &mut Vec<String>) -> String {
+    let path = &v.pipeline.spec.source.path;
+    match dir.last_commit_touching(path) {
+        Some(commit) => {
+            if dir.is_dirty(path) {
+                warnings.push(format!("pipeline {}: `{path}` has uncommitted changes; the zip holds them but git-commit-hash.txt names {}", v.name(), &commit[..8]));
+            }
+            commit
+        }
+        None => {
+            warnings.push(format!("pipeline {}: `{path}` is not in a Git commit; git-commit-hash.txt holds a digest of its content instead", v.name()));
+            let mut hasher = Sha256::new();
+            for f in &v.source_files {
+                hasher.update(f.name.as_bytes());
+                hasher.update([0]);
+                hasher.update(&f.contents);
+            }
+            hex::encode(hasher.finalize())
+        }
+    }
+}
+
+/// The result of observing and planning.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub revision: Option<String>,
+    pub pipelines: Vec<PipelinePlan>,
+    /// `None` when not computed (a `--pipeline` filter was given).
+    pub orphans: Option<Vec<Orphan>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orphan_error: Option<String>,
+    pub invalid: Vec<Diagnostic>,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub prune_unsafe: bool,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.pipelines.iter().any(|p| p.has_changes())
+            || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
+    }
+    pub fn has_errors(&self) -> bool {
+        !self.invalid.is_empty()
+            || self.orphan_error.is_some()
+            || self.pipelines.iter().any(|p| p.is_blocked())
+    }
+}
+
+pub fn target(aws: &Aws) -> Target {
+    Target {
+        partition: aws.partition.clone(),
+        region: aws.region.clone(),
+        account: aws.account.clone(),
+    }
+}
+
+/// Observes and plans every selected pipeline, concurrently up to `concurrency`. Orphans are
+/// looked for only when all pipelines are selected.
+pub async fn plan(
+    aws: &Aws,
+    prepared: &Prepared,
+    only: &[String],
+    concurrency: usize,
+) -> Result<Plan, EngineError> {
+    for name in only {
+        if !prepared.pipelines.iter().any(|(v, _)| v.name() == name)
+            && !prepared.protected.contains(name)
+        {
+            return Err(EngineError::UnknownPipeline(name.clone()));
+        }
+    }
+    let target = target(aws);
+    let desired: Vec<DesiredPipeline> = prepared
+        .pipelines
+        .iter()
+        .map(|(v, zip)| compile(v, zip.clone(), &target))
+        .collect();
+    let selected: Vec<&DesiredPipeline> = desired
+        .iter()
+        .filter(|d| only.is_empty() || only.contains(&d.name))
+        .collect();
+    let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
+        .map(|d| {
+            let span = info_span!("observe", pipeline = %d.name);
+            async move {
+                match observe_pipeline(aws, d).await {
+                    Ok(observed) => plan_pipeline(d, &observed),
+                    Err(err) => {
+                        warn!(error = %err, "failed to observe pipeline");
+                        PipelinePlan::failed(d, err.to_string())
+                    }
+                }
+            }
+            .instrument(span)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    pipelines.sort_by(|a, b| a.pipeline.cmp(&b.pipeline));
+
+    let (orphans, orphan_error) = if only.is_empty() {
+        let desired_keys: HashSet<Key> = desired
+            .iter()
+            .flat_map(|d| d.resources.iter().map(|r| r.key.clone()))
+            .collect();
+        match discover_owned(aws).await {
+            Ok(owned) => (
+                Some(find_orphans(&owned, &desired_keys, &prepared.protected)),
+                None,
+            ),
+            Err(err) => (
+                None,
+                Some(format!("failed to look for orphaned resources: {err}")),
+            ),
+        }
+    } else {
+        (None, None)
+    };
+    Ok(Plan {
+        revision: prepared.revision.clone(),
+        pipelines,
+        orphans,
+        orphan_error,
+        invalid: prepared.diagnostics.clone(),
+        warnings: prepared.warnings.clone(),
+        prune_unsafe: prepared.prune_unsafe,
+    })
+}
+
+async fn discover_owned(aws: &Aws) -> Result<Vec<(Key, String)>, AwsError> {
+    let found = futures::future::join_all(
+        discoverable_kinds()
+            .into_iter()
+            .map(|kind| resource::discover_owned(aws, kind)),
+    )
+    .await;
+    let mut owned = Vec::new();
+    for f in found {
+        owned.extend(f?);
+    }
+    Ok(owned)
+}
+
+/// What apply did to one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub key: Key,
+    pub verb: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineOutcome {
+    pub pipeline: String,
+    pub done: Vec<Done>,
+    /// Why nothing was attempted (a conflict, a missing reference, a failed read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The call that failed; the steps after it were not attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyReport {
+    pub revision: Option<String>,
+    pub pipelines: Vec<PipelineOutcome>,
+    pub pruned: Vec<Done>,
+    pub prune_errors: Vec<String>,
+    /// Orphans left in place because `--prune` was not given.
+    pub orphans_kept: usize,
+    pub invalid: Vec<Diagnostic>,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.invalid.is_empty()
+            && self.prune_errors.is_empty()
+            && self
+                .pipelines
+                .iter()
+                .all(|p| p.error.is_none() && p.skipped.is_none())
+    }
+}
+
+/// Carries out a plan: each pipeline's steps in creation order, stopping that pipeline at its
+/// first failure; other pipelines go on. With `prune`, orphans are deleted afterwards.
+pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> ApplyReport {
+    let mut pipelines: Vec<PipelineOutcome> = futures::stream::iter(&plan.pipelines)
+        .map(|p| {
+            let span = info_span!("apply", pipeline = %p.pipeline, revision = plan.revision.as_deref().unwrap_or("-"));
+            apply_pipeline(aws, p).instrument(span)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    pipelines.sort_by(|a, b| a.pipeline.cmp(&b.pipeline));
+
+    let mut pruned = Vec::new();
+    let mut prune_errors = Vec::new();
+    let orphans = plan.orphans.as_deref().unwrap_or_default();
+    if prune && !orphans.is_empty() {
+        if plan.prune_unsafe {
+            prune_errors.push("not pruning: a manifest failed to parse before its pipeline name could be read, so any owned resource might still be wanted".into());
+        } else {
+            for orphan in orphans {
+                info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
+                match resource::delete(aws, &orphan.key).await {
+                    Ok(()) => pruned.push(Done {
+                        key: orphan.key.clone(),
+                        verb: "deleted",
+                    }),
+                    Err(err) if err.is_not_found() => pruned.push(Done {
+                        key: orphan.key.clone(),
+                        verb: "already gone",
+                    }),
+                    Err(err) => {
+                        prune_errors.push(format!("failed to delete {}: {err}", orphan.key))
+                    }
+                }
+            }
+        }
+    }
+    if prune && plan.orphans.is_none() {
+        prune_errors
+            .push("not pruning: --prune needs the whole repository (drop --pipeline)".into());
+    }
+    if let Some(err) = &plan.orphan_error {
+        prune_errors.push(err.clone());
+    }
+    ApplyReport {
+        revision: plan.revision.clone(),
+        pipelines,
+        orphans_kept: if prune { 0 } else { orphans.len() },
+        pruned,
+        prune_errors,
+        invalid: plan.invalid.clone(),
+    }
+}
+
+async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
+    let mut outcome = PipelineOutcome {
+        pipeline: p.pipeline.clone(),
+        done: Vec::new(),
+        skipped: None,
+        error: None,
+    };
+    if p.is_blocked() {
+        let mut reasons: Vec<String> = p.error.iter().cloned().collect();
+        reasons.extend(p.problems.iter().cloned());
+        reasons.extend(p.steps.iter().filter_map(|s| match &s.action {
+            Action::Conflict { reason } => Some(format!("{}: {reason}", s.key)),
+            _ => None,
+        }));
+        warn!(reasons = %reasons.join("; "), "pipeline blocked; nothing applied");
+        outcome.skipped = Some(reasons.join("; "));
+        return outcome;
+    }
+    for step in &p.steps {
+        let artifact = step.key.kind == resource::Kind::SourceArtifact;
+        let result = match &step.action {
+            Action::Create => resource::create(aws, &step.desired)
+                .await
+                .map(|()| if artifact { "uploaded" } else { "created" }),
+            Action::Update { .. } => {
+                let live = step.live.as_ref().expect("updates have a live resource");
+                resource::update(aws, &step.desired, live)
+                    .await
+                    .map(|()| if artifact { "uploaded" } else { "updated" })
+            }
+            Action::Noop | Action::Conflict { .. } => continue,
+        };
+        match result {
+            Ok(verb) => {
+                info!(resource = %step.key, verb, "applied");
+                outcome.done.push(Done {
+                    key: step.key.clone(),
+                    verb,
+                });
+            }
+            Err(err) => {
+                warn!(resource = %step.key, error = %err, "apply failed; later steps of this pipeline skipped");
+                outcome.error = Some(format!("{}: {err}", step.key));
+                break;
+            }
+        }
+    }
+    outcome
+}

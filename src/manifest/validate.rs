@@ -1,0 +1,676 @@
+//! Checks a loaded pipeline and every file it references, reporting all problems at once.
+//!
+//! Reading the referenced files happens here, once: the contents travel on in
+//! [`ValidPipeline`] so nothing downstream touches the disk again.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use super::{Diagnostic, Loaded, Pipeline, jsonc};
+
+/// The placeholder CodeDeployToECS replaces with the image from the image artifact.
+pub const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
+/// The placeholder CodeDeploy replaces with the registered task definition ARN.
+pub const TASK_DEFINITION_PLACEHOLDER: &str = "<TASK_DEFINITION>";
+
+/// A file that goes into the source zip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path inside the zip, `/`-separated.
+    pub name: String,
+    pub contents: Vec<u8>,
+    pub executable: bool,
+}
+
+/// A pipeline that passed validation, with the files it publishes.
+#[derive(Debug, Clone)]
+pub struct ValidPipeline {
+    pub pipeline: Pipeline,
+    pub file: PathBuf,
+    /// Sorted by name. The task definition is already clean JSON (comments dropped).
+    pub source_files: Vec<SourceFile>,
+}
+
+impl ValidPipeline {
+    pub fn name(&self) -> &str {
+        self.pipeline.name()
+    }
+}
+
+/// Validates each pipeline on its own, then the names pipelines must not share. Returns the
+/// valid pipelines and every diagnostic; a pipeline with any error is left out.
+pub fn validate(root: &Path, loaded: &[Loaded]) -> (Vec<ValidPipeline>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut failed = vec![false; loaded.len()];
+    for (i, doc) in loaded.iter().enumerate() {
+        let errors = check_fields(doc);
+        failed[i] = !errors.is_empty();
+        diagnostics.extend(errors);
+    }
+    for (i, diag) in check_unique_names(loaded) {
+        failed[i] = true;
+        diagnostics.push(diag);
+    }
+    let mut valid = Vec::new();
+    for (i, doc) in loaded.iter().enumerate() {
+        if failed[i] {
+            continue;
+        }
+        match read_source_files(root, doc) {
+            Ok(source_files) => valid.push(ValidPipeline {
+                pipeline: doc.pipeline.clone(),
+                file: doc.file.clone(),
+                source_files,
+            }),
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    (valid, diagnostics)
+}
+
+fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
+    let p = &doc.pipeline;
+    let s = &p.spec;
+    let mut errors = Vec::new();
+    let mut err = |path: &[&str], message: String| errors.push(doc.diagnostic(path, message));
+
+    if let Err(why) = check_pipeline_name(p.name()) {
+        err(
+            &["metadata", "name"],
+            format!("invalid metadata.name `{}`: {why}", p.name()),
+        );
+    }
+    if let Err(why) = check_ecr_name(&s.image.repository) {
+        err(
+            &["spec", "image", "repository"],
+            format!(
+                "invalid ECR repository name `{}`: {why}",
+                s.image.repository
+            ),
+        );
+    }
+    if s.image.tag.is_empty() || s.image.tag.len() > 128 {
+        err(
+            &["spec", "image", "tag"],
+            "image.tag must be 1 to 128 characters".into(),
+        );
+    }
+    if s.image.untagged_expiry_days == 0 {
+        err(
+            &["spec", "image", "untaggedExpiryDays"],
+            "image.untaggedExpiryDays must be at least 1".into(),
+        );
+    }
+    if let Err(why) = check_bucket_name(&s.source.bucket) {
+        err(
+            &["spec", "source", "bucket"],
+            format!("invalid S3 bucket name `{}`: {why}", s.source.bucket),
+        );
+    }
+    if let Some(bucket) = &s.pipeline.artifact_bucket
+        && let Err(why) = check_bucket_name(bucket)
+    {
+        err(
+            &["spec", "pipeline", "artifactBucket"],
+            format!("invalid S3 bucket name `{bucket}`: {why}"),
+        );
+    }
+    if s.source.key.is_empty() || s.source.key.starts_with('/') || !s.source.key.ends_with(".zip") {
+        err(
+            &["spec", "source", "key"],
+            format!(
+                "source.key `{}` must be a relative object key ending in .zip",
+                s.source.key
+            ),
+        );
+    }
+    if let Err(why) = check_relative_path(&s.source.path) {
+        err(
+            &["spec", "source", "path"],
+            format!("source.path `{}` {why}", s.source.path),
+        );
+    }
+    for (field, path) in [
+        ("taskDefinition", &s.deploy.task_definition),
+        ("appSpec", &s.deploy.app_spec),
+    ] {
+        if let Err(why) = check_relative_path(path) {
+            err(
+                &["spec", "deploy", field],
+                format!("deploy.{field} `{path}` {why}"),
+            );
+        }
+    }
+    let roles: [(&[&str], Option<&String>); 4] = [
+        (
+            &["spec", "deploy", "serviceRoleArn"],
+            Some(&s.deploy.service_role_arn),
+        ),
+        (&["spec", "pipeline", "roleArn"], Some(&s.pipeline.role_arn)),
+        (
+            &["spec", "build", "serviceRoleArn"],
+            s.build.as_ref().map(|b| &b.service_role_arn),
+        ),
+        (
+            &["spec", "triggers", "roleArn"],
+            s.triggers.role_arn.as_ref(),
+        ),
+    ];
+    for (path, arn) in roles {
+        if let Some(arn) = arn
+            && !is_role_arn(arn)
+        {
+            err(
+                path,
+                format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+            );
+        }
+    }
+    if s.deploy.termination_wait_minutes > 2880 {
+        err(
+            &["spec", "deploy", "terminationWaitMinutes"],
+            "deploy.terminationWaitMinutes must be at most 2880 (2 days)".into(),
+        );
+    }
+    if s.deploy.ready_wait_minutes > 2880 {
+        err(
+            &["spec", "deploy", "readyWaitMinutes"],
+            "deploy.readyWaitMinutes must be at most 2880 (2 days)".into(),
+        );
+    }
+    if s.deploy.target_groups[0] == s.deploy.target_groups[1] {
+        err(
+            &["spec", "deploy", "targetGroups"],
+            "deploy.targetGroups must name two different target groups (blue and green)".into(),
+        );
+    }
+    if let Some(build) = &s.build {
+        if !(5..=2160).contains(&build.timeout_minutes) {
+            err(
+                &["spec", "build", "timeoutMinutes"],
+                "build.timeoutMinutes must be between 5 and 2160".into(),
+            );
+        }
+        if let Err(why) = check_relative_path(&build.buildspec) {
+            err(
+                &["spec", "build", "buildspec"],
+                format!("build.buildspec `{}` {why}", build.buildspec),
+            );
+        }
+    }
+    let needs_role = p.watches_ecr_push() || s.triggers.s3.is_some();
+    if needs_role && s.triggers.role_arn.is_none() {
+        err(
+            &["spec", "triggers"],
+            "triggers.roleArn is required: EventBridge needs a role to start the pipeline (or turn the triggers off with `ecrPush: false` and no `s3`)".into(),
+        );
+    }
+    if let Some(trail) = &s.triggers.s3
+        && let Err(why) = check_bucket_name(&trail.log_bucket)
+    {
+        err(
+            &["spec", "triggers", "s3", "logBucket"],
+            format!("invalid S3 bucket name `{}`: {why}", trail.log_bucket),
+        );
+    }
+    errors
+}
+
+/// Two pipelines must never claim the same AWS resource: each would undo the other's changes.
+fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, doc) in loaded.iter().enumerate() {
+        let p = &doc.pipeline;
+        let mut claims: Vec<(&str, String, Vec<&str>)> = vec![
+            ("pipeline", p.name().to_string(), vec!["metadata", "name"]),
+            (
+                "ECR repository",
+                p.spec.image.repository.clone(),
+                vec!["spec", "image", "repository"],
+            ),
+            (
+                "S3 bucket",
+                p.spec.source.bucket.clone(),
+                vec!["spec", "source", "bucket"],
+            ),
+            (
+                "CodeDeploy application",
+                p.application_name().to_string(),
+                vec!["spec", "deploy"],
+            ),
+            (
+                "CodePipeline",
+                p.codepipeline_name().to_string(),
+                vec!["spec", "pipeline"],
+            ),
+        ];
+        if let Some(project) = p.build_project_name() {
+            claims.push(("CodeBuild project", project, vec!["spec", "build"]));
+        }
+        if let Some(trail) = p.trail_name() {
+            claims.push(("CloudTrail trail", trail, vec!["spec", "triggers", "s3"]));
+        }
+        if p.artifact_bucket() != p.spec.source.bucket {
+            claims.push((
+                "S3 bucket",
+                p.artifact_bucket().to_string(),
+                vec!["spec", "pipeline", "artifactBucket"],
+            ));
+        }
+        for (what, name, path) in claims {
+            match seen.get(&(what.to_string(), name.clone())) {
+                Some(&first) => {
+                    let other = &loaded[first];
+                    out.push((
+                        i,
+                        doc.diagnostic(
+                            &path,
+                            format!("{what} `{name}` is already used by pipeline `{}` ({}); each resource belongs to one pipeline", other.pipeline.name(), other.file.display()),
+                        ),
+                    ));
+                }
+                None => {
+                    seen.insert((what.to_string(), name), i);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
+    let s = &doc.pipeline.spec;
+    let mut errors = Vec::new();
+    let root_real = match root.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(vec![doc.diagnostic(
+                &["spec", "source", "path"],
+                format!("failed to read repository root: {e}"),
+            )]);
+        }
+    };
+    let source_dir = root.join(&s.source.path);
+    match inside(&root_real, &source_dir) {
+        Ok(real) if real.is_dir() => {}
+        Ok(_) => {
+            return Err(vec![doc.diagnostic(
+                &["spec", "source", "path"],
+                format!("source.path `{}` is not a directory", s.source.path),
+            )]);
+        }
+        Err(why) => {
+            return Err(vec![doc.diagnostic(
+                &["spec", "source", "path"],
+                format!("source.path `{}` {why}", s.source.path),
+            )]);
+        }
+    }
+    // Which files the zip holds: the two templates (seed 000), or the whole directory (seed 002).
+    let mut names: Vec<String> = if s.build.is_some() {
+        let mut all = Vec::new();
+        if let Err(e) = walk(&source_dir, &source_dir, &mut all) {
+            return Err(vec![doc.diagnostic(
+                &["spec", "source", "path"],
+                format!("failed to read source.path `{}`: {e}", s.source.path),
+            )]);
+        }
+        all
+    } else {
+        vec![s.deploy.task_definition.clone(), s.deploy.app_spec.clone()]
+    };
+    names.sort();
+    names.dedup();
+    let required: Vec<(&[&str], &String)> = {
+        let mut r: Vec<(&[&str], &String)> = vec![
+            (
+                &["spec", "deploy", "taskDefinition"],
+                &s.deploy.task_definition,
+            ),
+            (&["spec", "deploy", "appSpec"], &s.deploy.app_spec),
+        ];
+        if let Some(build) = &s.build {
+            r.push((&["spec", "build", "buildspec"], &build.buildspec));
+        }
+        r
+    };
+    for (path, name) in &required {
+        let present = names.iter().any(|n| n == *name) && source_dir.join(name).exists();
+        if !present {
+            errors.push(doc.diagnostic(
+                path,
+                format!("`{}` not found in source.path `{}`", name, s.source.path),
+            ));
+        }
+    }
+    let mut files = Vec::new();
+    for name in names {
+        let path = source_dir.join(&name);
+        let real = match inside(&root_real, &path) {
+            Ok(real) => real,
+            Err(why) => {
+                errors.push(doc.diagnostic(
+                    &["spec", "source", "path"],
+                    format!("`{}/{name}` {why}", s.source.path),
+                ));
+                continue;
+            }
+        };
+        let contents = match fs::read(&real) {
+            Ok(c) => c,
+            Err(e) => {
+                if real.exists() {
+                    errors.push(doc.diagnostic(
+                        &["spec", "source", "path"],
+                        format!("failed to read `{}/{name}`: {e}", s.source.path),
+                    ));
+                }
+                continue;
+            }
+        };
+        let executable = is_executable(&real);
+        let rel_display = Path::new(&s.source.path).join(&name);
+        let contents = if name == s.deploy.task_definition {
+            match check_task_definition(&contents) {
+                Ok(clean) => clean,
+                Err((line, column, message)) => {
+                    errors.push(Diagnostic {
+                        file: rel_display,
+                        line,
+                        column,
+                        message,
+                        pipeline: Some(doc.pipeline.name().to_string()),
+                    });
+                    continue;
+                }
+            }
+        } else if name == s.deploy.app_spec {
+            if let Err((line, column, message)) = check_app_spec(&contents) {
+                errors.push(Diagnostic {
+                    file: rel_display,
+                    line,
+                    column,
+                    message,
+                    pipeline: Some(doc.pipeline.name().to_string()),
+                });
+                continue;
+            }
+            contents
+        } else {
+            contents
+        };
+        files.push(SourceFile {
+            name,
+            contents,
+            executable,
+        });
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses a task definition template (comments allowed) and returns it as clean JSON.
+pub fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, String)> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| (1, 1, format!("task definition is not UTF-8: {e}")))?;
+    let value = jsonc::parse(text).map_err(|e| {
+        (
+            e.line(),
+            e.column(),
+            format!(
+                "invalid JSON in task definition: {}",
+                strip_json_position(&e)
+            ),
+        )
+    })?;
+    let containers = value.get("containerDefinitions").and_then(|c| c.as_array());
+    let Some(containers) = containers else {
+        return Err((
+            1,
+            1,
+            "task definition has no `containerDefinitions` list".into(),
+        ));
+    };
+    if !containers
+        .iter()
+        .any(|c| c.get("image").and_then(|i| i.as_str()) == Some(IMAGE_PLACEHOLDER))
+    {
+        return Err((
+            1,
+            1,
+            format!(
+                "no container in the task definition has `\"image\": \"{IMAGE_PLACEHOLDER}\"`; CodeDeployToECS substitutes the new image there"
+            ),
+        ));
+    }
+    let mut clean = serde_json::to_vec_pretty(&value).expect("a JSON value serialises");
+    clean.push(b'\n');
+    Ok(clean)
+}
+
+/// Checks that an AppSpec template is YAML and leaves the task definition to CodeDeploy.
+pub fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
+    let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        (line, column, format!("invalid YAML in AppSpec: {e}"))
+    })?;
+    if !text.contains(TASK_DEFINITION_PLACEHOLDER) {
+        return Err((
+            1,
+            1,
+            format!(
+                "the AppSpec's TaskDefinition must be `{TASK_DEFINITION_PLACEHOLDER}`; CodeDeploy fills in the registered revision"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn strip_json_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Lists regular files below `dir` as `/`-separated names, skipping `.git`.
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let meta = fs::metadata(&path)?;
+        if meta.is_dir() {
+            walk(base, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(base).expect("below base");
+            out.push(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `path` (following links) and insists it stays inside the repository.
+fn inside(root_real: &Path, path: &Path) -> Result<PathBuf, String> {
+    let real = path
+        .canonicalize()
+        .map_err(|_| "does not exist".to_string())?;
+    if real.starts_with(root_real) {
+        Ok(real)
+    } else {
+        Err("leads outside the repository (through a symbolic link)".into())
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+#[cfg(not(unix))]
+fn is_executable(_: &Path) -> bool {
+    false
+}
+
+/// A path in the repository: relative, no `..`.
+pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("must not be empty");
+    }
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err("must not contain `..`: paths stay inside the repository");
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative to the repository root");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 40 {
+        return Err("must be 1 to 40 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("only lower-case letters, digits and `-` are allowed");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
+}
+
+pub fn check_ecr_name(name: &str) -> Result<(), &'static str> {
+    if name.len() < 2 || name.len() > 256 {
+        return Err("must be 2 to 256 characters");
+    }
+    for part in name.split('/') {
+        if part.is_empty() {
+            return Err("has an empty path segment");
+        }
+        let bytes = part.as_bytes();
+        if !bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        }) {
+            return Err("only lower-case letters, digits, `.`, `_`, `-` and `/` are allowed");
+        }
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
+            return Err("each segment must start and end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+    if name.len() < 3 || name.len() > 63 {
+        return Err("must be 3 to 63 characters");
+    }
+    let bytes = name.as_bytes();
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+    {
+        return Err("only lower-case letters, digits, `.` and `-` are allowed");
+    }
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
+        return Err("must start and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return Err("must not contain `..`");
+    }
+    Ok(())
+}
+
+pub fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_aws_rules() {
+        assert!(check_bucket_name("pj-web.settings").is_ok());
+        assert!(check_bucket_name("Pj").is_err());
+        assert!(check_ecr_name("team/web-app").is_ok());
+        assert!(check_ecr_name("web//app").is_err());
+        assert!(check_pipeline_name("web-1").is_ok());
+        assert!(check_pipeline_name("Web").is_err());
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/x"));
+        assert!(!is_role_arn("arn:aws:iam::1234:role/x"));
+    }
+
+    #[test]
+    fn paths_may_not_climb_out_of_the_repository() {
+        assert!(check_relative_path("apps/web").is_ok());
+        assert!(check_relative_path("../secrets").is_err());
+        assert!(check_relative_path("/etc").is_err());
+    }
+
+    #[test]
+    fn task_definitions_with_comments_are_published_clean() {
+        let text = b"{\n  // role\n  \"family\": \"web\",\n  \"containerDefinitions\": [{\"name\": \"app\", \"image\": \"<IMAGE1_NAME>\"}]\n}\n";
+        let clean = check_task_definition(text).unwrap();
+        let clean = String::from_utf8(clean).unwrap();
+        assert!(!clean.contains("//"));
+        assert!(
+            clean.find("family").unwrap() < clean.find("containerDefinitions").unwrap(),
+            "key order is kept"
+        );
+    }
+
+    #[test]
+    fn malformed_task_definitions_name_line_and_column() {
+        let (line, column, message) =
+            check_task_definition(b"{\n  \"family\": \"web\"\n  \"cpu\": 1\n}").unwrap_err();
+        assert_eq!((line, column), (3, 3), "{message}");
+        assert!(message.starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn a_task_definition_without_the_image_placeholder_is_refused() {
+        let err = check_task_definition(br#"{"containerDefinitions": [{"image": "nginx"}]}"#)
+            .unwrap_err();
+        assert!(err.2.contains("<IMAGE1_NAME>"));
+    }
+}

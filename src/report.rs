@@ -1,0 +1,162 @@
+//! How plans and apply results read in a terminal. JSON output is the serde form of the same
+//! structures.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::engine::{ApplyReport, Plan};
+use crate::plan::Action;
+
+fn short(value: &Option<Value>) -> String {
+    match value {
+        None => "(none)".into(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn revision_suffix(revision: &Option<String>) -> String {
+    revision
+        .as_deref()
+        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
+        .unwrap_or_default()
+}
+
+pub fn render_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    for d in &plan.invalid {
+        let _ = writeln!(out, "error: {d}");
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    let (mut create, mut update, mut conflicts) = (0, 0, 0);
+    for p in &plan.pipelines {
+        let _ = writeln!(
+            out,
+            "\npipeline {} ({}){}",
+            p.pipeline,
+            p.file.display(),
+            revision_suffix(&plan.revision)
+        );
+        if let Some(err) = &p.error {
+            let _ = writeln!(out, "  ! could not read live state: {err}");
+            continue;
+        }
+        for problem in &p.problems {
+            let _ = writeln!(out, "  ! missing reference: {problem}");
+        }
+        let mut unchanged = 0;
+        for step in &p.steps {
+            match &step.action {
+                Action::Create => {
+                    create += 1;
+                    let _ = writeln!(out, "  + create {}", step.key);
+                }
+                Action::Update { changes } => {
+                    update += 1;
+                    let _ = writeln!(out, "  ~ update {}", step.key);
+                    for c in changes {
+                        let _ = writeln!(
+                            out,
+                            "      {}: {} → {}",
+                            c.path,
+                            short(&c.before),
+                            short(&c.after)
+                        );
+                    }
+                }
+                Action::Conflict { reason } => {
+                    conflicts += 1;
+                    let _ = writeln!(out, "  ! conflict {}: {reason}", step.key);
+                }
+                Action::Noop => unchanged += 1,
+            }
+        }
+        if p.is_blocked() {
+            let _ = writeln!(
+                out,
+                "  (blocked: apply changes nothing in this pipeline until the problems above are fixed)"
+            );
+        } else if !p.has_changes() {
+            let _ = writeln!(out, "  = in sync ({unchanged} resources)");
+        } else if unchanged > 0 {
+            let _ = writeln!(out, "  = {unchanged} unchanged");
+        }
+    }
+    let orphans = plan.orphans.as_deref().unwrap_or_default();
+    if !orphans.is_empty() {
+        let _ = writeln!(
+            out,
+            "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes them):"
+        );
+        for o in orphans {
+            let _ = writeln!(out, "  - {} (pipeline {})", o.key, o.pipeline);
+        }
+    }
+    if let Some(err) = &plan.orphan_error {
+        let _ = writeln!(out, "\nerror: {err}");
+    }
+    let _ = writeln!(
+        out,
+        "\nPlan: {create} to create, {update} to change, {} orphaned, {conflicts} in conflict, {} invalid manifest(s).",
+        orphans.len(),
+        plan.invalid.len()
+    );
+    out
+}
+
+pub fn render_apply(report: &ApplyReport) -> String {
+    let mut out = String::new();
+    for d in &report.invalid {
+        let _ = writeln!(out, "error: {d}");
+    }
+    let mut changed = 0;
+    for p in &report.pipelines {
+        let _ = writeln!(
+            out,
+            "\npipeline {}{}",
+            p.pipeline,
+            revision_suffix(&report.revision)
+        );
+        for done in &p.done {
+            changed += 1;
+            let _ = writeln!(out, "  {} {}", done.verb, done.key);
+        }
+        if let Some(why) = &p.skipped {
+            let _ = writeln!(out, "  ! skipped: {why}");
+        }
+        if let Some(err) = &p.error {
+            let _ = writeln!(out, "  ! failed: {err}");
+        }
+        if p.done.is_empty() && p.skipped.is_none() && p.error.is_none() {
+            let _ = writeln!(out, "  in sync, nothing to do");
+        }
+    }
+    for done in &report.pruned {
+        let _ = writeln!(out, "pruned: {} {}", done.verb, done.key);
+    }
+    for err in &report.prune_errors {
+        let _ = writeln!(out, "error: {err}");
+    }
+    if report.orphans_kept > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} orphaned resource(s) kept: run `apply --prune` to delete them.",
+            report.orphans_kept
+        );
+    }
+    let failed = report
+        .pipelines
+        .iter()
+        .filter(|p| p.error.is_some() || p.skipped.is_some())
+        .count();
+    let _ = writeln!(
+        out,
+        "\nApply: {changed} change(s), {} deleted, {failed} pipeline(s) failed or skipped, {} invalid manifest(s).",
+        report.pruned.len(),
+        report.invalid.len()
+    );
+    out
+}
