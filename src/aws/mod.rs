@@ -47,7 +47,9 @@ impl Aws {
     }
 
     pub async fn from_config(config: &aws_config::SdkConfig) -> Result<Aws, ConfigError> {
-        let region = config.region().ok_or(ConfigError::NoRegion)?.to_string();
+        if config.region().is_none() {
+            return Err(ConfigError::NoRegion);
+        }
         let identity = aws_sdk_sts::Client::new(config)
             .get_caller_identity()
             .send()
@@ -59,6 +61,12 @@ impl Aws {
             .and_then(|arn| arn.split(':').nth(1))
             .unwrap_or("aws")
             .to_string();
+        Ok(Self::new(config, account, partition))
+    }
+
+    /// Clients for a known account, without asking STS.
+    pub fn new(config: &aws_config::SdkConfig, account: String, partition: String) -> Aws {
+        let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let calls = calls::CallLog::default();
         macro_rules! client {
             ($sdk:ident) => {
@@ -73,7 +81,7 @@ impl Aws {
             .force_path_style(config.endpoint_url().is_some())
             .interceptor(calls.clone())
             .build();
-        Ok(Aws {
+        Aws {
             region,
             account,
             partition,
@@ -87,7 +95,7 @@ impl Aws {
             ecs: client!(aws_sdk_ecs),
             elb: client!(aws_sdk_elasticloadbalancingv2),
             calls,
-        })
+        }
     }
 
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
@@ -206,6 +214,7 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             return ErrorKind::Throttled;
         }
         if code.ends_with("NotFoundException")
+            || code.ends_with("NotFound")
             || code.ends_with("DoesNotExistException")
             || code.starts_with("NoSuch")
             || matches!(

@@ -1,7 +1,7 @@
 //! CodeDeploy application (ECS) and blue/green deployment group with traffic control.
 //!
 //! moto 5.2.5 has no `UpdateDeploymentGroup`, `DeleteDeploymentGroup` or `DeleteApplication`:
-//! those calls are tested with `aws-smithy-mocks` in `tests/codedeploy_mocked.rs`.
+//! those calls are tested with `aws-smithy-mocks` in `tests/adapters_mocked.rs`.
 
 use serde::Serialize;
 

@@ -1,0 +1,132 @@
+//! The `slipway` binary as a person runs it: output, exit codes, and the plan → apply → plan
+//! cycle against moto.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Moto, edit, example_repo};
+
+fn slipway(args: &[&str], env: &[(&'static str, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(args)
+        .envs(env.iter().cloned())
+        .env_remove("SLIPWAY_LOG")
+        .output()
+        .expect("slipway runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn repo_arg(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = slipway(
+        &[
+            "validate",
+            "--repo",
+            &repo_arg(&common::repo_root().join("examples")),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("2 pipeline(s) valid"));
+}
+
+#[test]
+fn validate_lists_every_error_with_file_line_and_column_and_suggests_the_field_meant() {
+    let repo = example_repo();
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "    scanOnPush: true",
+        "    scanOnPsuh: true",
+    );
+    edit(
+        repo.path(),
+        "pipelines/nginx.yaml",
+        "path: apps/nginx ",
+        "path: ../outside ",
+    );
+    let out = slipway(&["validate", "--repo", &repo_arg(repo.path())], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"pipelines/nginx.yaml:15:5: source.path `../outside` must not contain `..`: paths stay inside the repository"), "{text}");
+    let typo = lines
+        .iter()
+        .find(|l| l.starts_with("pipelines/web.yaml:24:5: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        typo.contains("unknown field `scanOnPsuh`")
+            && typo.ends_with("(did you mean field `scanOnPush`?)"),
+        "{typo}"
+    );
+    assert!(text.contains("2 error(s); 0 pipeline(s) valid"), "{text}");
+}
+
+#[test]
+fn plan_apply_plan_with_detailed_exit_codes() {
+    let moto = Moto::start_bootstrapped();
+    let env = moto.env();
+    let repo = example_repo();
+    let repo = repo_arg(repo.path());
+
+    let first = slipway(&["plan", "--repo", &repo, "--detailed-exitcode"], &env);
+    assert_eq!(first.status.code(), Some(2), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("+ create codepipeline web"),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        stdout(&first).contains("Plan: 18 to create, 0 to change"),
+        "{}",
+        stdout(&first)
+    );
+
+    let applied = slipway(&["apply", "--repo", &repo], &env);
+    assert!(applied.status.success(), "{}", stdout(&applied));
+    assert!(
+        stdout(&applied)
+            .contains("uploaded source-artifact slipway-demo-web-settings/settings.zip")
+    );
+
+    let second = slipway(
+        &[
+            "plan",
+            "--repo",
+            &repo,
+            "--detailed-exitcode",
+            "--output",
+            "json",
+        ],
+        &env,
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
+    let json: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let actions: Vec<&str> = json["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap())
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.len(), 18);
+    assert!(actions.iter().all(|a| *a == "noop"), "{actions:?}");
+
+    let unknown = slipway(&["plan", "--repo", &repo, "--pipeline", "nope"], &env);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown pipeline `nope`"));
+}

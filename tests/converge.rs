@@ -1,0 +1,682 @@
+//! The converge engine against a real AWS emulator (moto): create, no-op, drift repair,
+//! conflict, adopt and prune, for every resource kind moto implements.
+//!
+//! moto 5.2.5 lacks CodeBuild `UpdateProject` and CodeDeploy `UpdateDeploymentGroup`,
+//! `DeleteDeploymentGroup` and `DeleteApplication`; those paths are covered in
+//! tests/adapters_mocked.rs with aws-smithy-mocks.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{Moto, edit, example_repo};
+use slipway::aws::Aws;
+use slipway::aws::calls::is_read_only;
+use slipway::engine::{ApplyReport, Plan, apply, plan, prepare};
+use slipway::plan::Action;
+
+async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
+    plan(aws, &prepare(repo).unwrap(), &[], 4).await.unwrap()
+}
+
+async fn apply_repo(aws: &Aws, repo: &Path, prune: bool) -> ApplyReport {
+    let plan = plan_repo(aws, repo).await;
+    apply(aws, &plan, prune, 4).await
+}
+
+/// `(pipeline, kind label, name, action)` for every step that is not a no-op.
+fn pending(plan: &Plan) -> BTreeSet<(String, String, String, String)> {
+    plan.pipelines
+        .iter()
+        .flat_map(|p| {
+            p.steps
+                .iter()
+                .filter(|s| s.action != Action::Noop)
+                .map(|s| {
+                    let action = match &s.action {
+                        Action::Create => "create".to_string(),
+                        Action::Update { changes } => format!(
+                            "update {}",
+                            changes
+                                .iter()
+                                .map(|c| c.path.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ),
+                        Action::Conflict { .. } => "conflict".to_string(),
+                        Action::Noop => unreachable!(),
+                    };
+                    (
+                        p.pipeline.clone(),
+                        s.key.kind.label().to_string(),
+                        s.key.name.clone(),
+                        action,
+                    )
+                })
+        })
+        .collect()
+}
+
+fn assert_in_sync(plan: &Plan) {
+    assert!(
+        pending(plan).is_empty(),
+        "expected no changes, got {:#?}",
+        pending(plan)
+    );
+    assert!(
+        !plan.has_errors(),
+        "plan has errors: {}",
+        slipway::report::render_plan(plan)
+    );
+}
+
+#[tokio::test]
+async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_call() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+
+    let first = plan_repo(&aws, repo.path()).await;
+    let creates: Vec<_> = pending(&first)
+        .into_iter()
+        .map(|(p, kind, _, action)| (p, kind, action))
+        .collect();
+    assert_eq!(creates.len(), 18, "{creates:#?}");
+    assert!(creates.iter().all(|(_, _, a)| a == "create"));
+    let kinds: BTreeSet<&str> = creates.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(kinds.len(), 9, "every resource kind is planned: {kinds:?}");
+
+    let report = apply(&aws, &first, false, 4).await;
+    assert!(
+        report.succeeded(),
+        "{}",
+        slipway::report::render_apply(&report)
+    );
+
+    let second = plan_repo(&aws, repo.path()).await;
+    assert_in_sync(&second);
+    assert_eq!(second.orphans.as_deref(), Some(&[][..]));
+
+    let before = aws.calls.snapshot();
+    let again = apply(&aws, &second, false, 4).await;
+    assert!(again.succeeded());
+    let writes: Vec<String> = aws
+        .calls
+        .since(&before)
+        .into_iter()
+        .filter(|c| !is_read_only(c.split(':').nth(1).unwrap()))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a second apply must not write: {writes:?}"
+    );
+
+    // What AWS now holds is what the seeds describe.
+    let pipeline = aws
+        .codepipeline
+        .get_pipeline()
+        .name("web")
+        .send()
+        .await
+        .unwrap()
+        .pipeline
+        .unwrap();
+    let stages: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, ["Source", "Deploy"]);
+    let settings = &pipeline.stages[0].actions[0];
+    assert_eq!(
+        settings.configuration.as_ref().unwrap()["PollForSourceChanges"],
+        "false"
+    );
+    let deploy = pipeline.stages[1].actions[0].configuration.clone().unwrap();
+    assert_eq!(deploy["Image1ArtifactName"], "images");
+    assert_eq!(deploy["TaskDefinitionTemplateArtifact"], "settings");
+    let nginx = aws
+        .codepipeline
+        .get_pipeline()
+        .name("nginx")
+        .send()
+        .await
+        .unwrap()
+        .pipeline
+        .unwrap();
+    let stages: Vec<&str> = nginx.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, ["Source", "Build", "Deploy"]);
+
+    let policy = aws
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name("demo-web")
+        .send()
+        .await
+        .unwrap()
+        .lifecycle_policy_text
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(policy["rules"][0]["selection"]["tagStatus"], "untagged");
+    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 1);
+
+    let group = aws
+        .codedeploy
+        .get_deployment_group()
+        .application_name("web")
+        .deployment_group_name("web")
+        .send()
+        .await
+        .unwrap()
+        .deployment_group_info
+        .unwrap();
+    let wait = group
+        .blue_green_deployment_configuration
+        .unwrap()
+        .terminate_blue_instances_on_deployment_success
+        .unwrap()
+        .termination_wait_time_in_minutes;
+    assert_eq!(wait, 5);
+
+    let project = aws
+        .codebuild
+        .batch_get_projects()
+        .names("nginx-build")
+        .send()
+        .await
+        .unwrap()
+        .projects
+        .unwrap()
+        .remove(0);
+    assert_eq!(project.environment.unwrap().privileged_mode, Some(true));
+
+    let zip = aws
+        .s3
+        .get_object()
+        .bucket("slipway-demo-code-pipeline")
+        .key("docker-image/docker_image.zip")
+        .send()
+        .await
+        .unwrap();
+    let bytes = zip.body.collect().await.unwrap().into_bytes();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Dockerfile",
+            "appspec.yml",
+            "buildspec.yml",
+            "git-commit-hash.txt",
+            "index.html",
+            "taskdef.json"
+        ]
+    );
+    let mut taskdef = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("taskdef.json").unwrap(), &mut taskdef)
+        .unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&taskdef).is_ok());
+}
+
+#[tokio::test]
+async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+
+    // ECR: lifecycle policy replaced, scanning off.
+    aws.ecr.put_lifecycle_policy().repository_name("demo-web").lifecycle_policy_text(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#,
+    ).send().await.unwrap();
+    // S3: versioning suspended.
+    aws.s3
+        .put_bucket_versioning()
+        .bucket("slipway-demo-web-settings")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // S3: the zip overwritten.
+    aws.s3
+        .put_object()
+        .bucket("slipway-demo-web-settings")
+        .key("settings.zip")
+        .body(b"not a zip".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // EventBridge: the rule's target removed.
+    aws.events
+        .remove_targets()
+        .rule("slipway-web-ecr")
+        .ids("codepipeline")
+        .send()
+        .await
+        .unwrap();
+    // CloudTrail: selector pointed elsewhere.
+    aws.cloudtrail
+        .put_event_selectors()
+        .trail_name("slipway-web")
+        .event_selectors(
+            aws_sdk_cloudtrail::types::EventSelector::builder()
+                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // CodeBuild is left out: moto has no UpdateProject (tests/adapters_mocked.rs covers it).
+    // CodePipeline: the source action set to poll.
+    let mut pipeline = aws
+        .codepipeline
+        .get_pipeline()
+        .name("web")
+        .send()
+        .await
+        .unwrap()
+        .pipeline
+        .unwrap();
+    pipeline.stages[0].actions[0]
+        .configuration
+        .as_mut()
+        .unwrap()
+        .insert("PollForSourceChanges".into(), "true".into());
+    aws.codepipeline
+        .update_pipeline()
+        .pipeline(pipeline)
+        .send()
+        .await
+        .unwrap();
+
+    let drifted = plan_repo(&aws, repo.path()).await;
+    let changes = pending(&drifted);
+    let expect = |pipeline: &str, kind: &str, name: &str, paths: &str| {
+        (
+            pipeline.to_string(),
+            kind.to_string(),
+            name.to_string(),
+            format!("update {paths}"),
+        )
+    };
+    assert!(changes.contains(&expect("web", "ecr-repository", "demo-web", "lifecyclePolicy.rules[0].selection.countNumber,lifecyclePolicy.rules[0].selection.countType,lifecyclePolicy.rules[0].selection.countUnit,lifecyclePolicy.rules[0].selection.tagStatus")), "{changes:#?}");
+    assert!(
+        changes.contains(&expect(
+            "web",
+            "s3-bucket",
+            "slipway-demo-web-settings",
+            "versioning"
+        )),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.contains(&expect(
+            "web",
+            "source-artifact",
+            "slipway-demo-web-settings/settings.zip",
+            "md5"
+        )),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.contains(&expect(
+            "web",
+            "eventbridge-rule",
+            "slipway-web-ecr",
+            "targets"
+        )),
+        "{changes:#?}"
+    );
+    assert!(changes.contains(&expect("web", "cloudtrail-trail", "slipway-web", "eventSelectors[0].dataResources,eventSelectors[0].includeManagementEvents,eventSelectors[0].readWriteType")), "{changes:#?}");
+    assert!(
+        changes.contains(&expect(
+            "web",
+            "codepipeline",
+            "web",
+            "stages[0].actions[0].configuration.PollForSourceChanges"
+        )),
+        "{changes:#?}"
+    );
+    assert_eq!(changes.len(), 6, "nothing else drifted: {changes:#?}");
+
+    let report = apply(&aws, &drifted, false, 4).await;
+    assert!(
+        report.succeeded(),
+        "{}",
+        slipway::report::render_apply(&report)
+    );
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+#[tokio::test]
+async fn a_resource_without_slipways_tags_is_a_conflict_and_is_left_alone_until_adopted() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    // Someone created the repository by hand, with their own tag.
+    aws.ecr
+        .create_repository()
+        .repository_name("demo-web")
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("owner")
+                .value("alice")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let planned = plan_repo(&aws, repo.path()).await;
+    let web = planned
+        .pipelines
+        .iter()
+        .find(|p| p.pipeline == "web")
+        .unwrap();
+    assert!(web.is_blocked());
+    let conflict = web.steps.iter().find(|s| s.key.name == "demo-web").unwrap();
+    let Action::Conflict { reason } = &conflict.action else {
+        panic!("expected a conflict, got {:?}", conflict.action)
+    };
+    assert!(reason.contains("adopt"), "{reason}");
+
+    let report = apply(&aws, &planned, false, 4).await;
+    assert!(!report.succeeded());
+    let web_outcome = report
+        .pipelines
+        .iter()
+        .find(|p| p.pipeline == "web")
+        .unwrap();
+    assert!(web_outcome.done.is_empty() && web_outcome.skipped.is_some());
+    let nginx = report
+        .pipelines
+        .iter()
+        .find(|p| p.pipeline == "nginx")
+        .unwrap();
+    assert!(
+        nginx.error.is_none() && nginx.skipped.is_none() && !nginx.done.is_empty(),
+        "the other pipeline converges"
+    );
+    let policy = aws
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name("demo-web")
+        .send()
+        .await;
+    assert!(policy.is_err(), "the foreign repository was not changed");
+    assert!(
+        aws.codepipeline
+            .get_pipeline()
+            .name("web")
+            .send()
+            .await
+            .is_err(),
+        "nothing of the blocked pipeline was created"
+    );
+
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "spec:\n",
+        "spec:\n  adopt: true\n",
+    );
+    let adopted = plan_repo(&aws, repo.path()).await;
+    let step = adopted
+        .pipelines
+        .iter()
+        .find(|p| p.pipeline == "web")
+        .unwrap()
+        .steps
+        .iter()
+        .find(|s| s.key.name == "demo-web")
+        .unwrap();
+    let Action::Update { changes } = &step.action else {
+        panic!("adopt updates: {:?}", step.action)
+    };
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.path == "tags.slipway.dev/managed-by")
+    );
+    assert!(apply(&aws, &adopted, false, 4).await.succeeded());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+    let arn = aws
+        .ecr
+        .describe_repositories()
+        .repository_names("demo-web")
+        .send()
+        .await
+        .unwrap()
+        .repositories
+        .unwrap()[0]
+        .repository_arn
+        .clone()
+        .unwrap();
+    let tags = aws
+        .ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap();
+    assert!(
+        tags.iter().any(|t| t.key == "owner" && t.value == "alice"),
+        "tags others set are kept"
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_slipway_owns() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+
+    // A broken manifest protects its pipeline: never an orphan.
+    edit(
+        repo.path(),
+        "pipelines/nginx.yaml",
+        "  source:\n",
+        "  sauce:\n",
+    );
+    let broken = plan_repo(&aws, repo.path()).await;
+    assert_eq!(broken.invalid.len(), 1);
+    assert_eq!(
+        broken.orphans.as_deref(),
+        Some(&[][..]),
+        "a typo must not orphan a pipeline"
+    );
+
+    std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
+    let orphaned = plan_repo(&aws, repo.path()).await;
+    let orphans: BTreeSet<(String, String)> = orphaned
+        .orphans
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.key.kind.label().to_string(), o.key.name))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("ecr-repository", "demo-nginx"),
+        ("s3-bucket", "slipway-demo-code-pipeline"),
+        ("cloudtrail-trail", "slipway-nginx"),
+        ("codebuild-project", "nginx-build"),
+        ("codedeploy-application", "nginx"),
+        ("codepipeline", "nginx"),
+        ("eventbridge-rule", "slipway-nginx-s3"),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(orphans, expected);
+
+    // Without --prune nothing is deleted.
+    let kept = apply(&aws, &orphaned, false, 4).await;
+    assert_eq!(kept.orphans_kept, 7);
+    assert!(
+        aws.codepipeline
+            .get_pipeline()
+            .name("nginx")
+            .send()
+            .await
+            .is_ok()
+    );
+
+    let pruned = apply(&aws, &orphaned, true, 4).await;
+    let deleted: BTreeSet<String> = pruned.pruned.iter().map(|d| d.key.name.clone()).collect();
+    // moto has no DeleteApplication: that deletion fails here and is tested with mocks instead.
+    assert_eq!(pruned.prune_errors.len(), 1, "{:?}", pruned.prune_errors);
+    assert!(
+        pruned.prune_errors[0].contains("codedeploy-application nginx"),
+        "{:?}",
+        pruned.prune_errors
+    );
+    assert_eq!(deleted.len(), 6, "{deleted:?}");
+    assert!(
+        aws.codepipeline
+            .get_pipeline()
+            .name("nginx")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        aws.s3
+            .head_bucket()
+            .bucket("slipway-demo-code-pipeline")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        aws.ecr
+            .describe_repositories()
+            .repository_names("demo-nginx")
+            .send()
+            .await
+            .is_err()
+    );
+    // Unowned resources in the same account are untouched.
+    assert!(
+        aws.s3
+            .head_bucket()
+            .bucket("slipway-demo-trail-logs")
+            .send()
+            .await
+            .is_ok()
+    );
+    assert!(
+        aws.codepipeline
+            .get_pipeline()
+            .name("web")
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_broken_manifest_is_reported_and_the_other_pipeline_still_converges() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    edit(
+        repo.path(),
+        "apps/nginx/taskdef.json",
+        "\"cpu\": \"256\",",
+        "\"cpu\": \"256\"",
+    );
+
+    let report = apply_repo(&aws, repo.path(), false).await;
+    assert!(!report.succeeded());
+    assert_eq!(report.invalid.len(), 1);
+    let diag = &report.invalid[0];
+    assert_eq!(diag.file, Path::new("apps/nginx/taskdef.json"));
+    // The missing comma ends line 13; the parser notices at the next key.
+    assert_eq!((diag.line, diag.column), (14, 3), "{diag}");
+    assert_eq!(report.pipelines.len(), 1);
+    assert_eq!(report.pipelines[0].pipeline, "web");
+    assert!(report.pipelines[0].error.is_none() && report.pipelines[0].done.len() == 9);
+}
+
+#[tokio::test]
+async fn missing_references_and_a_service_without_the_codedeploy_controller_block_the_pipeline() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    // A service created with the default (ECS) deployment controller, like most services.
+    let existing = aws
+        .ecs
+        .describe_services()
+        .cluster("demo")
+        .services("web")
+        .send()
+        .await
+        .unwrap()
+        .services
+        .unwrap()
+        .remove(0);
+    aws.ecs
+        .create_service()
+        .cluster("demo")
+        .service_name("rolling")
+        .task_definition("web:1")
+        .desired_count(1)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .set_network_configuration(existing.network_configuration)
+        .send()
+        .await
+        .unwrap();
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "service: web ",
+        "service: rolling ",
+    );
+    edit(
+        repo.path(),
+        "pipelines/nginx.yaml",
+        "nginx-green]",
+        "nginx-grene]",
+    );
+
+    let planned = plan_repo(&aws, repo.path()).await;
+    let problems = |name: &str| {
+        planned
+            .pipelines
+            .iter()
+            .find(|p| p.pipeline == name)
+            .unwrap()
+            .problems
+            .clone()
+    };
+    let web = problems("web");
+    assert_eq!(web.len(), 1, "{web:?}");
+    assert!(
+        web[0].starts_with("ECS service demo/rolling: uses the ECS deployment controller"),
+        "{web:?}"
+    );
+    let nginx = problems("nginx");
+    assert_eq!(
+        nginx,
+        [
+            "target group nginx-grene: does not exist (slipway references target groups, it does not create them)"
+        ]
+    );
+    let report = apply(&aws, &planned, false, 4).await;
+    assert!(
+        report
+            .pipelines
+            .iter()
+            .all(|p| p.skipped.is_some() && p.done.is_empty())
+    );
+}
