@@ -18,18 +18,11 @@ pub const COMMIT_FILE: &str = "git-commit-hash.txt";
 /// Builds the zip. `commit`, when given, is written to `git-commit-hash.txt` as its first 8 hex
 /// digits, as the seed's `git rev-parse HEAD | cut -c 1-8` does.
 pub fn build_zip(files: &[SourceFile], commit: Option<&str>) -> Vec<u8> {
-    let mut entries: Vec<(String, Vec<u8>, bool)> = files
-        .iter()
-        .filter(|f| f.name != COMMIT_FILE)
-        .map(|f| (f.name.clone(), f.contents.clone(), f.executable))
-        .collect();
+    let mut entries: Vec<(String, Vec<u8>, bool)> =
+        files.iter().filter(|f| f.name != COMMIT_FILE).map(|f| (f.name.clone(), f.contents.clone(), f.executable)).collect();
     if let Some(commit) = commit {
         let short: String = commit.chars().take(8).collect();
-        entries.push((
-            COMMIT_FILE.to_string(),
-            format!("{short}\n").into_bytes(),
-            false,
-        ));
+        entries.push((COMMIT_FILE.to_string(), format!("{short}\n").into_bytes(), false));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
@@ -56,46 +49,23 @@ mod tests {
     use std::io::Read;
 
     fn file(name: &str, body: &str) -> SourceFile {
-        SourceFile {
-            name: name.into(),
-            contents: body.as_bytes().to_vec(),
-            executable: false,
-        }
+        SourceFile { name: name.into(), contents: body.as_bytes().to_vec(), executable: false }
     }
 
     #[test]
     fn the_same_files_give_the_same_bytes_in_any_order() {
-        let a = build_zip(
-            &[file("taskdef.json", "{}"), file("appspec.yaml", "x")],
-            None,
-        );
-        let b = build_zip(
-            &[file("appspec.yaml", "x"), file("taskdef.json", "{}")],
-            None,
-        );
+        let a = build_zip(&[file("taskdef.json", "{}"), file("appspec.yaml", "x")], None);
+        let b = build_zip(&[file("appspec.yaml", "x"), file("taskdef.json", "{}")], None);
         assert_eq!(a, b);
-        assert_ne!(
-            a,
-            build_zip(
-                &[file("appspec.yaml", "y"), file("taskdef.json", "{}")],
-                None
-            )
-        );
+        assert_ne!(a, build_zip(&[file("appspec.yaml", "y"), file("taskdef.json", "{}")], None));
     }
 
     #[test]
     fn the_commit_file_holds_eight_hex_digits() {
-        let bytes = build_zip(
-            &[file("Dockerfile", "FROM nginx")],
-            Some("0123456789abcdef"),
-        );
+        let bytes = build_zip(&[file("Dockerfile", "FROM nginx")], Some("0123456789abcdef"));
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
         let mut text = String::new();
-        archive
-            .by_name(COMMIT_FILE)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
+        archive.by_name(COMMIT_FILE).unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "01234567\n");
         assert_eq!(archive.len(), 2);
     }

@@ -51,10 +51,7 @@ impl From<&ListenerRef> for ListenerRefKey {
     fn from(r: &ListenerRef) -> Self {
         match r {
             ListenerRef::Arn(arn) => ListenerRefKey::Arn(arn.clone()),
-            ListenerRef::ByPort(p) => ListenerRefKey::ByPort {
-                load_balancer: p.load_balancer.clone(),
-                port: p.port,
-            },
+            ListenerRef::ByPort(p) => ListenerRefKey::ByPort { load_balancer: p.load_balancer.clone(), port: p.port },
         }
     }
 }
@@ -67,13 +64,9 @@ impl std::fmt::Display for Reference {
             }
             Reference::TargetGroup(name) => write!(f, "target group {name}"),
             Reference::Listener(ListenerRefKey::Arn(arn)) => write!(f, "listener {arn}"),
-            Reference::Listener(ListenerRefKey::ByPort {
-                load_balancer,
-                port,
-            }) => write!(
-                f,
-                "listener on port {port} of load balancer {load_balancer}"
-            ),
+            Reference::Listener(ListenerRefKey::ByPort { load_balancer, port }) => {
+                write!(f, "listener on port {port} of load balancer {load_balancer}")
+            }
             Reference::Bucket(name) => write!(f, "S3 bucket {name}"),
         }
     }
@@ -104,14 +97,8 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
     let name = p.name();
     let tags = ownership_tags(name, &p.metadata.labels);
     let mut resources = Vec::new();
-    let mut add = |kind: Kind, key: String, spec: Spec| {
-        resources.push(Desired {
-            key: Key::new(kind, key),
-            spec,
-            tags: tags.clone(),
-            payload: None,
-        })
-    };
+    let mut add =
+        |kind: Kind, key: String, spec: Spec| resources.push(Desired { key: Key::new(kind, key), spec, tags: tags.clone(), payload: None });
 
     add(
         Kind::EcrRepository,
@@ -122,27 +109,12 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             lifecycle_policy: untagged_expiry_policy(s.image.untagged_expiry_days),
         }),
     );
-    let bucket = || BucketSpec {
-        versioning: "Enabled".into(),
-        public_access_block: PublicAccessBlock::ALL,
-        encryption: "AES256".into(),
-    };
-    add(
-        Kind::S3Bucket,
-        s.source.bucket.clone(),
-        Spec::Bucket(bucket()),
-    );
+    let bucket = || BucketSpec { versioning: "Enabled".into(), public_access_block: PublicAccessBlock::ALL, encryption: "AES256".into() };
+    add(Kind::S3Bucket, s.source.bucket.clone(), Spec::Bucket(bucket()));
     if p.artifact_bucket() != s.source.bucket {
-        add(
-            Kind::S3Bucket,
-            p.artifact_bucket().to_string(),
-            Spec::Bucket(bucket()),
-        );
+        add(Kind::S3Bucket, p.artifact_bucket().to_string(), Spec::Bucket(bucket()));
     }
-    let object_arn = format!(
-        "arn:{}:s3:::{}/{}",
-        target.partition, s.source.bucket, s.source.key
-    );
+    let object_arn = format!("arn:{}:s3:::{}/{}", target.partition, s.source.bucket, s.source.key);
     if let (Some(trail), Some(trail_name)) = (&s.triggers.s3, p.trail_name()) {
         add(
             Kind::CloudTrailTrail,
@@ -155,10 +127,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
                 event_selectors: vec![SelectorSpec {
                     read_write_type: "WriteOnly".into(),
                     include_management_events: false,
-                    data_resources: vec![DataResourceSpec {
-                        kind: "AWS::S3::Object".into(),
-                        values: vec![object_arn],
-                    }],
+                    data_resources: vec![DataResourceSpec { kind: "AWS::S3::Object".into(), values: vec![object_arn] }],
                 }],
             }),
         );
@@ -185,28 +154,14 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             }),
         );
     }
-    add(
-        Kind::CodeDeployApplication,
-        p.application_name().to_string(),
-        Spec::App(ApplicationSpec {
-            compute_platform: "ECS".into(),
-        }),
-    );
+    add(Kind::CodeDeployApplication, p.application_name().to_string(), Spec::App(ApplicationSpec { compute_platform: "ECS".into() }));
     let mut target_groups = s.deploy.target_groups.to_vec();
     target_groups.sort();
-    let mut rollback_events: Vec<String> = s
-        .deploy
-        .auto_rollback_on
-        .iter()
-        .map(|e| e.as_aws().to_string())
-        .collect();
+    let mut rollback_events: Vec<String> = s.deploy.auto_rollback_on.iter().map(|e| e.as_aws().to_string()).collect();
     rollback_events.sort();
     rollback_events.dedup();
-    let (ready_action, ready_wait) = if s.deploy.ready_wait_minutes == 0 {
-        ("CONTINUE_DEPLOYMENT", 0)
-    } else {
-        ("STOP_DEPLOYMENT", s.deploy.ready_wait_minutes as i32)
-    };
+    let (ready_action, ready_wait) =
+        if s.deploy.ready_wait_minutes == 0 { ("CONTINUE_DEPLOYMENT", 0) } else { ("STOP_DEPLOYMENT", s.deploy.ready_wait_minutes as i32) };
     add(
         Kind::CodeDeployDeploymentGroup,
         format!("{}/{}", p.application_name(), p.deployment_group_name()),
@@ -226,34 +181,17 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             target_groups,
             prod_listener_arns: Vec::new(),
             test_listener_arns: Vec::new(),
-            listener_refs: Some((
-                s.deploy.prod_listener.clone(),
-                s.deploy.test_listener.clone(),
-            )),
+            listener_refs: Some((s.deploy.prod_listener.clone(), s.deploy.test_listener.clone())),
         }),
     );
-    add(
-        Kind::CodePipeline,
-        p.codepipeline_name().to_string(),
-        Spec::Pipeline(pipeline_spec(valid)),
-    );
-    let pipeline_arn = format!(
-        "arn:{}:codepipeline:{}:{}:{}",
-        target.partition,
-        target.region,
-        target.account,
-        p.codepipeline_name()
-    );
+    add(Kind::CodePipeline, p.codepipeline_name().to_string(), Spec::Pipeline(pipeline_spec(valid)));
+    let pipeline_arn = format!("arn:{}:codepipeline:{}:{}:{}", target.partition, target.region, target.account, p.codepipeline_name());
     let rule = |pattern: Value, description: String| {
         Spec::Rule(RuleSpec {
             event_pattern: canonical_pattern(pattern),
             state: "ENABLED".into(),
             description,
-            targets: vec![TargetSpec {
-                id: "codepipeline".into(),
-                arn: pipeline_arn.clone(),
-                role_arn: s.triggers.role_arn.clone(),
-            }],
+            targets: vec![TargetSpec { id: "codepipeline".into(), arn: pipeline_arn.clone(), role_arn: s.triggers.role_arn.clone() }],
         })
     };
     if p.watches_ecr_push() {
@@ -265,15 +203,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
         add(
             Kind::EventRule,
             format!("slipway-{name}-ecr"),
-            rule(
-                pattern,
-                format!(
-                    "slipway: start {} on a push of {}:{}",
-                    p.codepipeline_name(),
-                    s.image.repository,
-                    s.image.tag
-                ),
-            ),
+            rule(pattern, format!("slipway: start {} on a push of {}:{}", p.codepipeline_name(), s.image.repository, s.image.tag)),
         );
     }
     if s.triggers.s3.is_some() {
@@ -289,34 +219,18 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
         add(
             Kind::EventRule,
             format!("slipway-{name}-s3"),
-            rule(
-                pattern,
-                format!(
-                    "slipway: start {} when s3://{}/{} is written",
-                    p.codepipeline_name(),
-                    s.source.bucket,
-                    s.source.key
-                ),
-            ),
+            rule(pattern, format!("slipway: start {} when s3://{}/{} is written", p.codepipeline_name(), s.source.bucket, s.source.key)),
         );
     }
     resources.push(Desired {
-        key: Key::new(
-            Kind::SourceArtifact,
-            format!("{}/{}", s.source.bucket, s.source.key),
-        ),
-        spec: Spec::Artifact(ArtifactSpec {
-            md5: crate::artifact::md5_hex(&zip),
-        }),
+        key: Key::new(Kind::SourceArtifact, format!("{}/{}", s.source.bucket, s.source.key)),
+        spec: Spec::Artifact(ArtifactSpec { md5: crate::artifact::md5_hex(&zip) }),
         tags: Default::default(),
         payload: Some(zip),
     });
 
     let mut references = vec![
-        Reference::EcsService {
-            cluster: s.deploy.cluster.clone(),
-            service: s.deploy.service.clone(),
-        },
+        Reference::EcsService { cluster: s.deploy.cluster.clone(), service: s.deploy.service.clone() },
         Reference::TargetGroup(s.deploy.target_groups[0].clone()),
         Reference::TargetGroup(s.deploy.target_groups[1].clone()),
         Reference::Listener((&s.deploy.prod_listener).into()),
@@ -327,23 +241,10 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
     if let Some(trail) = &s.triggers.s3 {
         references.push(Reference::Bucket(trail.log_bucket.clone()));
     }
-    DesiredPipeline {
-        name: name.to_string(),
-        file: valid.file.clone(),
-        adopt: s.adopt,
-        resources,
-        references,
-    }
+    DesiredPipeline { name: name.to_string(), file: valid.file.clone(), adopt: s.adopt, resources, references }
 }
 
-fn action(
-    name: &str,
-    category: &str,
-    provider: &str,
-    configuration: &[(&str, &str)],
-    inputs: &[&str],
-    outputs: &[&str],
-) -> ActionSpec {
+fn action(name: &str, category: &str, provider: &str, configuration: &[(&str, &str)], inputs: &[&str], outputs: &[&str]) -> ActionSpec {
     ActionSpec {
         name: name.into(),
         category: category.into(),
@@ -351,10 +252,7 @@ fn action(
         provider: provider.into(),
         version: "1".into(),
         run_order: 1,
-        configuration: configuration
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        configuration: configuration.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         input_artifacts: inputs.iter().map(|s| s.to_string()).collect(),
         output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
     }
@@ -366,71 +264,44 @@ fn pipeline_spec(valid: &ValidPipeline) -> PipelineSpec {
     let p = &valid.pipeline;
     let s = &p.spec;
     // With the S3 event trigger on, polling would start every execution twice.
-    let poll = if s.triggers.s3.is_some() {
-        "false"
-    } else {
-        "true"
+    let poll = if s.triggers.s3.is_some() { "false" } else { "true" };
+    let deploy = |taskdef_artifact: &str, appspec_artifact: &str, image_artifact: &str, inputs: &[&str]| {
+        action(
+            "Deploy",
+            "Deploy",
+            "CodeDeployToECS",
+            &[
+                ("ApplicationName", p.application_name()),
+                ("DeploymentGroupName", p.deployment_group_name()),
+                ("TaskDefinitionTemplateArtifact", taskdef_artifact),
+                ("TaskDefinitionTemplatePath", &s.deploy.task_definition),
+                ("AppSpecTemplateArtifact", appspec_artifact),
+                ("AppSpecTemplatePath", &s.deploy.app_spec),
+                ("Image1ArtifactName", image_artifact),
+                ("Image1ContainerName", IMAGE1_CONTAINER_NAME),
+            ],
+            inputs,
+            &[],
+        )
     };
-    let deploy =
-        |taskdef_artifact: &str, appspec_artifact: &str, image_artifact: &str, inputs: &[&str]| {
-            action(
-                "Deploy",
-                "Deploy",
-                "CodeDeployToECS",
-                &[
-                    ("ApplicationName", p.application_name()),
-                    ("DeploymentGroupName", p.deployment_group_name()),
-                    ("TaskDefinitionTemplateArtifact", taskdef_artifact),
-                    ("TaskDefinitionTemplatePath", &s.deploy.task_definition),
-                    ("AppSpecTemplateArtifact", appspec_artifact),
-                    ("AppSpecTemplatePath", &s.deploy.app_spec),
-                    ("Image1ArtifactName", image_artifact),
-                    ("Image1ContainerName", IMAGE1_CONTAINER_NAME),
-                ],
-                inputs,
-                &[],
-            )
-        };
     let s3_source = |output: &str| {
         action(
             "Source",
             "Source",
             "S3",
-            &[
-                ("S3Bucket", &s.source.bucket),
-                ("S3ObjectKey", &s.source.key),
-                ("PollForSourceChanges", poll),
-            ],
+            &[("S3Bucket", &s.source.bucket), ("S3ObjectKey", &s.source.key), ("PollForSourceChanges", poll)],
             &[],
             &[output],
         )
     };
     let stages = match (&s.build, p.build_project_name()) {
         (Some(_), Some(project)) => vec![
-            StageSpec {
-                name: "Source".into(),
-                actions: vec![s3_source(SOURCE_ARTIFACT)],
-            },
+            StageSpec { name: "Source".into(), actions: vec![s3_source(SOURCE_ARTIFACT)] },
             StageSpec {
                 name: "Build".into(),
-                actions: vec![action(
-                    "Build",
-                    "Build",
-                    "CodeBuild",
-                    &[("ProjectName", &project)],
-                    &[SOURCE_ARTIFACT],
-                    &[BUILD_ARTIFACT],
-                )],
+                actions: vec![action("Build", "Build", "CodeBuild", &[("ProjectName", &project)], &[SOURCE_ARTIFACT], &[BUILD_ARTIFACT])],
             },
-            StageSpec {
-                name: "Deploy".into(),
-                actions: vec![deploy(
-                    BUILD_ARTIFACT,
-                    BUILD_ARTIFACT,
-                    BUILD_ARTIFACT,
-                    &[BUILD_ARTIFACT],
-                )],
-            },
+            StageSpec { name: "Deploy".into(), actions: vec![deploy(BUILD_ARTIFACT, BUILD_ARTIFACT, BUILD_ARTIFACT, &[BUILD_ARTIFACT])] },
         ],
         _ => vec![
             StageSpec {
@@ -445,10 +316,7 @@ fn pipeline_spec(valid: &ValidPipeline) -> PipelineSpec {
                         "Image",
                         "Source",
                         "ECR",
-                        &[
-                            ("RepositoryName", &s.image.repository),
-                            ("ImageTag", &s.image.tag),
-                        ],
+                        &[("RepositoryName", &s.image.repository), ("ImageTag", &s.image.tag)],
                         &[],
                         &[IMAGES_ARTIFACT],
                     ),
@@ -456,18 +324,9 @@ fn pipeline_spec(valid: &ValidPipeline) -> PipelineSpec {
             },
             StageSpec {
                 name: "Deploy".into(),
-                actions: vec![deploy(
-                    SETTINGS_ARTIFACT,
-                    SETTINGS_ARTIFACT,
-                    IMAGES_ARTIFACT,
-                    &[SETTINGS_ARTIFACT, IMAGES_ARTIFACT],
-                )],
+                actions: vec![deploy(SETTINGS_ARTIFACT, SETTINGS_ARTIFACT, IMAGES_ARTIFACT, &[SETTINGS_ARTIFACT, IMAGES_ARTIFACT])],
             },
         ],
     };
-    PipelineSpec {
-        role_arn: s.pipeline.role_arn.clone(),
-        artifact_bucket: p.artifact_bucket().to_string(),
-        stages,
-    }
+    PipelineSpec { role_arn: s.pipeline.role_arn.clone(), artifact_bucket: p.artifact_bucket().to_string(), stages }
 }

@@ -29,11 +29,7 @@ fn walk(path: String, before: Option<&Value>, after: Option<&Value>, out: &mut V
             keys.sort();
             keys.dedup();
             for key in keys {
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                 walk(child, b.get(key), a.get(key), out);
             }
         }
@@ -42,11 +38,7 @@ fn walk(path: String, before: Option<&Value>, after: Option<&Value>, out: &mut V
                 walk(format!("{path}[{i}]"), Some(bv), Some(av), out);
             }
         }
-        (b, a) if b != a => out.push(FieldChange {
-            path,
-            before: b.cloned(),
-            after: a.cloned(),
-        }),
+        (b, a) if b != a => out.push(FieldChange { path, before: b.cloned(), after: a.cloned() }),
         _ => {}
     }
 }

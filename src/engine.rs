@@ -56,12 +56,7 @@ pub fn prepare(repo: &Path) -> Result<Prepared, EngineError> {
     let pipelines = valid
         .into_iter()
         .map(|v| {
-            let commit = v
-                .pipeline
-                .spec
-                .build
-                .as_ref()
-                .map(|_| source_commit(&dir, &v, &mut warnings));
+            let commit = v.pipeline.spec.build.as_ref().map(|_| source_commit(&dir, &v, &mut warnings));
             let zip = Arc::new(build_zip(&v.source_files, commit.as_deref()));
             (v, zip)
         })
@@ -83,12 +78,19 @@ fn source_commit(dir: &RepoDir, v: &ValidPipeline, warnings: &mut Vec<String>) -
     match dir.last_commit_touching(path) {
         Some(commit) => {
             if dir.is_dirty(path) {
-                warnings.push(format!("pipeline {}: `{path}` has uncommitted changes; the zip holds them but git-commit-hash.txt names {}", v.name(), &commit[..8]));
+                warnings.push(format!(
+                    "pipeline {}: `{path}` has uncommitted changes; the zip holds them but git-commit-hash.txt names {}",
+                    v.name(),
+                    &commit[..8]
+                ));
             }
             commit
         }
         None => {
-            warnings.push(format!("pipeline {}: `{path}` is not in a Git commit; git-commit-hash.txt holds a digest of its content instead", v.name()));
+            warnings.push(format!(
+                "pipeline {}: `{path}` is not in a Git commit; git-commit-hash.txt holds a digest of its content instead",
+                v.name()
+            ));
             let mut hasher = Sha256::new();
             for f in &v.source_files {
                 hasher.update(f.name.as_bytes());
@@ -117,49 +119,28 @@ pub struct Plan {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.pipelines.iter().any(|p| p.has_changes())
-            || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
+        self.pipelines.iter().any(|p| p.has_changes()) || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
     }
     pub fn has_errors(&self) -> bool {
-        !self.invalid.is_empty()
-            || self.orphan_error.is_some()
-            || self.pipelines.iter().any(|p| p.is_blocked())
+        !self.invalid.is_empty() || self.orphan_error.is_some() || self.pipelines.iter().any(|p| p.is_blocked())
     }
 }
 
 pub fn target(aws: &Aws) -> Target {
-    Target {
-        partition: aws.partition.clone(),
-        region: aws.region.clone(),
-        account: aws.account.clone(),
-    }
+    Target { partition: aws.partition.clone(), region: aws.region.clone(), account: aws.account.clone() }
 }
 
 /// Observes and plans every selected pipeline, concurrently up to `concurrency`. Orphans are
 /// looked for only when all pipelines are selected.
-pub async fn plan(
-    aws: &Aws,
-    prepared: &Prepared,
-    only: &[String],
-    concurrency: usize,
-) -> Result<Plan, EngineError> {
+pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: usize) -> Result<Plan, EngineError> {
     for name in only {
-        if !prepared.pipelines.iter().any(|(v, _)| v.name() == name)
-            && !prepared.protected.contains(name)
-        {
+        if !prepared.pipelines.iter().any(|(v, _)| v.name() == name) && !prepared.protected.contains(name) {
             return Err(EngineError::UnknownPipeline(name.clone()));
         }
     }
     let target = target(aws);
-    let desired: Vec<DesiredPipeline> = prepared
-        .pipelines
-        .iter()
-        .map(|(v, zip)| compile(v, zip.clone(), &target))
-        .collect();
-    let selected: Vec<&DesiredPipeline> = desired
-        .iter()
-        .filter(|d| only.is_empty() || only.contains(&d.name))
-        .collect();
+    let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &target)).collect();
+    let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
     let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
         .map(|d| {
             let span = info_span!("observe", pipeline = %d.name);
@@ -180,19 +161,10 @@ pub async fn plan(
     pipelines.sort_by(|a, b| a.pipeline.cmp(&b.pipeline));
 
     let (orphans, orphan_error) = if only.is_empty() {
-        let desired_keys: HashSet<Key> = desired
-            .iter()
-            .flat_map(|d| d.resources.iter().map(|r| r.key.clone()))
-            .collect();
+        let desired_keys: HashSet<Key> = desired.iter().flat_map(|d| d.resources.iter().map(|r| r.key.clone())).collect();
         match discover_owned(aws).await {
-            Ok(owned) => (
-                Some(find_orphans(&owned, &desired_keys, &prepared.protected)),
-                None,
-            ),
-            Err(err) => (
-                None,
-                Some(format!("failed to look for orphaned resources: {err}")),
-            ),
+            Ok(owned) => (Some(find_orphans(&owned, &desired_keys, &prepared.protected)), None),
+            Err(err) => (None, Some(format!("failed to look for orphaned resources: {err}"))),
         }
     } else {
         (None, None)
@@ -209,12 +181,7 @@ pub async fn plan(
 }
 
 async fn discover_owned(aws: &Aws) -> Result<Vec<(Key, String)>, AwsError> {
-    let found = futures::future::join_all(
-        discoverable_kinds()
-            .into_iter()
-            .map(|kind| resource::discover_owned(aws, kind)),
-    )
-    .await;
+    let found = futures::future::join_all(discoverable_kinds().into_iter().map(|kind| resource::discover_owned(aws, kind))).await;
     let mut owned = Vec::new();
     for f in found {
         owned.extend(f?);
@@ -254,12 +221,7 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
-        self.invalid.is_empty()
-            && self.prune_errors.is_empty()
-            && self
-                .pipelines
-                .iter()
-                .all(|p| p.error.is_none() && p.skipped.is_none())
+        self.invalid.is_empty() && self.prune_errors.is_empty() && self.pipelines.iter().all(|p| p.error.is_none() && p.skipped.is_none())
     }
 }
 
@@ -286,24 +248,15 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
             for orphan in orphans {
                 info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
                 match resource::delete(aws, &orphan.key).await {
-                    Ok(()) => pruned.push(Done {
-                        key: orphan.key.clone(),
-                        verb: "deleted",
-                    }),
-                    Err(err) if err.is_not_found() => pruned.push(Done {
-                        key: orphan.key.clone(),
-                        verb: "already gone",
-                    }),
-                    Err(err) => {
-                        prune_errors.push(format!("failed to delete {}: {err}", orphan.key))
-                    }
+                    Ok(()) => pruned.push(Done { key: orphan.key.clone(), verb: "deleted" }),
+                    Err(err) if err.is_not_found() => pruned.push(Done { key: orphan.key.clone(), verb: "already gone" }),
+                    Err(err) => prune_errors.push(format!("failed to delete {}: {err}", orphan.key)),
                 }
             }
         }
     }
     if prune && plan.orphans.is_none() {
-        prune_errors
-            .push("not pruning: --prune needs the whole repository (drop --pipeline)".into());
+        prune_errors.push("not pruning: --prune needs the whole repository (drop --pipeline)".into());
     }
     if let Some(err) = &plan.orphan_error {
         prune_errors.push(err.clone());
@@ -319,12 +272,7 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
 }
 
 async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
-    let mut outcome = PipelineOutcome {
-        pipeline: p.pipeline.clone(),
-        done: Vec::new(),
-        skipped: None,
-        error: None,
-    };
+    let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None };
     if p.is_blocked() {
         let mut reasons: Vec<String> = p.error.iter().cloned().collect();
         reasons.extend(p.problems.iter().cloned());
@@ -339,24 +287,17 @@ async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
     for step in &p.steps {
         let artifact = step.key.kind == resource::Kind::SourceArtifact;
         let result = match &step.action {
-            Action::Create => resource::create(aws, &step.desired)
-                .await
-                .map(|()| if artifact { "uploaded" } else { "created" }),
+            Action::Create => resource::create(aws, &step.desired).await.map(|()| if artifact { "uploaded" } else { "created" }),
             Action::Update { .. } => {
                 let live = step.live.as_ref().expect("updates have a live resource");
-                resource::update(aws, &step.desired, live)
-                    .await
-                    .map(|()| if artifact { "uploaded" } else { "updated" })
+                resource::update(aws, &step.desired, live).await.map(|()| if artifact { "uploaded" } else { "updated" })
             }
             Action::Noop | Action::Conflict { .. } => continue,
         };
         match result {
             Ok(verb) => {
                 info!(resource = %step.key, verb, "applied");
-                outcome.done.push(Done {
-                    key: step.key.clone(),
-                    verb,
-                });
+                outcome.done.push(Done { key: step.key.clone(), verb });
             }
             Err(err) => {
                 warn!(resource = %step.key, error = %err, "apply failed; later steps of this pipeline skipped");

@@ -75,18 +75,11 @@ impl PipelinePlan {
 
     /// Apply skips a blocked pipeline entirely.
     pub fn is_blocked(&self) -> bool {
-        self.error.is_some()
-            || !self.problems.is_empty()
-            || self
-                .steps
-                .iter()
-                .any(|s| matches!(s.action, Action::Conflict { .. }))
+        self.error.is_some() || !self.problems.is_empty() || self.steps.iter().any(|s| matches!(s.action, Action::Conflict { .. }))
     }
 
     pub fn has_changes(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.action, Action::Create | Action::Update { .. }))
+        self.steps.iter().any(|s| matches!(s.action, Action::Create | Action::Update { .. }))
     }
 }
 
@@ -106,20 +99,9 @@ pub fn plan_pipeline(desired: &DesiredPipeline, observed: &Observed) -> Pipeline
         };
         let live = observed.live.get(&want.key).cloned().flatten();
         let action = decide(&want, live.as_ref(), &desired.name, desired.adopt);
-        steps.push(Step {
-            key: want.key.clone(),
-            action,
-            desired: want,
-            live,
-        });
+        steps.push(Step { key: want.key.clone(), action, desired: want, live });
     }
-    PipelinePlan {
-        pipeline: desired.name.clone(),
-        file: desired.file.clone(),
-        steps,
-        problems,
-        error: None,
-    }
+    PipelinePlan { pipeline: desired.name.clone(), file: desired.file.clone(), steps, problems, error: None }
 }
 
 /// Resolves listener references into ARNs. `None` when one is unresolved; the missing
@@ -128,16 +110,11 @@ fn bind(want: &Desired, refs: &HashMap<Reference, RefState>) -> Option<Desired> 
     let Spec::Group(group) = &want.spec else {
         return Some(want.clone());
     };
-    let bound = group.bind(|listener| {
-        match refs.get(&Reference::Listener(ListenerRefKey::from(listener))) {
-            Some(RefState::Found(Some(arn))) => Some(arn.clone()),
-            _ => None,
-        }
+    let bound = group.bind(|listener| match refs.get(&Reference::Listener(ListenerRefKey::from(listener))) {
+        Some(RefState::Found(Some(arn))) => Some(arn.clone()),
+        _ => None,
     })?;
-    Some(Desired {
-        spec: Spec::Group(bound),
-        ..want.clone()
-    })
+    Some(Desired { spec: Spec::Group(bound), ..want.clone() })
 }
 
 pub fn decide(want: &Desired, live: Option<&Live>, pipeline: &str, adopt: bool) -> Action {
@@ -149,21 +126,17 @@ pub fn decide(want: &Desired, live: Option<&Live>, pipeline: &str, adopt: bool) 
             Ownership::Ours => {}
             Ownership::Foreign if adopt => {}
             Ownership::Foreign => {
-                return Action::Conflict { reason: "exists without slipway's tags; slipway leaves it alone unless the manifest sets `spec.adopt: true`".into() };
+                return Action::Conflict {
+                    reason: "exists without slipway's tags; slipway leaves it alone unless the manifest sets `spec.adopt: true`".into(),
+                };
             }
             Ownership::OtherPipeline(other) => {
-                return Action::Conflict {
-                    reason: format!("belongs to slipway pipeline `{other}`"),
-                };
+                return Action::Conflict { reason: format!("belongs to slipway pipeline `{other}`") };
             }
         }
     }
     let changes = changes(want, live);
-    if changes.is_empty() {
-        Action::Noop
-    } else {
-        Action::Update { changes }
-    }
+    if changes.is_empty() { Action::Noop } else { Action::Update { changes } }
 }
 
 /// Spec fields that differ, then tags slipway sets that are missing or different. Tags others
@@ -172,20 +145,11 @@ pub fn changes(want: &Desired, live: &Live) -> Vec<FieldChange> {
     let before = serde_json::to_value(&live.spec).expect("specs serialise");
     let after = serde_json::to_value(&want.spec).expect("specs serialise");
     let mut changes = diff(&before, &after);
-    let relevant: Tags = live
-        .tags
-        .iter()
-        .filter(|(k, _)| want.tags.contains_key(*k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for change in diff(
-        &serde_json::to_value(&relevant).expect("tags serialise"),
-        &serde_json::to_value(&want.tags).expect("tags serialise"),
-    ) {
-        changes.push(FieldChange {
-            path: format!("tags.{}", change.path),
-            ..change
-        });
+    let relevant: Tags = live.tags.iter().filter(|(k, _)| want.tags.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for change in
+        diff(&serde_json::to_value(&relevant).expect("tags serialise"), &serde_json::to_value(&want.tags).expect("tags serialise"))
+    {
+        changes.push(FieldChange { path: format!("tags.{}", change.path), ..change });
     }
     changes
 }
@@ -199,37 +163,22 @@ pub struct Orphan {
 
 /// Owned resources minus the desired ones. Resources of `protected` pipelines (whose manifests
 /// failed to load) are never orphans: a typo must not delete a pipeline.
-pub fn find_orphans(
-    owned: &[(Key, String)],
-    desired: &HashSet<Key>,
-    protected: &HashSet<String>,
-) -> Vec<Orphan> {
+pub fn find_orphans(owned: &[(Key, String)], desired: &HashSet<Key>, protected: &HashSet<String>) -> Vec<Orphan> {
     let mut out: BTreeSet<Orphan> = BTreeSet::new();
     for (key, pipeline) in owned {
         if !desired.contains(key) && !protected.contains(pipeline) {
-            out.insert(Orphan {
-                key: key.clone(),
-                pipeline: pipeline.clone(),
-            });
+            out.insert(Orphan { key: key.clone(), pipeline: pipeline.clone() });
         }
     }
     let mut out: Vec<Orphan> = out.into_iter().collect();
     // Delete in reverse creation order: rules before the pipeline they start, and so on.
-    out.sort_by(|a, b| {
-        b.key
-            .kind
-            .cmp(&a.key.kind)
-            .then(a.key.name.cmp(&b.key.name))
-    });
+    out.sort_by(|a, b| b.key.kind.cmp(&a.key.kind).then(a.key.name.cmp(&b.key.name)));
     out
 }
 
 /// The kinds whose owned resources are discovered for orphan detection.
 pub fn discoverable_kinds() -> Vec<Kind> {
-    Kind::ALL
-        .into_iter()
-        .filter(|k| !matches!(k, Kind::CodeDeployDeploymentGroup | Kind::SourceArtifact))
-        .collect()
+    Kind::ALL.into_iter().filter(|k| !matches!(k, Kind::CodeDeployDeploymentGroup | Kind::SourceArtifact)).collect()
 }
 
 /// A summary value for JSON output.
@@ -243,38 +192,23 @@ mod tests {
     use crate::resource::codedeploy::ApplicationSpec;
 
     fn app(platform: &str) -> Spec {
-        Spec::App(ApplicationSpec {
-            compute_platform: platform.into(),
-        })
+        Spec::App(ApplicationSpec { compute_platform: platform.into() })
     }
 
     fn desired(tags: &[(&str, &str)]) -> Desired {
         Desired {
             key: Key::new(Kind::CodeDeployApplication, "web"),
             spec: app("ECS"),
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             payload: None,
         }
     }
 
     fn live(spec: Spec, tags: &[(&str, &str)]) -> Live {
-        Live {
-            spec,
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            handle: None,
-        }
+        Live { spec, tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), handle: None }
     }
 
-    const OURS: [(&str, &str); 2] = [
-        ("slipway.dev/managed-by", "slipway"),
-        ("slipway.dev/pipeline", "web"),
-    ];
+    const OURS: [(&str, &str); 2] = [("slipway.dev/managed-by", "slipway"), ("slipway.dev/pipeline", "web")];
 
     #[test]
     fn a_missing_resource_is_created() {
@@ -285,58 +219,28 @@ mod tests {
     fn an_owned_equal_resource_needs_nothing_even_with_extra_tags() {
         let mut tags = OURS.to_vec();
         tags.push(("team", "platform"));
-        assert_eq!(
-            decide(
-                &desired(&OURS),
-                Some(&live(app("ECS"), &tags)),
-                "web",
-                false
-            ),
-            Action::Noop
-        );
+        assert_eq!(decide(&desired(&OURS), Some(&live(app("ECS"), &tags)), "web", false), Action::Noop);
     }
 
     #[test]
     fn a_foreign_resource_is_a_conflict_unless_adopted() {
         let foreign = live(app("ECS"), &[]);
-        assert!(matches!(
-            decide(&desired(&OURS), Some(&foreign), "web", false),
-            Action::Conflict { .. }
-        ));
-        let Action::Update { changes } = decide(&desired(&OURS), Some(&foreign), "web", true)
-        else {
-            panic!("adopt updates")
-        };
+        assert!(matches!(decide(&desired(&OURS), Some(&foreign), "web", false), Action::Conflict { .. }));
+        let Action::Update { changes } = decide(&desired(&OURS), Some(&foreign), "web", true) else { panic!("adopt updates") };
         let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            ["tags.slipway.dev/managed-by", "tags.slipway.dev/pipeline"]
-        );
+        assert_eq!(paths, ["tags.slipway.dev/managed-by", "tags.slipway.dev/pipeline"]);
     }
 
     #[test]
     fn another_pipelines_resource_is_a_conflict_even_with_adopt() {
-        let other = live(
-            app("ECS"),
-            &[
-                ("slipway.dev/managed-by", "slipway"),
-                ("slipway.dev/pipeline", "api"),
-            ],
-        );
-        let Action::Conflict { reason } = decide(&desired(&OURS), Some(&other), "web", true) else {
-            panic!("conflict expected")
-        };
+        let other = live(app("ECS"), &[("slipway.dev/managed-by", "slipway"), ("slipway.dev/pipeline", "api")]);
+        let Action::Conflict { reason } = decide(&desired(&OURS), Some(&other), "web", true) else { panic!("conflict expected") };
         assert!(reason.contains("`api`"));
     }
 
     #[test]
     fn a_changed_field_is_an_update_naming_it() {
-        let Action::Update { changes } = decide(
-            &desired(&OURS),
-            Some(&live(app("Server"), &OURS)),
-            "web",
-            false,
-        ) else {
+        let Action::Update { changes } = decide(&desired(&OURS), Some(&live(app("Server"), &OURS)), "web", false) else {
             panic!("update expected")
         };
         assert_eq!(changes.len(), 1);
@@ -347,10 +251,7 @@ mod tests {
     fn orphans_exclude_desired_and_protected_pipelines_and_delete_dependents_first() {
         let owned = vec![
             (Key::new(Kind::S3Bucket, "old-bucket"), "old".to_string()),
-            (
-                Key::new(Kind::EventRule, "slipway-old-ecr"),
-                "old".to_string(),
-            ),
+            (Key::new(Kind::EventRule, "slipway-old-ecr"), "old".to_string()),
             (Key::new(Kind::CodePipeline, "web"), "web".to_string()),
             (Key::new(Kind::CodePipeline, "typo"), "typo".to_string()),
         ];

@@ -17,10 +17,7 @@ fn short(value: &Option<Value>) -> String {
 }
 
 fn revision_suffix(revision: &Option<String>) -> String {
-    revision
-        .as_deref()
-        .map(|r| format!(" at {}", &r[..r.len().min(12)]))
-        .unwrap_or_default()
+    revision.as_deref().map(|r| format!(" at {}", &r[..r.len().min(12)])).unwrap_or_default()
 }
 
 pub fn render_plan(plan: &Plan) -> String {
@@ -33,13 +30,7 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     let (mut create, mut update, mut conflicts) = (0, 0, 0);
     for p in &plan.pipelines {
-        let _ = writeln!(
-            out,
-            "\npipeline {} ({}){}",
-            p.pipeline,
-            p.file.display(),
-            revision_suffix(&plan.revision)
-        );
+        let _ = writeln!(out, "\npipeline {} ({}){}", p.pipeline, p.file.display(), revision_suffix(&plan.revision));
         if let Some(err) = &p.error {
             let _ = writeln!(out, "  ! could not read live state: {err}");
             continue;
@@ -58,13 +49,7 @@ pub fn render_plan(plan: &Plan) -> String {
                     update += 1;
                     let _ = writeln!(out, "  ~ update {}", step.key);
                     for c in changes {
-                        let _ = writeln!(
-                            out,
-                            "      {}: {} → {}",
-                            c.path,
-                            short(&c.before),
-                            short(&c.after)
-                        );
+                        let _ = writeln!(out, "      {}: {} → {}", c.path, short(&c.before), short(&c.after));
                     }
                 }
                 Action::Conflict { reason } => {
@@ -75,10 +60,7 @@ pub fn render_plan(plan: &Plan) -> String {
             }
         }
         if p.is_blocked() {
-            let _ = writeln!(
-                out,
-                "  (blocked: apply changes nothing in this pipeline until the problems above are fixed)"
-            );
+            let _ = writeln!(out, "  (blocked: apply changes nothing in this pipeline until the problems above are fixed)");
         } else if !p.has_changes() {
             let _ = writeln!(out, "  = in sync ({unchanged} resources)");
         } else if unchanged > 0 {
@@ -87,10 +69,7 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if !orphans.is_empty() {
-        let _ = writeln!(
-            out,
-            "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes them):"
-        );
+        let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes them):");
         for o in orphans {
             let _ = writeln!(out, "  - {} (pipeline {})", o.key, o.pipeline);
         }
@@ -114,12 +93,7 @@ pub fn render_apply(report: &ApplyReport) -> String {
     }
     let mut changed = 0;
     for p in &report.pipelines {
-        let _ = writeln!(
-            out,
-            "\npipeline {}{}",
-            p.pipeline,
-            revision_suffix(&report.revision)
-        );
+        let _ = writeln!(out, "\npipeline {}{}", p.pipeline, revision_suffix(&report.revision));
         for done in &p.done {
             changed += 1;
             let _ = writeln!(out, "  {} {}", done.verb, done.key);
@@ -141,17 +115,9 @@ pub fn render_apply(report: &ApplyReport) -> String {
         let _ = writeln!(out, "error: {err}");
     }
     if report.orphans_kept > 0 {
-        let _ = writeln!(
-            out,
-            "\n{} orphaned resource(s) kept: run `apply --prune` to delete them.",
-            report.orphans_kept
-        );
+        let _ = writeln!(out, "\n{} orphaned resource(s) kept: run `apply --prune` to delete them.", report.orphans_kept);
     }
-    let failed = report
-        .pipelines
-        .iter()
-        .filter(|p| p.error.is_some() || p.skipped.is_some())
-        .count();
+    let failed = report.pipelines.iter().filter(|p| p.error.is_some() || p.skipped.is_some()).count();
     let _ = writeln!(
         out,
         "\nApply: {changed} change(s), {} deleted, {failed} pipeline(s) failed or skipped, {} invalid manifest(s).",

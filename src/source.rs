@@ -8,10 +8,7 @@ use git2::{Repository, Tree};
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("failed to open repository directory {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a directory")]
     NotADirectory { path: PathBuf },
 }
@@ -32,10 +29,7 @@ struct GitInfo {
 
 impl RepoDir {
     pub fn open(path: &Path) -> Result<RepoDir, SourceError> {
-        let root = path.canonicalize().map_err(|source| SourceError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let root = path.canonicalize().map_err(|source| SourceError::Open { path: path.to_path_buf(), source })?;
         if !root.is_dir() {
             return Err(SourceError::NotADirectory { path: root });
         }
@@ -82,13 +76,8 @@ impl RepoDir {
             return false;
         };
         let mut opts = git2::StatusOptions::new();
-        opts.pathspec(git.prefix.join(rel))
-            .include_untracked(true)
-            .include_ignored(false);
-        git.repo
-            .statuses(Some(&mut opts))
-            .map(|s| !s.is_empty())
-            .unwrap_or(false)
+        opts.pathspec(git.prefix.join(rel)).include_untracked(true).include_ignored(false);
+        git.repo.statuses(Some(&mut opts)).map(|s| !s.is_empty()).unwrap_or(false)
     }
 }
 

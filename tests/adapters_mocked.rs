@@ -8,9 +8,7 @@ use aws_sdk_codebuild::operation::batch_get_projects::BatchGetProjectsOutput;
 use aws_sdk_codebuild::operation::update_project::UpdateProjectOutput;
 use aws_sdk_codedeploy::operation::delete_application::DeleteApplicationOutput;
 use aws_sdk_codedeploy::operation::delete_deployment_group::DeleteDeploymentGroupOutput;
-use aws_sdk_codedeploy::operation::update_deployment_group::{
-    UpdateDeploymentGroupError, UpdateDeploymentGroupOutput,
-};
+use aws_sdk_codedeploy::operation::update_deployment_group::{UpdateDeploymentGroupError, UpdateDeploymentGroupOutput};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
@@ -21,10 +19,7 @@ use slipway::resource::codedeploy::GroupSpec;
 use slipway::resource::{self, Desired, Key, Kind, Live, Spec, Tags, ownership_tags};
 
 fn aws() -> Aws {
-    let config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(aws_config::Region::new("ap-northeast-1"))
-        .build();
+    let config = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(aws_config::Region::new("ap-northeast-1")).build();
     Aws::new(&config, "123456789012".into(), "aws".into())
 }
 
@@ -58,23 +53,11 @@ async fn a_drifted_deployment_group_is_updated_with_its_whole_blue_green_configu
     let update = mock!(aws_sdk_codedeploy::Client::update_deployment_group)
         .match_requests(|r| {
             let bg = r.blue_green_deployment_configuration().unwrap();
-            let pair = &r
-                .load_balancer_info()
-                .unwrap()
-                .target_group_pair_info_list()[0];
+            let pair = &r.load_balancer_info().unwrap().target_group_pair_info_list()[0];
             r.application_name() == Some("web")
                 && r.current_deployment_group_name() == Some("web")
-                && bg
-                    .terminate_blue_instances_on_deployment_success()
-                    .unwrap()
-                    .termination_wait_time_in_minutes()
-                    == 5
-                && pair
-                    .target_groups()
-                    .iter()
-                    .filter_map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    == ["web-blue", "web-green"]
+                && bg.terminate_blue_instances_on_deployment_success().unwrap().termination_wait_time_in_minutes() == 5
+                && pair.target_groups().iter().filter_map(|t| t.name()).collect::<Vec<_>>() == ["web-blue", "web-green"]
                 && pair.prod_traffic_route().unwrap().listener_arns() == ["arn:listener/80"]
                 && pair.test_traffic_route().unwrap().listener_arns() == ["arn:listener/8080"]
                 && r.ecs_services()[0].service_name() == Some("web")
@@ -84,23 +67,11 @@ async fn a_drifted_deployment_group_is_updated_with_its_whole_blue_green_configu
     let mut aws = aws();
     aws.codedeploy = mock_client!(aws_sdk_codedeploy, [&update]);
 
-    let desired = Desired {
-        key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"),
-        spec: Spec::Group(group(5)),
-        tags: tags(),
-        payload: None,
-    };
-    let live = Live {
-        spec: Spec::Group(group(60)),
-        tags: tags(),
-        handle: None,
-    };
+    let desired =
+        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
+    let live = Live { spec: Spec::Group(group(60)), tags: tags(), handle: None };
     resource::update(&aws, &desired, &live).await.unwrap();
-    assert_eq!(
-        update.num_calls(),
-        1,
-        "one UpdateDeploymentGroup and no tagging call: the tags were already right"
-    );
+    assert_eq!(update.num_calls(), 1, "one UpdateDeploymentGroup and no tagging call: the tags were already right");
 }
 
 #[tokio::test]
@@ -109,26 +80,13 @@ async fn pruning_deletes_the_application_and_a_group_by_name() {
         .match_requests(|r| r.application_name() == Some("old"))
         .then_output(|| DeleteApplicationOutput::builder().build());
     let delete_group = mock!(aws_sdk_codedeploy::Client::delete_deployment_group)
-        .match_requests(|r| {
-            r.application_name() == Some("old") && r.deployment_group_name() == Some("blue-green")
-        })
+        .match_requests(|r| r.application_name() == Some("old") && r.deployment_group_name() == Some("blue-green"))
         .then_output(|| DeleteDeploymentGroupOutput::builder().build());
     let mut aws = aws();
-    aws.codedeploy = mock_client!(
-        aws_sdk_codedeploy,
-        RuleMode::MatchAny,
-        [&delete_app, &delete_group]
-    );
+    aws.codedeploy = mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&delete_app, &delete_group]);
 
-    resource::delete(
-        &aws,
-        &Key::new(Kind::CodeDeployDeploymentGroup, "old/blue-green"),
-    )
-    .await
-    .unwrap();
-    resource::delete(&aws, &Key::new(Kind::CodeDeployApplication, "old"))
-        .await
-        .unwrap();
+    resource::delete(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "old/blue-green")).await.unwrap();
+    resource::delete(&aws, &Key::new(Kind::CodeDeployApplication, "old")).await.unwrap();
     assert_eq!((delete_app.num_calls(), delete_group.num_calls()), (1, 1));
 }
 
@@ -136,44 +94,26 @@ async fn pruning_deletes_the_application_and_a_group_by_name() {
 async fn a_missing_deployment_group_reads_as_absent_and_access_denied_is_not_retryable() {
     // The error as CodeDeploy puts it on the wire, so the SDK's own deserialiser reads it.
     let missing = mock!(aws_sdk_codedeploy::Client::get_deployment_group).then_http_response(|| {
-        HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(r#"{"__type":"DeploymentGroupDoesNotExistException","message":"no such group"}"#))
+        HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(r#"{"__type":"DeploymentGroupDoesNotExistException","message":"no such group"}"#),
+        )
     });
     let denied = mock!(aws_sdk_codedeploy::Client::update_deployment_group).then_error(|| {
-        UpdateDeploymentGroupError::generic(
-            ErrorMetadata::builder()
-                .code("AccessDeniedException")
-                .message("not allowed")
-                .build(),
-        )
+        UpdateDeploymentGroupError::generic(ErrorMetadata::builder().code("AccessDeniedException").message("not allowed").build())
     });
     let mut aws = aws();
     aws.codedeploy = mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&missing, &denied]);
 
-    assert_eq!(
-        resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web")).await.unwrap(), None);
 
-    let desired = Desired {
-        key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"),
-        spec: Spec::Group(group(5)),
-        tags: tags(),
-        payload: None,
-    };
-    let live = Live {
-        spec: Spec::Group(group(60)),
-        tags: tags(),
-        handle: None,
-    };
+    let desired =
+        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
+    let live = Live { spec: Spec::Group(group(60)), tags: tags(), handle: None };
     let err = resource::update(&aws, &desired, &live).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);
     assert!(!err.is_retryable());
-    assert_eq!(
-        err.to_string(),
-        "codedeploy:UpdateDeploymentGroup failed (AccessDeniedException): not allowed"
-    );
+    assert_eq!(err.to_string(), "codedeploy:UpdateDeploymentGroup failed (AccessDeniedException): not allowed");
 }
 
 #[tokio::test]
@@ -185,11 +125,9 @@ async fn throttling_is_classified_as_retryable() {
     });
     let mut aws = aws();
     // No SDK retries here: the classification itself is under test.
-    aws.codedeploy = mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&throttled], |c| c
-        .retry_config(aws_config::retry::RetryConfig::disabled()));
-    let err = resource::delete(&aws, &Key::new(Kind::CodeDeployApplication, "web"))
-        .await
-        .unwrap_err();
+    aws.codedeploy =
+        mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&throttled], |c| c.retry_config(aws_config::retry::RetryConfig::disabled()));
+    let err = resource::delete(&aws, &Key::new(Kind::CodeDeployApplication, "web")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Throttled);
     assert!(err.is_retryable());
 }
@@ -211,42 +149,22 @@ fn project(privileged: bool) -> ProjectSpec {
 async fn a_drifted_build_project_is_updated_and_adopting_keeps_the_tags_others_set() {
     let update = mock!(aws_sdk_codebuild::Client::update_project)
         .match_requests(|r| {
-            r.name() == Some("web-build")
-                && r.environment()
-                    .is_some_and(|e| e.privileged_mode() == Some(true))
-                && r.tags().is_empty()
+            r.name() == Some("web-build") && r.environment().is_some_and(|e| e.privileged_mode() == Some(true)) && r.tags().is_empty()
         })
         .then_output(|| UpdateProjectOutput::builder().build());
     let retag = mock!(aws_sdk_codebuild::Client::update_project)
         .match_requests(|r| {
             let keys: Vec<&str> = r.tags().iter().filter_map(|t| t.key()).collect();
-            r.environment().is_none()
-                && keys == ["owner", "slipway.dev/managed-by", "slipway.dev/pipeline"]
+            r.environment().is_none() && keys == ["owner", "slipway.dev/managed-by", "slipway.dev/pipeline"]
         })
         .then_output(|| UpdateProjectOutput::builder().build());
-    let unused = mock!(aws_sdk_codebuild::Client::batch_get_projects)
-        .then_output(|| BatchGetProjectsOutput::builder().build());
+    let unused = mock!(aws_sdk_codebuild::Client::batch_get_projects).then_output(|| BatchGetProjectsOutput::builder().build());
     let mut aws = aws();
-    aws.codebuild = mock_client!(
-        aws_sdk_codebuild,
-        RuleMode::MatchAny,
-        [&update, &retag, &unused]
-    );
+    aws.codebuild = mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, [&update, &retag, &unused]);
 
-    let desired = Desired {
-        key: Key::new(Kind::CodeBuildProject, "web-build"),
-        spec: Spec::Build(project(true)),
-        tags: tags(),
-        payload: None,
-    };
-    let live = Live {
-        spec: Spec::Build(project(false)),
-        tags: [("owner".to_string(), "alice".to_string())].into(),
-        handle: None,
-    };
+    let desired =
+        Desired { key: Key::new(Kind::CodeBuildProject, "web-build"), spec: Spec::Build(project(true)), tags: tags(), payload: None };
+    let live = Live { spec: Spec::Build(project(false)), tags: [("owner".to_string(), "alice".to_string())].into(), handle: None };
     resource::update(&aws, &desired, &live).await.unwrap();
-    assert_eq!(
-        (update.num_calls(), retag.num_calls(), unused.num_calls()),
-        (1, 1, 0)
-    );
+    assert_eq!((update.num_calls(), retag.num_calls(), unused.num_calls()), (1, 1, 0));
 }

@@ -27,52 +27,26 @@ fn repo_arg(path: &Path) -> String {
 
 #[test]
 fn validate_accepts_the_examples() {
-    let out = slipway(
-        &[
-            "validate",
-            "--repo",
-            &repo_arg(&common::repo_root().join("examples")),
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = slipway(&["validate", "--repo", &repo_arg(&common::repo_root().join("examples"))], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains("2 pipeline(s) valid"));
 }
 
 #[test]
 fn validate_lists_every_error_with_file_line_and_column_and_suggests_the_field_meant() {
     let repo = example_repo();
-    edit(
-        repo.path(),
-        "pipelines/web.yaml",
-        "    scanOnPush: true",
-        "    scanOnPsuh: true",
-    );
-    edit(
-        repo.path(),
-        "pipelines/nginx.yaml",
-        "path: apps/nginx ",
-        "path: ../outside ",
-    );
+    edit(repo.path(), "pipelines/web.yaml", "    scanOnPush: true", "    scanOnPsuh: true");
+    edit(repo.path(), "pipelines/nginx.yaml", "path: apps/nginx ", "path: ../outside ");
     let out = slipway(&["validate", "--repo", &repo_arg(repo.path())], &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.contains(&"pipelines/nginx.yaml:15:5: source.path `../outside` must not contain `..`: paths stay inside the repository"), "{text}");
-    let typo = lines
-        .iter()
-        .find(|l| l.starts_with("pipelines/web.yaml:24:5: "))
-        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        typo.contains("unknown field `scanOnPsuh`")
-            && typo.ends_with("(did you mean field `scanOnPush`?)"),
-        "{typo}"
+        lines.contains(&"pipelines/nginx.yaml:15:5: source.path `../outside` must not contain `..`: paths stay inside the repository"),
+        "{text}"
     );
+    let typo = lines.iter().find(|l| l.starts_with("pipelines/web.yaml:24:5: ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(typo.contains("unknown field `scanOnPsuh`") && typo.ends_with("(did you mean field `scanOnPush`?)"), "{typo}");
     assert!(text.contains("2 error(s); 0 pipeline(s) valid"), "{text}");
 }
 
@@ -85,35 +59,14 @@ fn plan_apply_plan_with_detailed_exit_codes() {
 
     let first = slipway(&["plan", "--repo", &repo, "--detailed-exitcode"], &env);
     assert_eq!(first.status.code(), Some(2), "{}", stdout(&first));
-    assert!(
-        stdout(&first).contains("+ create codepipeline web"),
-        "{}",
-        stdout(&first)
-    );
-    assert!(
-        stdout(&first).contains("Plan: 18 to create, 0 to change"),
-        "{}",
-        stdout(&first)
-    );
+    assert!(stdout(&first).contains("+ create codepipeline web"), "{}", stdout(&first));
+    assert!(stdout(&first).contains("Plan: 18 to create, 0 to change"), "{}", stdout(&first));
 
     let applied = slipway(&["apply", "--repo", &repo], &env);
     assert!(applied.status.success(), "{}", stdout(&applied));
-    assert!(
-        stdout(&applied)
-            .contains("uploaded source-artifact slipway-demo-web-settings/settings.zip")
-    );
+    assert!(stdout(&applied).contains("uploaded source-artifact slipway-demo-web-settings/settings.zip"));
 
-    let second = slipway(
-        &[
-            "plan",
-            "--repo",
-            &repo,
-            "--detailed-exitcode",
-            "--output",
-            "json",
-        ],
-        &env,
-    );
+    let second = slipway(&["plan", "--repo", &repo, "--detailed-exitcode", "--output", "json"], &env);
     assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
     let json: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     let actions: Vec<&str> = json["pipelines"]

@@ -30,45 +30,24 @@ fn pending(plan: &Plan) -> BTreeSet<(String, String, String, String)> {
     plan.pipelines
         .iter()
         .flat_map(|p| {
-            p.steps
-                .iter()
-                .filter(|s| s.action != Action::Noop)
-                .map(|s| {
-                    let action = match &s.action {
-                        Action::Create => "create".to_string(),
-                        Action::Update { changes } => format!(
-                            "update {}",
-                            changes
-                                .iter()
-                                .map(|c| c.path.as_str())
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        ),
-                        Action::Conflict { .. } => "conflict".to_string(),
-                        Action::Noop => unreachable!(),
-                    };
-                    (
-                        p.pipeline.clone(),
-                        s.key.kind.label().to_string(),
-                        s.key.name.clone(),
-                        action,
-                    )
-                })
+            p.steps.iter().filter(|s| s.action != Action::Noop).map(|s| {
+                let action = match &s.action {
+                    Action::Create => "create".to_string(),
+                    Action::Update { changes } => {
+                        format!("update {}", changes.iter().map(|c| c.path.as_str()).collect::<Vec<_>>().join(","))
+                    }
+                    Action::Conflict { .. } => "conflict".to_string(),
+                    Action::Noop => unreachable!(),
+                };
+                (p.pipeline.clone(), s.key.kind.label().to_string(), s.key.name.clone(), action)
+            })
         })
         .collect()
 }
 
 fn assert_in_sync(plan: &Plan) {
-    assert!(
-        pending(plan).is_empty(),
-        "expected no changes, got {:#?}",
-        pending(plan)
-    );
-    assert!(
-        !plan.has_errors(),
-        "plan has errors: {}",
-        slipway::report::render_plan(plan)
-    );
+    assert!(pending(plan).is_empty(), "expected no changes, got {:#?}", pending(plan));
+    assert!(!plan.has_errors(), "plan has errors: {}", slipway::report::render_plan(plan));
 }
 
 #[tokio::test]
@@ -78,21 +57,14 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
     let repo = example_repo();
 
     let first = plan_repo(&aws, repo.path()).await;
-    let creates: Vec<_> = pending(&first)
-        .into_iter()
-        .map(|(p, kind, _, action)| (p, kind, action))
-        .collect();
+    let creates: Vec<_> = pending(&first).into_iter().map(|(p, kind, _, action)| (p, kind, action)).collect();
     assert_eq!(creates.len(), 18, "{creates:#?}");
     assert!(creates.iter().all(|(_, _, a)| a == "create"));
     let kinds: BTreeSet<&str> = creates.iter().map(|(_, k, _)| k.as_str()).collect();
     assert_eq!(kinds.len(), 9, "every resource kind is planned: {kinds:?}");
 
     let report = apply(&aws, &first, false, 4).await;
-    assert!(
-        report.succeeded(),
-        "{}",
-        slipway::report::render_apply(&report)
-    );
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
 
     let second = plan_repo(&aws, repo.path()).await;
     assert_in_sync(&second);
@@ -101,58 +73,23 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
     let before = aws.calls.snapshot();
     let again = apply(&aws, &second, false, 4).await;
     assert!(again.succeeded());
-    let writes: Vec<String> = aws
-        .calls
-        .since(&before)
-        .into_iter()
-        .filter(|c| !is_read_only(c.split(':').nth(1).unwrap()))
-        .collect();
-    assert!(
-        writes.is_empty(),
-        "a second apply must not write: {writes:?}"
-    );
+    let writes: Vec<String> = aws.calls.since(&before).into_iter().filter(|c| !is_read_only(c.split(':').nth(1).unwrap())).collect();
+    assert!(writes.is_empty(), "a second apply must not write: {writes:?}");
 
     // What AWS now holds is what the seeds describe.
-    let pipeline = aws
-        .codepipeline
-        .get_pipeline()
-        .name("web")
-        .send()
-        .await
-        .unwrap()
-        .pipeline
-        .unwrap();
+    let pipeline = aws.codepipeline.get_pipeline().name("web").send().await.unwrap().pipeline.unwrap();
     let stages: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(stages, ["Source", "Deploy"]);
     let settings = &pipeline.stages[0].actions[0];
-    assert_eq!(
-        settings.configuration.as_ref().unwrap()["PollForSourceChanges"],
-        "false"
-    );
+    assert_eq!(settings.configuration.as_ref().unwrap()["PollForSourceChanges"], "false");
     let deploy = pipeline.stages[1].actions[0].configuration.clone().unwrap();
     assert_eq!(deploy["Image1ArtifactName"], "images");
     assert_eq!(deploy["TaskDefinitionTemplateArtifact"], "settings");
-    let nginx = aws
-        .codepipeline
-        .get_pipeline()
-        .name("nginx")
-        .send()
-        .await
-        .unwrap()
-        .pipeline
-        .unwrap();
+    let nginx = aws.codepipeline.get_pipeline().name("nginx").send().await.unwrap().pipeline.unwrap();
     let stages: Vec<&str> = nginx.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(stages, ["Source", "Build", "Deploy"]);
 
-    let policy = aws
-        .ecr
-        .get_lifecycle_policy()
-        .repository_name("demo-web")
-        .send()
-        .await
-        .unwrap()
-        .lifecycle_policy_text
-        .unwrap();
+    let policy = aws.ecr.get_lifecycle_policy().repository_name("demo-web").send().await.unwrap().lifecycle_policy_text.unwrap();
     let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
     assert_eq!(policy["rules"][0]["selection"]["tagStatus"], "untagged");
     assert_eq!(policy["rules"][0]["selection"]["countNumber"], 1);
@@ -175,47 +112,17 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
         .termination_wait_time_in_minutes;
     assert_eq!(wait, 5);
 
-    let project = aws
-        .codebuild
-        .batch_get_projects()
-        .names("nginx-build")
-        .send()
-        .await
-        .unwrap()
-        .projects
-        .unwrap()
-        .remove(0);
+    let project = aws.codebuild.batch_get_projects().names("nginx-build").send().await.unwrap().projects.unwrap().remove(0);
     assert_eq!(project.environment.unwrap().privileged_mode, Some(true));
 
-    let zip = aws
-        .s3
-        .get_object()
-        .bucket("slipway-demo-code-pipeline")
-        .key("docker-image/docker_image.zip")
-        .send()
-        .await
-        .unwrap();
+    let zip = aws.s3.get_object().bucket("slipway-demo-code-pipeline").key("docker-image/docker_image.zip").send().await.unwrap();
     let bytes = zip.body.collect().await.unwrap().into_bytes();
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    let mut names: Vec<String> = archive
-        .file_names()
-        .map(|n| n.unwrap().to_string())
-        .collect();
+    let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().to_string()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "Dockerfile",
-            "appspec.yml",
-            "buildspec.yml",
-            "git-commit-hash.txt",
-            "index.html",
-            "taskdef.json"
-        ]
-    );
+    assert_eq!(names, ["Dockerfile", "appspec.yml", "buildspec.yml", "git-commit-hash.txt", "index.html", "taskdef.json"]);
     let mut taskdef = String::new();
-    std::io::Read::read_to_string(&mut archive.by_name("taskdef.json").unwrap(), &mut taskdef)
-        .unwrap();
+    std::io::Read::read_to_string(&mut archive.by_name("taskdef.json").unwrap(), &mut taskdef).unwrap();
     assert!(serde_json::from_str::<serde_json::Value>(&taskdef).is_ok());
 }
 
@@ -235,30 +142,15 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
         .put_bucket_versioning()
         .bucket("slipway-demo-web-settings")
         .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
-                .build(),
+            aws_sdk_s3::types::VersioningConfiguration::builder().status(aws_sdk_s3::types::BucketVersioningStatus::Suspended).build(),
         )
         .send()
         .await
         .unwrap();
     // S3: the zip overwritten.
-    aws.s3
-        .put_object()
-        .bucket("slipway-demo-web-settings")
-        .key("settings.zip")
-        .body(b"not a zip".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    aws.s3.put_object().bucket("slipway-demo-web-settings").key("settings.zip").body(b"not a zip".to_vec().into()).send().await.unwrap();
     // EventBridge: the rule's target removed.
-    aws.events
-        .remove_targets()
-        .rule("slipway-web-ecr")
-        .ids("codepipeline")
-        .send()
-        .await
-        .unwrap();
+    aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
     // CloudTrail: selector pointed elsewhere.
     aws.cloudtrail
         .put_event_selectors()
@@ -274,83 +166,36 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
         .unwrap();
     // CodeBuild is left out: moto has no UpdateProject (tests/adapters_mocked.rs covers it).
     // CodePipeline: the source action set to poll.
-    let mut pipeline = aws
-        .codepipeline
-        .get_pipeline()
-        .name("web")
-        .send()
-        .await
-        .unwrap()
-        .pipeline
-        .unwrap();
-    pipeline.stages[0].actions[0]
-        .configuration
-        .as_mut()
-        .unwrap()
-        .insert("PollForSourceChanges".into(), "true".into());
-    aws.codepipeline
-        .update_pipeline()
-        .pipeline(pipeline)
-        .send()
-        .await
-        .unwrap();
+    let mut pipeline = aws.codepipeline.get_pipeline().name("web").send().await.unwrap().pipeline.unwrap();
+    pipeline.stages[0].actions[0].configuration.as_mut().unwrap().insert("PollForSourceChanges".into(), "true".into());
+    aws.codepipeline.update_pipeline().pipeline(pipeline).send().await.unwrap();
 
     let drifted = plan_repo(&aws, repo.path()).await;
     let changes = pending(&drifted);
     let expect = |pipeline: &str, kind: &str, name: &str, paths: &str| {
-        (
-            pipeline.to_string(),
-            kind.to_string(),
-            name.to_string(),
-            format!("update {paths}"),
-        )
+        (pipeline.to_string(), kind.to_string(), name.to_string(), format!("update {paths}"))
     };
     assert!(changes.contains(&expect("web", "ecr-repository", "demo-web", "lifecyclePolicy.rules[0].selection.countNumber,lifecyclePolicy.rules[0].selection.countType,lifecyclePolicy.rules[0].selection.countUnit,lifecyclePolicy.rules[0].selection.tagStatus")), "{changes:#?}");
+    assert!(changes.contains(&expect("web", "s3-bucket", "slipway-demo-web-settings", "versioning")), "{changes:#?}");
+    assert!(changes.contains(&expect("web", "source-artifact", "slipway-demo-web-settings/settings.zip", "md5")), "{changes:#?}");
+    assert!(changes.contains(&expect("web", "eventbridge-rule", "slipway-web-ecr", "targets")), "{changes:#?}");
     assert!(
         changes.contains(&expect(
             "web",
-            "s3-bucket",
-            "slipway-demo-web-settings",
-            "versioning"
+            "cloudtrail-trail",
+            "slipway-web",
+            "eventSelectors[0].dataResources,eventSelectors[0].includeManagementEvents,eventSelectors[0].readWriteType"
         )),
         "{changes:#?}"
     );
     assert!(
-        changes.contains(&expect(
-            "web",
-            "source-artifact",
-            "slipway-demo-web-settings/settings.zip",
-            "md5"
-        )),
-        "{changes:#?}"
-    );
-    assert!(
-        changes.contains(&expect(
-            "web",
-            "eventbridge-rule",
-            "slipway-web-ecr",
-            "targets"
-        )),
-        "{changes:#?}"
-    );
-    assert!(changes.contains(&expect("web", "cloudtrail-trail", "slipway-web", "eventSelectors[0].dataResources,eventSelectors[0].includeManagementEvents,eventSelectors[0].readWriteType")), "{changes:#?}");
-    assert!(
-        changes.contains(&expect(
-            "web",
-            "codepipeline",
-            "web",
-            "stages[0].actions[0].configuration.PollForSourceChanges"
-        )),
+        changes.contains(&expect("web", "codepipeline", "web", "stages[0].actions[0].configuration.PollForSourceChanges")),
         "{changes:#?}"
     );
     assert_eq!(changes.len(), 6, "nothing else drifted: {changes:#?}");
 
     let report = apply(&aws, &drifted, false, 4).await;
-    assert!(
-        report.succeeded(),
-        "{}",
-        slipway::report::render_apply(&report)
-    );
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }
 
@@ -363,115 +208,41 @@ async fn a_resource_without_slipways_tags_is_a_conflict_and_is_left_alone_until_
     aws.ecr
         .create_repository()
         .repository_name("demo-web")
-        .tags(
-            aws_sdk_ecr::types::Tag::builder()
-                .key("owner")
-                .value("alice")
-                .build()
-                .unwrap(),
-        )
+        .tags(aws_sdk_ecr::types::Tag::builder().key("owner").value("alice").build().unwrap())
         .send()
         .await
         .unwrap();
 
     let planned = plan_repo(&aws, repo.path()).await;
-    let web = planned
-        .pipelines
-        .iter()
-        .find(|p| p.pipeline == "web")
-        .unwrap();
+    let web = planned.pipelines.iter().find(|p| p.pipeline == "web").unwrap();
     assert!(web.is_blocked());
     let conflict = web.steps.iter().find(|s| s.key.name == "demo-web").unwrap();
-    let Action::Conflict { reason } = &conflict.action else {
-        panic!("expected a conflict, got {:?}", conflict.action)
-    };
+    let Action::Conflict { reason } = &conflict.action else { panic!("expected a conflict, got {:?}", conflict.action) };
     assert!(reason.contains("adopt"), "{reason}");
 
     let report = apply(&aws, &planned, false, 4).await;
     assert!(!report.succeeded());
-    let web_outcome = report
-        .pipelines
-        .iter()
-        .find(|p| p.pipeline == "web")
-        .unwrap();
+    let web_outcome = report.pipelines.iter().find(|p| p.pipeline == "web").unwrap();
     assert!(web_outcome.done.is_empty() && web_outcome.skipped.is_some());
-    let nginx = report
-        .pipelines
-        .iter()
-        .find(|p| p.pipeline == "nginx")
-        .unwrap();
-    assert!(
-        nginx.error.is_none() && nginx.skipped.is_none() && !nginx.done.is_empty(),
-        "the other pipeline converges"
-    );
-    let policy = aws
-        .ecr
-        .get_lifecycle_policy()
-        .repository_name("demo-web")
-        .send()
-        .await;
+    let nginx = report.pipelines.iter().find(|p| p.pipeline == "nginx").unwrap();
+    assert!(nginx.error.is_none() && nginx.skipped.is_none() && !nginx.done.is_empty(), "the other pipeline converges");
+    let policy = aws.ecr.get_lifecycle_policy().repository_name("demo-web").send().await;
     assert!(policy.is_err(), "the foreign repository was not changed");
-    assert!(
-        aws.codepipeline
-            .get_pipeline()
-            .name("web")
-            .send()
-            .await
-            .is_err(),
-        "nothing of the blocked pipeline was created"
-    );
+    assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_err(), "nothing of the blocked pipeline was created");
 
-    edit(
-        repo.path(),
-        "pipelines/web.yaml",
-        "spec:\n",
-        "spec:\n  adopt: true\n",
-    );
+    edit(repo.path(), "pipelines/web.yaml", "spec:\n", "spec:\n  adopt: true\n");
     let adopted = plan_repo(&aws, repo.path()).await;
-    let step = adopted
-        .pipelines
-        .iter()
-        .find(|p| p.pipeline == "web")
-        .unwrap()
-        .steps
-        .iter()
-        .find(|s| s.key.name == "demo-web")
-        .unwrap();
-    let Action::Update { changes } = &step.action else {
-        panic!("adopt updates: {:?}", step.action)
-    };
-    assert!(
-        changes
-            .iter()
-            .any(|c| c.path == "tags.slipway.dev/managed-by")
-    );
+    let step = adopted.pipelines.iter().find(|p| p.pipeline == "web").unwrap().steps.iter().find(|s| s.key.name == "demo-web").unwrap();
+    let Action::Update { changes } = &step.action else { panic!("adopt updates: {:?}", step.action) };
+    assert!(changes.iter().any(|c| c.path == "tags.slipway.dev/managed-by"));
     assert!(apply(&aws, &adopted, false, 4).await.succeeded());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
-    let arn = aws
-        .ecr
-        .describe_repositories()
-        .repository_names("demo-web")
-        .send()
-        .await
-        .unwrap()
-        .repositories
-        .unwrap()[0]
+    let arn = aws.ecr.describe_repositories().repository_names("demo-web").send().await.unwrap().repositories.unwrap()[0]
         .repository_arn
         .clone()
         .unwrap();
-    let tags = aws
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .unwrap()
-        .tags
-        .unwrap();
-    assert!(
-        tags.iter().any(|t| t.key == "owner" && t.value == "alice"),
-        "tags others set are kept"
-    );
+    let tags = aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.unwrap().tags.unwrap();
+    assert!(tags.iter().any(|t| t.key == "owner" && t.value == "alice"), "tags others set are kept");
 }
 
 #[tokio::test]
@@ -482,29 +253,15 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
 
     // A broken manifest protects its pipeline: never an orphan.
-    edit(
-        repo.path(),
-        "pipelines/nginx.yaml",
-        "  source:\n",
-        "  sauce:\n",
-    );
+    edit(repo.path(), "pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
     let broken = plan_repo(&aws, repo.path()).await;
     assert_eq!(broken.invalid.len(), 1);
-    assert_eq!(
-        broken.orphans.as_deref(),
-        Some(&[][..]),
-        "a typo must not orphan a pipeline"
-    );
+    assert_eq!(broken.orphans.as_deref(), Some(&[][..]), "a typo must not orphan a pipeline");
 
     std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
     let orphaned = plan_repo(&aws, repo.path()).await;
-    let orphans: BTreeSet<(String, String)> = orphaned
-        .orphans
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.key.kind.label().to_string(), o.key.name))
-        .collect();
+    let orphans: BTreeSet<(String, String)> =
+        orphaned.orphans.clone().unwrap().into_iter().map(|o| (o.key.kind.label().to_string(), o.key.name)).collect();
     let expected: BTreeSet<(String, String)> = [
         ("ecr-repository", "demo-nginx"),
         ("s3-bucket", "slipway-demo-code-pipeline"),
@@ -522,66 +279,20 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     // Without --prune nothing is deleted.
     let kept = apply(&aws, &orphaned, false, 4).await;
     assert_eq!(kept.orphans_kept, 7);
-    assert!(
-        aws.codepipeline
-            .get_pipeline()
-            .name("nginx")
-            .send()
-            .await
-            .is_ok()
-    );
+    assert!(aws.codepipeline.get_pipeline().name("nginx").send().await.is_ok());
 
     let pruned = apply(&aws, &orphaned, true, 4).await;
     let deleted: BTreeSet<String> = pruned.pruned.iter().map(|d| d.key.name.clone()).collect();
     // moto has no DeleteApplication: that deletion fails here and is tested with mocks instead.
     assert_eq!(pruned.prune_errors.len(), 1, "{:?}", pruned.prune_errors);
-    assert!(
-        pruned.prune_errors[0].contains("codedeploy-application nginx"),
-        "{:?}",
-        pruned.prune_errors
-    );
+    assert!(pruned.prune_errors[0].contains("codedeploy-application nginx"), "{:?}", pruned.prune_errors);
     assert_eq!(deleted.len(), 6, "{deleted:?}");
-    assert!(
-        aws.codepipeline
-            .get_pipeline()
-            .name("nginx")
-            .send()
-            .await
-            .is_err()
-    );
-    assert!(
-        aws.s3
-            .head_bucket()
-            .bucket("slipway-demo-code-pipeline")
-            .send()
-            .await
-            .is_err()
-    );
-    assert!(
-        aws.ecr
-            .describe_repositories()
-            .repository_names("demo-nginx")
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(aws.codepipeline.get_pipeline().name("nginx").send().await.is_err());
+    assert!(aws.s3.head_bucket().bucket("slipway-demo-code-pipeline").send().await.is_err());
+    assert!(aws.ecr.describe_repositories().repository_names("demo-nginx").send().await.is_err());
     // Unowned resources in the same account are untouched.
-    assert!(
-        aws.s3
-            .head_bucket()
-            .bucket("slipway-demo-trail-logs")
-            .send()
-            .await
-            .is_ok()
-    );
-    assert!(
-        aws.codepipeline
-            .get_pipeline()
-            .name("web")
-            .send()
-            .await
-            .is_ok()
-    );
+    assert!(aws.s3.head_bucket().bucket("slipway-demo-trail-logs").send().await.is_ok());
+    assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_ok());
 }
 
 #[tokio::test]
@@ -589,12 +300,7 @@ async fn a_broken_manifest_is_reported_and_the_other_pipeline_still_converges() 
     let moto = Moto::start_bootstrapped();
     let aws = moto.aws().await;
     let repo = example_repo();
-    edit(
-        repo.path(),
-        "apps/nginx/taskdef.json",
-        "\"cpu\": \"256\",",
-        "\"cpu\": \"256\"",
-    );
+    edit(repo.path(), "apps/nginx/taskdef.json", "\"cpu\": \"256\",", "\"cpu\": \"256\"");
 
     let report = apply_repo(&aws, repo.path(), false).await;
     assert!(!report.succeeded());
@@ -614,17 +320,7 @@ async fn missing_references_and_a_service_without_the_codedeploy_controller_bloc
     let aws = moto.aws().await;
     let repo = example_repo();
     // A service created with the default (ECS) deployment controller, like most services.
-    let existing = aws
-        .ecs
-        .describe_services()
-        .cluster("demo")
-        .services("web")
-        .send()
-        .await
-        .unwrap()
-        .services
-        .unwrap()
-        .remove(0);
+    let existing = aws.ecs.describe_services().cluster("demo").services("web").send().await.unwrap().services.unwrap().remove(0);
     aws.ecs
         .create_service()
         .cluster("demo")
@@ -636,47 +332,93 @@ async fn missing_references_and_a_service_without_the_codedeploy_controller_bloc
         .send()
         .await
         .unwrap();
-    edit(
-        repo.path(),
-        "pipelines/web.yaml",
-        "service: web ",
-        "service: rolling ",
-    );
-    edit(
-        repo.path(),
-        "pipelines/nginx.yaml",
-        "nginx-green]",
-        "nginx-grene]",
-    );
+    edit(repo.path(), "pipelines/web.yaml", "service: web ", "service: rolling ");
+    edit(repo.path(), "pipelines/nginx.yaml", "nginx-green]", "nginx-grene]");
 
     let planned = plan_repo(&aws, repo.path()).await;
-    let problems = |name: &str| {
-        planned
-            .pipelines
-            .iter()
-            .find(|p| p.pipeline == name)
-            .unwrap()
-            .problems
-            .clone()
-    };
+    let problems = |name: &str| planned.pipelines.iter().find(|p| p.pipeline == name).unwrap().problems.clone();
     let web = problems("web");
     assert_eq!(web.len(), 1, "{web:?}");
-    assert!(
-        web[0].starts_with("ECS service demo/rolling: uses the ECS deployment controller"),
-        "{web:?}"
-    );
+    assert!(web[0].starts_with("ECS service demo/rolling: uses the ECS deployment controller"), "{web:?}");
     let nginx = problems("nginx");
-    assert_eq!(
-        nginx,
-        [
-            "target group nginx-grene: does not exist (slipway references target groups, it does not create them)"
-        ]
-    );
+    assert_eq!(nginx, ["target group nginx-grene: does not exist (slipway references target groups, it does not create them)"]);
     let report = apply(&aws, &planned, false, 4).await;
-    assert!(
-        report
-            .pipelines
-            .iter()
-            .all(|p| p.skipped.is_some() && p.done.is_empty())
-    );
+    assert!(report.pipelines.iter().all(|p| p.skipped.is_some() && p.done.is_empty()));
+}
+
+#[tokio::test]
+async fn every_kind_without_slipways_tags_is_a_conflict_and_adopt_takes_each_back() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+
+    // Strip the ownership tags from every resource of `web`, as if someone else had made them.
+    let keys = ["slipway.dev/managed-by", "slipway.dev/pipeline"];
+    let arn = |service: &str, resource: &str| aws.arn(service, resource);
+    aws.ecr
+        .untag_resource()
+        .resource_arn(arn("ecr", "repository/demo-web"))
+        .set_tag_keys(Some(keys.map(String::from).to_vec()))
+        .send()
+        .await
+        .unwrap();
+    aws.s3.delete_bucket_tagging().bucket("slipway-demo-web-settings").send().await.unwrap();
+    aws.cloudtrail
+        .remove_tags()
+        .resource_id(arn("cloudtrail", "trail/slipway-web"))
+        .set_tags_list(Some(keys.iter().map(|k| aws_sdk_cloudtrail::types::Tag::builder().key(*k).build().unwrap()).collect()))
+        .send()
+        .await
+        .unwrap();
+    for resource in ["application:web", "deploymentgroup:web/web"] {
+        aws.codedeploy
+            .untag_resource()
+            .resource_arn(arn("codedeploy", resource))
+            .set_tag_keys(Some(keys.map(String::from).to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    aws.codepipeline
+        .untag_resource()
+        .resource_arn(arn("codepipeline", "web"))
+        .set_tag_keys(Some(keys.map(String::from).to_vec()))
+        .send()
+        .await
+        .unwrap();
+    for rule in ["rule/slipway-web-ecr", "rule/slipway-web-s3"] {
+        aws.events
+            .untag_resource()
+            .resource_arn(arn("events", rule))
+            .set_tag_keys(Some(keys.map(String::from).to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let planned = plan_repo(&aws, repo.path()).await;
+    let conflicts: BTreeSet<String> =
+        pending(&planned).into_iter().filter(|(_, _, _, a)| a == "conflict").map(|(_, kind, _, _)| kind).collect();
+    let expected: BTreeSet<String> = [
+        "ecr-repository",
+        "s3-bucket",
+        "cloudtrail-trail",
+        "codedeploy-application",
+        "codedeploy-deployment-group",
+        "codepipeline",
+        "eventbridge-rule",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(conflicts, expected);
+    assert_eq!(pending(&planned).iter().filter(|(_, _, _, a)| a == "conflict").count(), 8);
+    // The stripped resources are not orphans either: they are not slipway's any more.
+    assert_eq!(planned.orphans.as_deref(), Some(&[][..]));
+
+    edit(repo.path(), "pipelines/web.yaml", "spec:\n", "spec:\n  adopt: true\n");
+    let report = apply_repo(&aws, repo.path(), false).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    assert_eq!(report.pipelines.iter().find(|p| p.pipeline == "web").unwrap().done.len(), 8, "each adopted resource is re-tagged");
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }

@@ -39,9 +39,7 @@ impl CallLog {
 
 /// Whether an operation only reads. Everything else counts as a write.
 pub fn is_read_only(operation: &str) -> bool {
-    ["Get", "Describe", "List", "Head", "BatchGet"]
-        .iter()
-        .any(|p| operation.starts_with(p))
+    ["Get", "Describe", "List", "Head", "BatchGet"].iter().any(|p| operation.starts_with(p))
 }
 
 impl Intercept for CallLog {
@@ -57,12 +55,7 @@ impl Intercept for CallLog {
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
             let ok = matches!(context.output_or_error(), Some(Ok(_)));
-            *self
-                .counts
-                .lock()
-                .expect("call log lock")
-                .entry((meta.service().to_owned(), meta.name().to_owned(), ok))
-                .or_insert(0) += 1;
+            *self.counts.lock().expect("call log lock").entry((meta.service().to_owned(), meta.name().to_owned(), ok)).or_insert(0) += 1;
         }
         Ok(())
     }

@@ -56,11 +56,7 @@ impl Aws {
             .await
             .map_err(|e| ConfigError::Identity(aws_err("sts", "GetCallerIdentity")(e)))?;
         let account = identity.account().unwrap_or_default().to_string();
-        let partition = identity
-            .arn()
-            .and_then(|arn| arn.split(':').nth(1))
-            .unwrap_or("aws")
-            .to_string();
+        let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_string();
         Ok(Self::new(config, account, partition))
     }
 
@@ -70,17 +66,11 @@ impl Aws {
         let calls = calls::CallLog::default();
         macro_rules! client {
             ($sdk:ident) => {
-                $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(config)
-                        .interceptor(calls.clone())
-                        .build(),
-                )
+                $sdk::Client::from_conf($sdk::config::Builder::from(config).interceptor(calls.clone()).build())
             };
         }
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(config.endpoint_url().is_some())
-            .interceptor(calls.clone())
-            .build();
+        let s3_config =
+            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).interceptor(calls.clone()).build();
         Aws {
             region,
             account,
@@ -100,10 +90,7 @@ impl Aws {
 
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
     pub fn arn(&self, service: &str, resource: &str) -> String {
-        format!(
-            "arn:{}:{}:{}:{}:{}",
-            self.partition, service, self.region, self.account, resource
-        )
+        format!("arn:{}:{}:{}:{}:{}", self.partition, service, self.region, self.account, resource)
     }
 }
 
@@ -150,26 +137,13 @@ impl AwsError {
         self.kind == ErrorKind::NotFound
     }
     /// An error slipway raises itself at the adapter (a refusal, not a failed call).
-    pub fn refused(
-        service: &'static str,
-        operation: &'static str,
-        message: impl Into<String>,
-    ) -> AwsError {
-        AwsError {
-            service,
-            operation,
-            kind: ErrorKind::Invalid,
-            code: None,
-            message: message.into(),
-        }
+    pub fn refused(service: &'static str, operation: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError { service, operation, kind: ErrorKind::Invalid, code: None, message: message.into() }
     }
 }
 
 /// Maps an SDK error into an [`AwsError`]; use as `.map_err(aws_err("ecr", "CreateRepository"))`.
-pub fn aws_err<E>(
-    service: &'static str,
-    operation: &'static str,
-) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
+pub fn aws_err<E>(service: &'static str, operation: &'static str) -> impl FnOnce(SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -184,19 +158,10 @@ where
                 };
                 (e.code().map(str::to_owned), message)
             }
-            other => (
-                None,
-                aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-            ),
+            other => (None, aws_smithy_types::error::display::DisplayErrorContext(other).to_string()),
         };
         let kind = classify(code.as_deref(), status, &err);
-        AwsError {
-            service,
-            operation,
-            kind,
-            code,
-            message,
-        }
+        AwsError { service, operation, kind, code, message }
     }
 }
 
@@ -219,10 +184,7 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             || code.starts_with("NoSuch")
             || matches!(
                 code,
-                "NotFound"
-                    | "ResourceNotFoundException"
-                    | "ServerSideEncryptionConfigurationNotFoundError"
-                    | "TrailNotFoundException"
+                "NotFound" | "ResourceNotFoundException" | "ServerSideEncryptionConfigurationNotFoundError" | "TrailNotFoundException"
             )
         {
             return ErrorKind::NotFound;

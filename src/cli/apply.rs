@@ -8,21 +8,11 @@ use crate::report::render_apply;
 pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args.selection.repo.repo)?;
     let aws = Aws::from_env().await?;
-    let plan = plan(
-        &aws,
-        &prepared,
-        &args.selection.pipelines,
-        args.selection.concurrency,
-    )
-    .await?;
+    let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency).await?;
     let report = apply(&aws, &plan, args.prune, args.selection.concurrency).await;
     match args.output {
         OutputFormat::Text => print!("{}", render_apply(&report)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
-    Ok(if report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -16,10 +16,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
         println!("{valid} pipeline(s) valid in {}", prepared.root.display());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
-            "{} error(s); {valid} pipeline(s) valid",
-            prepared.diagnostics.len()
-        );
+        println!("{} error(s); {valid} pipeline(s) valid", prepared.diagnostics.len());
         Ok(ExitCode::FAILURE)
     }
 }

@@ -84,11 +84,7 @@ fn collect_yaml_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::i
                 collect_yaml_files(root, &entry.path(), out)?;
             }
         } else if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .expect("walked below root")
-                .to_path_buf();
+            let rel = entry.path().strip_prefix(root).expect("walked below root").to_path_buf();
             out.push(rel);
         }
     }
@@ -117,23 +113,20 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 
 fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
     for (offset, doc) in split_documents(text) {
-        let diag =
-            |line: usize, column: usize, message: String, pipeline: Option<String>| Diagnostic {
-                file: rel.to_path_buf(),
-                line: line + offset,
-                column,
-                message,
-                pipeline,
-            };
+        let diag = |line: usize, column: usize, message: String, pipeline: Option<String>| Diagnostic {
+            file: rel.to_path_buf(),
+            line: line + offset,
+            column,
+            message,
+            pipeline,
+        };
         let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&doc) {
             Ok(value) => value,
             Err(err) => {
                 // Not YAML at all. Only our business if it claims to be a slipway manifest.
                 if doc.contains("slipway.dev/") {
                     let (line, column) = error_position(&err);
-                    outcome
-                        .errors
-                        .push(diag(line, column, strip_position(&err), None));
+                    outcome.errors.push(diag(line, column, strip_position(&err), None));
                     outcome.unnamed_failures = true;
                 }
                 continue;
@@ -145,19 +138,13 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
         if !api_version.starts_with("slipway.dev/") {
             continue;
         }
-        let name = value
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(|n| n.as_str())
-            .map(str::to_owned);
+        let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
         if api_version != API_VERSION {
             let (line, column) = super::locate::locate(&doc, &["apiVersion"]);
             outcome.errors.push(diag(
                 line,
                 column,
-                format!(
-                    "unsupported apiVersion `{api_version}`: this slipway reads `{API_VERSION}`"
-                ),
+                format!("unsupported apiVersion `{api_version}`: this slipway reads `{API_VERSION}`"),
                 name.clone(),
             ));
             remember_broken(outcome, name);
@@ -166,30 +153,15 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
         let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("");
         if kind != KIND_PIPELINE {
             let (line, column) = super::locate::locate(&doc, &["kind"]);
-            outcome.errors.push(diag(
-                line,
-                column,
-                format!("unknown kind `{kind}`: expected `{KIND_PIPELINE}`"),
-                name.clone(),
-            ));
+            outcome.errors.push(diag(line, column, format!("unknown kind `{kind}`: expected `{KIND_PIPELINE}`"), name.clone()));
             remember_broken(outcome, name);
             continue;
         }
         match serde_yaml_ng::from_str::<Pipeline>(&doc) {
-            Ok(pipeline) => outcome.pipelines.push(Loaded {
-                pipeline,
-                file: rel.to_path_buf(),
-                doc_text: doc,
-                line_offset: offset,
-            }),
+            Ok(pipeline) => outcome.pipelines.push(Loaded { pipeline, file: rel.to_path_buf(), doc_text: doc, line_offset: offset }),
             Err(err) => {
                 let (line, column) = error_position(&err);
-                outcome.errors.push(diag(
-                    line,
-                    column,
-                    explain(&strip_position(&err)),
-                    name.clone(),
-                ));
+                outcome.errors.push(diag(line, column, explain(&strip_position(&err)), name.clone()));
                 remember_broken(outcome, name);
             }
         }
@@ -204,9 +176,7 @@ fn remember_broken(outcome: &mut LoadOutcome, name: Option<String>) {
 }
 
 fn error_position(err: &serde_yaml_ng::Error) -> (usize, usize) {
-    err.location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((1, 1))
+    err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1))
 }
 
 /// serde_yaml_ng appends " at line N column M"; the diagnostic prints the position itself.
@@ -246,9 +216,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_name_the_closest_known_one() {
-        let msg = explain(
-            "spec.image: unknown field `repositry`, expected one of `repository`, `tag`, `scanOnPush`",
-        );
+        let msg = explain("spec.image: unknown field `repositry`, expected one of `repository`, `tag`, `scanOnPush`");
         assert!(msg.ends_with("(did you mean field `repository`?)"), "{msg}");
     }
 
@@ -264,11 +232,7 @@ mod tests {
     #[test]
     fn other_yaml_is_ignored_and_bad_slipway_yaml_is_reported_with_its_line() {
         let mut outcome = LoadOutcome::default();
-        load_file(
-            Path::new("appspec.yaml"),
-            "version: 0.0\nResources: []\n",
-            &mut outcome,
-        );
+        load_file(Path::new("appspec.yaml"), "version: 0.0\nResources: []\n", &mut outcome);
         assert!(outcome.errors.is_empty() && outcome.pipelines.is_empty());
 
         let text = "apiVersion: slipway.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: web\n  colour: blue\n";

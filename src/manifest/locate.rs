@@ -25,10 +25,7 @@ pub fn locate(doc: &str, path: &[&str]) -> (usize, usize) {
             let (key_text, key_indent) = match trimmed.strip_prefix("- ") {
                 Some(rest) => {
                     let rest_trimmed = rest.trim_start();
-                    (
-                        rest_trimmed,
-                        indent + 2 + (rest.len() - rest_trimmed.len()) as isize,
-                    )
+                    (rest_trimmed, indent + 2 + (rest.len() - rest_trimmed.len()) as isize)
                 }
                 None => (trimmed, indent),
             };
@@ -55,7 +52,8 @@ pub fn locate(doc: &str, path: &[&str]) -> (usize, usize) {
 mod tests {
     use super::locate;
 
-    const DOC: &str = "apiVersion: x\nmetadata:\n  name: web\nspec:\n  source:\n    path: apps\n  deploy:\n    cluster: c\n    path: other\n";
+    const DOC: &str =
+        "apiVersion: x\nmetadata:\n  name: web\nspec:\n  source:\n    path: apps\n  deploy:\n    cluster: c\n    path: other\n";
 
     #[test]
     fn nested_keys_are_found_under_their_parent() {

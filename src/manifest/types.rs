@@ -192,9 +192,7 @@ pub struct ListenerByPort {
     pub port: u16,
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RollbackEvent {
     DeploymentFailure,
@@ -242,11 +240,7 @@ pub struct Triggers {
 
 impl Default for Triggers {
     fn default() -> Self {
-        Triggers {
-            role_arn: None,
-            ecr_push: true,
-            s3: None,
-        }
+        Triggers { role_arn: None, ecr_push: true, s3: None }
     }
 }
 
@@ -309,46 +303,22 @@ impl Pipeline {
         &self.metadata.name
     }
     pub fn application_name(&self) -> &str {
-        self.spec
-            .deploy
-            .application
-            .as_deref()
-            .unwrap_or(&self.metadata.name)
+        self.spec.deploy.application.as_deref().unwrap_or(&self.metadata.name)
     }
     pub fn deployment_group_name(&self) -> &str {
-        self.spec
-            .deploy
-            .deployment_group
-            .as_deref()
-            .unwrap_or(&self.metadata.name)
+        self.spec.deploy.deployment_group.as_deref().unwrap_or(&self.metadata.name)
     }
     pub fn codepipeline_name(&self) -> &str {
-        self.spec
-            .pipeline
-            .name
-            .as_deref()
-            .unwrap_or(&self.metadata.name)
+        self.spec.pipeline.name.as_deref().unwrap_or(&self.metadata.name)
     }
     pub fn artifact_bucket(&self) -> &str {
-        self.spec
-            .pipeline
-            .artifact_bucket
-            .as_deref()
-            .unwrap_or(&self.spec.source.bucket)
+        self.spec.pipeline.artifact_bucket.as_deref().unwrap_or(&self.spec.source.bucket)
     }
     pub fn build_project_name(&self) -> Option<String> {
-        self.spec.build.as_ref().map(|b| {
-            b.project
-                .clone()
-                .unwrap_or_else(|| format!("{}-build", self.metadata.name))
-        })
+        self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
     }
     pub fn trail_name(&self) -> Option<String> {
-        self.spec.triggers.s3.as_ref().map(|t| {
-            t.trail
-                .clone()
-                .unwrap_or_else(|| format!("slipway-{}", self.metadata.name))
-        })
+        self.spec.triggers.s3.as_ref().map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
     }
     /// The ECR push trigger only makes sense when the image is pushed from outside (seed 000).
     pub fn watches_ecr_push(&self) -> bool {

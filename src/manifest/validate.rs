@@ -58,11 +58,7 @@ pub fn validate(root: &Path, loaded: &[Loaded]) -> (Vec<ValidPipeline>, Vec<Diag
             continue;
         }
         match read_source_files(root, doc) {
-            Ok(source_files) => valid.push(ValidPipeline {
-                pipeline: doc.pipeline.clone(),
-                file: doc.file.clone(),
-                source_files,
-            }),
+            Ok(source_files) => valid.push(ValidPipeline { pipeline: doc.pipeline.clone(), file: doc.file.clone(), source_files }),
             Err(errors) => diagnostics.extend(errors),
         }
     }
@@ -76,127 +72,64 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     let mut err = |path: &[&str], message: String| errors.push(doc.diagnostic(path, message));
 
     if let Err(why) = check_pipeline_name(p.name()) {
-        err(
-            &["metadata", "name"],
-            format!("invalid metadata.name `{}`: {why}", p.name()),
-        );
+        err(&["metadata", "name"], format!("invalid metadata.name `{}`: {why}", p.name()));
     }
     if let Err(why) = check_ecr_name(&s.image.repository) {
-        err(
-            &["spec", "image", "repository"],
-            format!(
-                "invalid ECR repository name `{}`: {why}",
-                s.image.repository
-            ),
-        );
+        err(&["spec", "image", "repository"], format!("invalid ECR repository name `{}`: {why}", s.image.repository));
     }
     if s.image.tag.is_empty() || s.image.tag.len() > 128 {
-        err(
-            &["spec", "image", "tag"],
-            "image.tag must be 1 to 128 characters".into(),
-        );
+        err(&["spec", "image", "tag"], "image.tag must be 1 to 128 characters".into());
     }
     if s.image.untagged_expiry_days == 0 {
-        err(
-            &["spec", "image", "untaggedExpiryDays"],
-            "image.untaggedExpiryDays must be at least 1".into(),
-        );
+        err(&["spec", "image", "untaggedExpiryDays"], "image.untaggedExpiryDays must be at least 1".into());
     }
     if let Err(why) = check_bucket_name(&s.source.bucket) {
-        err(
-            &["spec", "source", "bucket"],
-            format!("invalid S3 bucket name `{}`: {why}", s.source.bucket),
-        );
+        err(&["spec", "source", "bucket"], format!("invalid S3 bucket name `{}`: {why}", s.source.bucket));
     }
     if let Some(bucket) = &s.pipeline.artifact_bucket
         && let Err(why) = check_bucket_name(bucket)
     {
-        err(
-            &["spec", "pipeline", "artifactBucket"],
-            format!("invalid S3 bucket name `{bucket}`: {why}"),
-        );
+        err(&["spec", "pipeline", "artifactBucket"], format!("invalid S3 bucket name `{bucket}`: {why}"));
     }
     if s.source.key.is_empty() || s.source.key.starts_with('/') || !s.source.key.ends_with(".zip") {
-        err(
-            &["spec", "source", "key"],
-            format!(
-                "source.key `{}` must be a relative object key ending in .zip",
-                s.source.key
-            ),
-        );
+        err(&["spec", "source", "key"], format!("source.key `{}` must be a relative object key ending in .zip", s.source.key));
     }
     if let Err(why) = check_relative_path(&s.source.path) {
-        err(
-            &["spec", "source", "path"],
-            format!("source.path `{}` {why}", s.source.path),
-        );
+        err(&["spec", "source", "path"], format!("source.path `{}` {why}", s.source.path));
     }
-    for (field, path) in [
-        ("taskDefinition", &s.deploy.task_definition),
-        ("appSpec", &s.deploy.app_spec),
-    ] {
+    for (field, path) in [("taskDefinition", &s.deploy.task_definition), ("appSpec", &s.deploy.app_spec)] {
         if let Err(why) = check_relative_path(path) {
-            err(
-                &["spec", "deploy", field],
-                format!("deploy.{field} `{path}` {why}"),
-            );
+            err(&["spec", "deploy", field], format!("deploy.{field} `{path}` {why}"));
         }
     }
     let roles: [(&[&str], Option<&String>); 4] = [
-        (
-            &["spec", "deploy", "serviceRoleArn"],
-            Some(&s.deploy.service_role_arn),
-        ),
+        (&["spec", "deploy", "serviceRoleArn"], Some(&s.deploy.service_role_arn)),
         (&["spec", "pipeline", "roleArn"], Some(&s.pipeline.role_arn)),
-        (
-            &["spec", "build", "serviceRoleArn"],
-            s.build.as_ref().map(|b| &b.service_role_arn),
-        ),
-        (
-            &["spec", "triggers", "roleArn"],
-            s.triggers.role_arn.as_ref(),
-        ),
+        (&["spec", "build", "serviceRoleArn"], s.build.as_ref().map(|b| &b.service_role_arn)),
+        (&["spec", "triggers", "roleArn"], s.triggers.role_arn.as_ref()),
     ];
     for (path, arn) in roles {
         if let Some(arn) = arn
             && !is_role_arn(arn)
         {
-            err(
-                path,
-                format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-            );
+            err(path, format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"));
         }
     }
     if s.deploy.termination_wait_minutes > 2880 {
-        err(
-            &["spec", "deploy", "terminationWaitMinutes"],
-            "deploy.terminationWaitMinutes must be at most 2880 (2 days)".into(),
-        );
+        err(&["spec", "deploy", "terminationWaitMinutes"], "deploy.terminationWaitMinutes must be at most 2880 (2 days)".into());
     }
     if s.deploy.ready_wait_minutes > 2880 {
-        err(
-            &["spec", "deploy", "readyWaitMinutes"],
-            "deploy.readyWaitMinutes must be at most 2880 (2 days)".into(),
-        );
+        err(&["spec", "deploy", "readyWaitMinutes"], "deploy.readyWaitMinutes must be at most 2880 (2 days)".into());
     }
     if s.deploy.target_groups[0] == s.deploy.target_groups[1] {
-        err(
-            &["spec", "deploy", "targetGroups"],
-            "deploy.targetGroups must name two different target groups (blue and green)".into(),
-        );
+        err(&["spec", "deploy", "targetGroups"], "deploy.targetGroups must name two different target groups (blue and green)".into());
     }
     if let Some(build) = &s.build {
         if !(5..=2160).contains(&build.timeout_minutes) {
-            err(
-                &["spec", "build", "timeoutMinutes"],
-                "build.timeoutMinutes must be between 5 and 2160".into(),
-            );
+            err(&["spec", "build", "timeoutMinutes"], "build.timeoutMinutes must be between 5 and 2160".into());
         }
         if let Err(why) = check_relative_path(&build.buildspec) {
-            err(
-                &["spec", "build", "buildspec"],
-                format!("build.buildspec `{}` {why}", build.buildspec),
-            );
+            err(&["spec", "build", "buildspec"], format!("build.buildspec `{}` {why}", build.buildspec));
         }
     }
     let needs_role = p.watches_ecr_push() || s.triggers.s3.is_some();
@@ -209,10 +142,7 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     if let Some(trail) = &s.triggers.s3
         && let Err(why) = check_bucket_name(&trail.log_bucket)
     {
-        err(
-            &["spec", "triggers", "s3", "logBucket"],
-            format!("invalid S3 bucket name `{}`: {why}", trail.log_bucket),
-        );
+        err(&["spec", "triggers", "s3", "logBucket"], format!("invalid S3 bucket name `{}`: {why}", trail.log_bucket));
     }
     errors
 }
@@ -225,26 +155,10 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
         let p = &doc.pipeline;
         let mut claims: Vec<(&str, String, Vec<&str>)> = vec![
             ("pipeline", p.name().to_string(), vec!["metadata", "name"]),
-            (
-                "ECR repository",
-                p.spec.image.repository.clone(),
-                vec!["spec", "image", "repository"],
-            ),
-            (
-                "S3 bucket",
-                p.spec.source.bucket.clone(),
-                vec!["spec", "source", "bucket"],
-            ),
-            (
-                "CodeDeploy application",
-                p.application_name().to_string(),
-                vec!["spec", "deploy"],
-            ),
-            (
-                "CodePipeline",
-                p.codepipeline_name().to_string(),
-                vec!["spec", "pipeline"],
-            ),
+            ("ECR repository", p.spec.image.repository.clone(), vec!["spec", "image", "repository"]),
+            ("S3 bucket", p.spec.source.bucket.clone(), vec!["spec", "source", "bucket"]),
+            ("CodeDeploy application", p.application_name().to_string(), vec!["spec", "deploy"]),
+            ("CodePipeline", p.codepipeline_name().to_string(), vec!["spec", "pipeline"]),
         ];
         if let Some(project) = p.build_project_name() {
             claims.push(("CodeBuild project", project, vec!["spec", "build"]));
@@ -253,11 +167,7 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
             claims.push(("CloudTrail trail", trail, vec!["spec", "triggers", "s3"]));
         }
         if p.artifact_bucket() != p.spec.source.bucket {
-            claims.push((
-                "S3 bucket",
-                p.artifact_bucket().to_string(),
-                vec!["spec", "pipeline", "artifactBucket"],
-            ));
+            claims.push(("S3 bucket", p.artifact_bucket().to_string(), vec!["spec", "pipeline", "artifactBucket"]));
         }
         for (what, name, path) in claims {
             match seen.get(&(what.to_string(), name.clone())) {
@@ -267,7 +177,11 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
                         i,
                         doc.diagnostic(
                             &path,
-                            format!("{what} `{name}` is already used by pipeline `{}` ({}); each resource belongs to one pipeline", other.pipeline.name(), other.file.display()),
+                            format!(
+                                "{what} `{name}` is already used by pipeline `{}` ({}); each resource belongs to one pipeline",
+                                other.pipeline.name(),
+                                other.file.display()
+                            ),
                         ),
                     ));
                 }
@@ -286,36 +200,24 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
     let root_real = match root.canonicalize() {
         Ok(p) => p,
         Err(e) => {
-            return Err(vec![doc.diagnostic(
-                &["spec", "source", "path"],
-                format!("failed to read repository root: {e}"),
-            )]);
+            return Err(vec![doc.diagnostic(&["spec", "source", "path"], format!("failed to read repository root: {e}"))]);
         }
     };
     let source_dir = root.join(&s.source.path);
     match inside(&root_real, &source_dir) {
         Ok(real) if real.is_dir() => {}
         Ok(_) => {
-            return Err(vec![doc.diagnostic(
-                &["spec", "source", "path"],
-                format!("source.path `{}` is not a directory", s.source.path),
-            )]);
+            return Err(vec![doc.diagnostic(&["spec", "source", "path"], format!("source.path `{}` is not a directory", s.source.path))]);
         }
         Err(why) => {
-            return Err(vec![doc.diagnostic(
-                &["spec", "source", "path"],
-                format!("source.path `{}` {why}", s.source.path),
-            )]);
+            return Err(vec![doc.diagnostic(&["spec", "source", "path"], format!("source.path `{}` {why}", s.source.path))]);
         }
     }
     // Which files the zip holds: the two templates (seed 000), or the whole directory (seed 002).
     let mut names: Vec<String> = if s.build.is_some() {
         let mut all = Vec::new();
         if let Err(e) = walk(&source_dir, &source_dir, &mut all) {
-            return Err(vec![doc.diagnostic(
-                &["spec", "source", "path"],
-                format!("failed to read source.path `{}`: {e}", s.source.path),
-            )]);
+            return Err(vec![doc.diagnostic(&["spec", "source", "path"], format!("failed to read source.path `{}`: {e}", s.source.path))]);
         }
         all
     } else {
@@ -324,13 +226,8 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
     names.sort();
     names.dedup();
     let required: Vec<(&[&str], &String)> = {
-        let mut r: Vec<(&[&str], &String)> = vec![
-            (
-                &["spec", "deploy", "taskDefinition"],
-                &s.deploy.task_definition,
-            ),
-            (&["spec", "deploy", "appSpec"], &s.deploy.app_spec),
-        ];
+        let mut r: Vec<(&[&str], &String)> =
+            vec![(&["spec", "deploy", "taskDefinition"], &s.deploy.task_definition), (&["spec", "deploy", "appSpec"], &s.deploy.app_spec)];
         if let Some(build) = &s.build {
             r.push((&["spec", "build", "buildspec"], &build.buildspec));
         }
@@ -339,22 +236,19 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
     for (path, name) in &required {
         let present = names.iter().any(|n| n == *name) && source_dir.join(name).exists();
         if !present {
-            errors.push(doc.diagnostic(
-                path,
-                format!("`{}` not found in source.path `{}`", name, s.source.path),
-            ));
+            errors.push(doc.diagnostic(path, format!("`{}` not found in source.path `{}`", name, s.source.path)));
         }
     }
     let mut files = Vec::new();
     for name in names {
         let path = source_dir.join(&name);
+        if !path.exists() {
+            continue; // a required file: reported above
+        }
         let real = match inside(&root_real, &path) {
             Ok(real) => real,
             Err(why) => {
-                errors.push(doc.diagnostic(
-                    &["spec", "source", "path"],
-                    format!("`{}/{name}` {why}", s.source.path),
-                ));
+                errors.push(doc.diagnostic(&["spec", "source", "path"], format!("`{}/{name}` {why}", s.source.path)));
                 continue;
             }
         };
@@ -362,10 +256,7 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
             Ok(c) => c,
             Err(e) => {
                 if real.exists() {
-                    errors.push(doc.diagnostic(
-                        &["spec", "source", "path"],
-                        format!("failed to read `{}/{name}`: {e}", s.source.path),
-                    ));
+                    errors.push(doc.diagnostic(&["spec", "source", "path"], format!("failed to read `{}/{name}`: {e}", s.source.path)));
                 }
                 continue;
             }
@@ -376,70 +267,34 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
             match check_task_definition(&contents) {
                 Ok(clean) => clean,
                 Err((line, column, message)) => {
-                    errors.push(Diagnostic {
-                        file: rel_display,
-                        line,
-                        column,
-                        message,
-                        pipeline: Some(doc.pipeline.name().to_string()),
-                    });
+                    errors.push(Diagnostic { file: rel_display, line, column, message, pipeline: Some(doc.pipeline.name().to_string()) });
                     continue;
                 }
             }
         } else if name == s.deploy.app_spec {
             if let Err((line, column, message)) = check_app_spec(&contents) {
-                errors.push(Diagnostic {
-                    file: rel_display,
-                    line,
-                    column,
-                    message,
-                    pipeline: Some(doc.pipeline.name().to_string()),
-                });
+                errors.push(Diagnostic { file: rel_display, line, column, message, pipeline: Some(doc.pipeline.name().to_string()) });
                 continue;
             }
             contents
         } else {
             contents
         };
-        files.push(SourceFile {
-            name,
-            contents,
-            executable,
-        });
+        files.push(SourceFile { name, contents, executable });
     }
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(files) } else { Err(errors) }
 }
 
 /// Parses a task definition template (comments allowed) and returns it as clean JSON.
 pub fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, String)> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| (1, 1, format!("task definition is not UTF-8: {e}")))?;
-    let value = jsonc::parse(text).map_err(|e| {
-        (
-            e.line(),
-            e.column(),
-            format!(
-                "invalid JSON in task definition: {}",
-                strip_json_position(&e)
-            ),
-        )
-    })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("task definition is not UTF-8: {e}")))?;
+    let value =
+        jsonc::parse(text).map_err(|e| (e.line(), e.column(), format!("invalid JSON in task definition: {}", strip_json_position(&e))))?;
     let containers = value.get("containerDefinitions").and_then(|c| c.as_array());
     let Some(containers) = containers else {
-        return Err((
-            1,
-            1,
-            "task definition has no `containerDefinitions` list".into(),
-        ));
+        return Err((1, 1, "task definition has no `containerDefinitions` list".into()));
     };
-    if !containers
-        .iter()
-        .any(|c| c.get("image").and_then(|i| i.as_str()) == Some(IMAGE_PLACEHOLDER))
-    {
+    if !containers.iter().any(|c| c.get("image").and_then(|i| i.as_str()) == Some(IMAGE_PLACEHOLDER)) {
         return Err((
             1,
             1,
@@ -455,22 +310,16 @@ pub fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, Str
 
 /// Checks that an AppSpec template is YAML and leaves the task definition to CodeDeploy.
 pub fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
     let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         (line, column, format!("invalid YAML in AppSpec: {e}"))
     })?;
     if !text.contains(TASK_DEFINITION_PLACEHOLDER) {
         return Err((
             1,
             1,
-            format!(
-                "the AppSpec's TaskDefinition must be `{TASK_DEFINITION_PLACEHOLDER}`; CodeDeploy fills in the registered revision"
-            ),
+            format!("the AppSpec's TaskDefinition must be `{TASK_DEFINITION_PLACEHOLDER}`; CodeDeploy fills in the registered revision"),
         ));
     }
     Ok(())
@@ -497,12 +346,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
             walk(base, &path, out)?;
         } else {
             let rel = path.strip_prefix(base).expect("below base");
-            out.push(
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
+            out.push(rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"));
         }
     }
     Ok(())
@@ -510,22 +354,14 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
 
 /// Resolves `path` (following links) and insists it stays inside the repository.
 fn inside(root_real: &Path, path: &Path) -> Result<PathBuf, String> {
-    let real = path
-        .canonicalize()
-        .map_err(|_| "does not exist".to_string())?;
-    if real.starts_with(root_real) {
-        Ok(real)
-    } else {
-        Err("leads outside the repository (through a symbolic link)".into())
-    }
+    let real = path.canonicalize().map_err(|_| "does not exist".to_string())?;
+    if real.starts_with(root_real) { Ok(real) } else { Err("leads outside the repository (through a symbolic link)".into()) }
 }
 
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    fs::metadata(path).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 #[cfg(not(unix))]
 fn is_executable(_: &Path) -> bool {
@@ -555,10 +391,7 @@ pub fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 40 {
         return Err("must be 1 to 40 characters");
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err("only lower-case letters, digits and `-` are allowed");
     }
     if name.starts_with('-') || name.ends_with('-') {
@@ -576,9 +409,7 @@ pub fn check_ecr_name(name: &str) -> Result<(), &'static str> {
             return Err("has an empty path segment");
         }
         let bytes = part.as_bytes();
-        if !bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        }) {
+        if !bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
             return Err("only lower-case letters, digits, `.`, `_`, `-` and `/` are allowed");
         }
         let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -594,10 +425,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
         return Err("must be 3 to 63 characters");
     }
     let bytes = name.as_bytes();
-    if !bytes
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
-    {
+    if !bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-')) {
         return Err("only lower-case letters, digits, `.` and `-` are allowed");
     }
     let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -619,9 +447,7 @@ pub fn is_role_arn(arn: &str) -> bool {
         && parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5]
-            .strip_prefix("role/")
-            .is_some_and(|r| !r.is_empty())
+        && parts[5].strip_prefix("role/").is_some_and(|r| !r.is_empty())
 }
 
 #[cfg(test)]
@@ -649,28 +475,119 @@ mod tests {
 
     #[test]
     fn task_definitions_with_comments_are_published_clean() {
-        let text = b"{\n  // role\n  \"family\": \"web\",\n  \"containerDefinitions\": [{\"name\": \"app\", \"image\": \"<IMAGE1_NAME>\"}]\n}\n";
+        let text =
+            b"{\n  // role\n  \"family\": \"web\",\n  \"containerDefinitions\": [{\"name\": \"app\", \"image\": \"<IMAGE1_NAME>\"}]\n}\n";
         let clean = check_task_definition(text).unwrap();
         let clean = String::from_utf8(clean).unwrap();
         assert!(!clean.contains("//"));
-        assert!(
-            clean.find("family").unwrap() < clean.find("containerDefinitions").unwrap(),
-            "key order is kept"
-        );
+        assert!(clean.find("family").unwrap() < clean.find("containerDefinitions").unwrap(), "key order is kept");
     }
 
     #[test]
     fn malformed_task_definitions_name_line_and_column() {
-        let (line, column, message) =
-            check_task_definition(b"{\n  \"family\": \"web\"\n  \"cpu\": 1\n}").unwrap_err();
+        let (line, column, message) = check_task_definition(b"{\n  \"family\": \"web\"\n  \"cpu\": 1\n}").unwrap_err();
         assert_eq!((line, column), (3, 3), "{message}");
         assert!(message.starts_with("invalid JSON"));
     }
 
     #[test]
     fn a_task_definition_without_the_image_placeholder_is_refused() {
-        let err = check_task_definition(br#"{"containerDefinitions": [{"image": "nginx"}]}"#)
-            .unwrap_err();
+        let err = check_task_definition(br#"{"containerDefinitions": [{"image": "nginx"}]}"#).unwrap_err();
         assert!(err.2.contains("<IMAGE1_NAME>"));
+    }
+}
+
+#[cfg(test)]
+mod repository_tests {
+    use super::*;
+    use crate::manifest::load_repository;
+
+    const MANIFEST: &str = "apiVersion: slipway.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: web
+spec:
+  image:
+    repository: demo-web
+  source:
+    path: app
+    bucket: demo-web-settings
+  deploy:
+    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
+    cluster: demo
+    service: web
+    targetGroups: [blue, green]
+    prodListener: {loadBalancer: alb, port: 80}
+  pipeline:
+    roleArn: arn:aws:iam::123456789012:role/pipeline
+  triggers:
+    ecrPush: false
+";
+
+    fn repo_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, body) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    const TASKDEF: &str = r#"{"containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#;
+    const APPSPEC: &str = "TaskDefinition: <TASK_DEFINITION>\n";
+
+    #[test]
+    fn a_valid_pipeline_carries_its_two_templates() {
+        let dir = repo_with(&[
+            ("p.yaml", MANIFEST),
+            ("app/taskdef.json", TASKDEF),
+            ("app/appspec.yaml", APPSPEC),
+            ("app/other.txt", "not zipped"),
+        ]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = valid[0].source_files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["appspec.yaml", "taskdef.json"]);
+    }
+
+    #[test]
+    fn missing_templates_are_reported_at_the_field_that_names_them() {
+        let dir = repo_with(&[("p.yaml", MANIFEST), ("app/taskdef.json", TASKDEF)]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        assert!(valid.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].to_string(), "p.yaml:11:3: `appspec.yaml` not found in source.path `app`");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_out_of_the_repository_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.json"), TASKDEF).unwrap();
+        let dir = repo_with(&[("p.yaml", MANIFEST), ("app/appspec.yaml", APPSPEC)]);
+        std::os::unix::fs::symlink(outside.path().join("secret.json"), dir.path().join("app/taskdef.json")).unwrap();
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        assert!(valid.is_empty());
+        assert!(errors[0].message.contains("leads outside the repository"), "{errors:?}");
+    }
+
+    #[test]
+    fn two_pipelines_may_not_claim_the_same_bucket() {
+        let second = MANIFEST.replace("name: web", "name: api").replace("repository: demo-web", "repository: demo-api");
+        let dir =
+            repo_with(&[("p.yaml", &format!("{MANIFEST}---\n{second}")), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        assert_eq!(valid.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].to_string().starts_with("p.yaml:31:5: S3 bucket `demo-web-settings` is already used by pipeline `web`"),
+            "{}",
+            errors[0]
+        );
     }
 }

@@ -19,20 +19,10 @@ pub fn split(name: &str) -> (&str, &str) {
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let (bucket, key) = split(name);
-    let head = absent_if_not_found(
-        aws.s3
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(aws_err("s3", "HeadObject")),
-    )?;
+    let head = absent_if_not_found(aws.s3.head_object().bucket(bucket).key(key).send().await.map_err(aws_err("s3", "HeadObject")))?;
     Ok(head.map(|h| Live {
         // A multipart ETag ("…-N") is no MD5: it never matches, so the zip is uploaded again.
-        spec: Spec::Artifact(ArtifactSpec {
-            md5: h.e_tag.unwrap_or_default().trim_matches('"').to_string(),
-        }),
+        spec: Spec::Artifact(ArtifactSpec { md5: h.e_tag.unwrap_or_default().trim_matches('"').to_string() }),
         tags: Default::default(),
         handle: h.version_id,
     }))
@@ -54,12 +44,6 @@ pub async fn upload(aws: &Aws, name: &str, bytes: &[u8]) -> Result<(), AwsError>
 
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     let (bucket, key) = split(name);
-    aws.s3
-        .delete_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(aws_err("s3", "DeleteObject"))?;
+    aws.s3.delete_object().bucket(bucket).key(key).send().await.map_err(aws_err("s3", "DeleteObject"))?;
     Ok(())
 }

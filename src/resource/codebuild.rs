@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::{Live, Spec, Tags};
 use crate::aws::{Aws, AwsError, aws_err};
 use aws_sdk_codebuild::types::{
-    ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, EnvironmentVariableType,
-    Project, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType, Tag,
+    ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, EnvironmentVariableType, Project, ProjectArtifacts,
+    ProjectEnvironment, ProjectSource, SourceType, Tag,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,19 +35,10 @@ fn normalise(project: Project) -> (ProjectSpec, Tags) {
     let spec = ProjectSpec {
         service_role: project.service_role.unwrap_or_default(),
         buildspec: project.source.and_then(|s| s.buildspec).unwrap_or_default(),
-        environment_type: env
-            .as_ref()
-            .map(|e| e.r#type.as_str().to_owned())
-            .unwrap_or_default(),
+        environment_type: env.as_ref().map(|e| e.r#type.as_str().to_owned()).unwrap_or_default(),
         image: env.as_ref().map(|e| e.image.clone()).unwrap_or_default(),
-        compute_type: env
-            .as_ref()
-            .map(|e| e.compute_type.as_str().to_owned())
-            .unwrap_or_default(),
-        privileged_mode: env
-            .as_ref()
-            .and_then(|e| e.privileged_mode)
-            .unwrap_or(false),
+        compute_type: env.as_ref().map(|e| e.compute_type.as_str().to_owned()).unwrap_or_default(),
+        privileged_mode: env.as_ref().and_then(|e| e.privileged_mode).unwrap_or(false),
         environment_variables: env
             .and_then(|e| e.environment_variables)
             .unwrap_or_default()
@@ -56,37 +47,17 @@ fn normalise(project: Project) -> (ProjectSpec, Tags) {
             .collect(),
         timeout_in_minutes: project.timeout_in_minutes.unwrap_or(60).max(0) as u32,
     };
-    let tags = project
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-        .collect();
+    let tags = project.tags.unwrap_or_default().into_iter().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect();
     (spec, tags)
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let got = aws
-        .codebuild
-        .batch_get_projects()
-        .names(name)
-        .send()
-        .await
-        .map_err(aws_err("codebuild", "BatchGetProjects"))?;
-    Ok(got
-        .projects
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .map(|project| {
-            let arn = project.arn.clone();
-            let (spec, tags) = normalise(project);
-            Live {
-                spec: Spec::Build(spec),
-                tags,
-                handle: arn,
-            }
-        }))
+    let got = aws.codebuild.batch_get_projects().names(name).send().await.map_err(aws_err("codebuild", "BatchGetProjects"))?;
+    Ok(got.projects.unwrap_or_default().into_iter().next().map(|project| {
+        let arn = project.arn.clone();
+        let (spec, tags) = normalise(project);
+        Live { spec: Spec::Build(spec), tags, handle: arn }
+    }))
 }
 
 fn source(spec: &ProjectSpec) -> ProjectSource {
@@ -99,11 +70,7 @@ fn source(spec: &ProjectSpec) -> ProjectSource {
 }
 
 fn artifacts() -> ProjectArtifacts {
-    ProjectArtifacts::builder()
-        .r#type(ArtifactsType::Codepipeline)
-        .location(PIPELINE_LOCATION)
-        .build()
-        .expect("type set")
+    ProjectArtifacts::builder().r#type(ArtifactsType::Codepipeline).location(PIPELINE_LOCATION).build().expect("type set")
 }
 
 fn environment(spec: &ProjectSpec) -> ProjectEnvironment {
@@ -111,12 +78,7 @@ fn environment(spec: &ProjectSpec) -> ProjectEnvironment {
         .environment_variables
         .iter()
         .map(|(k, v)| {
-            EnvironmentVariable::builder()
-                .name(k)
-                .value(v)
-                .r#type(EnvironmentVariableType::Plaintext)
-                .build()
-                .expect("name and value set")
+            EnvironmentVariable::builder().name(k).value(v).r#type(EnvironmentVariableType::Plaintext).build().expect("name and value set")
         })
         .collect();
     ProjectEnvironment::builder()
@@ -130,17 +92,10 @@ fn environment(spec: &ProjectSpec) -> ProjectEnvironment {
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
-pub async fn create(
-    aws: &Aws,
-    name: &str,
-    spec: &ProjectSpec,
-    tags: &Tags,
-) -> Result<(), AwsError> {
+pub async fn create(aws: &Aws, name: &str, spec: &ProjectSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codebuild
         .create_project()
         .name(name)
@@ -156,12 +111,7 @@ pub async fn create(
     Ok(())
 }
 
-pub async fn update(
-    aws: &Aws,
-    name: &str,
-    want: &ProjectSpec,
-    _have: &ProjectSpec,
-) -> Result<(), AwsError> {
+pub async fn update(aws: &Aws, name: &str, want: &ProjectSpec, _have: &ProjectSpec) -> Result<(), AwsError> {
     aws.codebuild
         .update_project()
         .name(name)
@@ -178,23 +128,12 @@ pub async fn update(
 
 /// `UpdateProject` replaces the tag set: callers pass every tag the project should keep.
 pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
-    aws.codebuild
-        .update_project()
-        .name(name)
-        .set_tags(Some(sdk_tags(tags)))
-        .send()
-        .await
-        .map_err(aws_err("codebuild", "UpdateProject"))?;
+    aws.codebuild.update_project().name(name).set_tags(Some(sdk_tags(tags))).send().await.map_err(aws_err("codebuild", "UpdateProject"))?;
     Ok(())
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    aws.codebuild
-        .delete_project()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("codebuild", "DeleteProject"))?;
+    aws.codebuild.delete_project().name(name).send().await.map_err(aws_err("codebuild", "DeleteProject"))?;
     Ok(())
 }
 
@@ -202,13 +141,7 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let mut names = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
-            .codebuild
-            .list_projects()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_err("codebuild", "ListProjects"))?;
+        let page = aws.codebuild.list_projects().set_next_token(token).send().await.map_err(aws_err("codebuild", "ListProjects"))?;
         names.extend(page.projects.unwrap_or_default());
         token = page.next_token;
         if token.is_none() {

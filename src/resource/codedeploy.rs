@@ -9,9 +9,8 @@ use super::{Live, Spec, Tags};
 use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
 use crate::manifest::ListenerRef;
 use aws_sdk_codedeploy::types::{
-    AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration,
-    BlueInstanceTerminationOption, ComputePlatform, DeploymentOption, DeploymentReadyAction,
-    DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService, InstanceAction,
+    AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration, BlueInstanceTerminationOption, ComputePlatform,
+    DeploymentOption, DeploymentReadyAction, DeploymentReadyOption, DeploymentStyle, DeploymentType, EcsService, InstanceAction,
     LoadBalancerInfo, Tag, TargetGroupInfo, TargetGroupPairInfo, TrafficRoute,
 };
 
@@ -65,8 +64,7 @@ impl GroupSpec {
 }
 
 fn split(name: &str) -> (&str, &str) {
-    name.split_once('/')
-        .expect("deployment group keys are application/group")
+    name.split_once('/').expect("deployment group keys are application/group")
 }
 
 fn application_arn(aws: &Aws, app: &str) -> String {
@@ -78,57 +76,32 @@ fn group_arn(aws: &Aws, name: &str) -> String {
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
-    let got = aws
-        .codedeploy
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(aws_err("codedeploy", "ListTagsForResource"))?;
-    Ok(got
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
-        .collect())
+    let got =
+        aws.codedeploy.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("codedeploy", "ListTagsForResource"))?;
+    Ok(got.tags.unwrap_or_default().into_iter().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect())
 }
 
 pub async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let got = absent_if_not_found(
-        aws.codedeploy
-            .get_application()
-            .application_name(name)
-            .send()
-            .await
-            .map_err(aws_err("codedeploy", "GetApplication")),
+        aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
     )?;
     let Some(info) = got.and_then(|g| g.application) else {
         return Ok(None);
     };
     Ok(Some(Live {
         spec: Spec::App(ApplicationSpec {
-            compute_platform: info
-                .compute_platform
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "Server".into()),
+            compute_platform: info.compute_platform.map(|p| p.as_str().to_owned()).unwrap_or_else(|| "Server".into()),
         }),
         tags: read_tags(aws, &application_arn(aws, name)).await?,
         handle: None,
     }))
 }
 
-pub async fn create_application(
-    aws: &Aws,
-    name: &str,
-    spec: &ApplicationSpec,
-    tags: &Tags,
-) -> Result<(), AwsError> {
+pub async fn create_application(aws: &Aws, name: &str, spec: &ApplicationSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codedeploy
         .create_application()
         .application_name(name)
@@ -168,12 +141,7 @@ pub async fn tag_application(aws: &Aws, name: &str, tags: &Tags) -> Result<(), A
 
 /// Deleting the application deletes its deployment groups too.
 pub async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    aws.codedeploy
-        .delete_application()
-        .application_name(name)
-        .send()
-        .await
-        .map_err(aws_err("codedeploy", "DeleteApplication"))?;
+    aws.codedeploy.delete_application().application_name(name).send().await.map_err(aws_err("codedeploy", "DeleteApplication"))?;
     Ok(())
 }
 
@@ -181,13 +149,8 @@ pub async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, 
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
-            .codedeploy
-            .list_applications()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_err("codedeploy", "ListApplications"))?;
+        let page =
+            aws.codedeploy.list_applications().set_next_token(token).send().await.map_err(aws_err("codedeploy", "ListApplications"))?;
         for app in page.applications.unwrap_or_default() {
             let tags = read_tags(aws, &application_arn(aws, &app)).await?;
             out.push((app, tags));
@@ -213,37 +176,18 @@ pub async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError>
     let Some(info) = got.and_then(|g| g.deployment_group_info) else {
         return Ok(None);
     };
-    let style = info
-        .deployment_style
-        .unwrap_or_else(|| DeploymentStyle::builder().build());
-    let blue_green = info
-        .blue_green_deployment_configuration
-        .unwrap_or_else(|| BlueGreenDeploymentConfiguration::builder().build());
+    let style = info.deployment_style.unwrap_or_else(|| DeploymentStyle::builder().build());
+    let blue_green = info.blue_green_deployment_configuration.unwrap_or_else(|| BlueGreenDeploymentConfiguration::builder().build());
     let termination = blue_green.terminate_blue_instances_on_deployment_success;
     let ready = blue_green.deployment_ready_option;
     let rollback = info.auto_rollback_configuration;
-    let mut events: Vec<String> = rollback
-        .as_ref()
-        .and_then(|r| r.events.clone())
-        .unwrap_or_default()
-        .iter()
-        .map(|e| e.as_str().to_owned())
-        .collect();
+    let mut events: Vec<String> =
+        rollback.as_ref().and_then(|r| r.events.clone()).unwrap_or_default().iter().map(|e| e.as_str().to_owned()).collect();
     events.sort();
     let service = info.ecs_services.unwrap_or_default().into_iter().next();
-    let pair = info
-        .load_balancer_info
-        .and_then(|l| l.target_group_pair_info_list)
-        .unwrap_or_default()
-        .into_iter()
-        .next();
-    let mut target_groups: Vec<String> = pair
-        .as_ref()
-        .and_then(|p| p.target_groups.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| t.name)
-        .collect();
+    let pair = info.load_balancer_info.and_then(|l| l.target_group_pair_info_list).unwrap_or_default().into_iter().next();
+    let mut target_groups: Vec<String> =
+        pair.as_ref().and_then(|p| p.target_groups.clone()).unwrap_or_default().into_iter().filter_map(|t| t.name).collect();
     target_groups.sort();
     let listeners = |route: Option<TrafficRoute>| {
         let mut arns = route.and_then(|r| r.listener_arns).unwrap_or_default();
@@ -252,25 +196,15 @@ pub async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError>
     };
     let spec = GroupSpec {
         service_role_arn: info.service_role_arn.unwrap_or_default(),
-        deployment_config_name: info
-            .deployment_config_name
-            .unwrap_or_else(|| "CodeDeployDefault.OneAtATime".into()),
-        deployment_type: style
-            .deployment_type
-            .map(|t| t.as_str().to_owned())
-            .unwrap_or_else(|| "IN_PLACE".into()),
-        deployment_option: style
-            .deployment_option
-            .map(|o| o.as_str().to_owned())
-            .unwrap_or_else(|| "WITHOUT_TRAFFIC_CONTROL".into()),
+        deployment_config_name: info.deployment_config_name.unwrap_or_else(|| "CodeDeployDefault.OneAtATime".into()),
+        deployment_type: style.deployment_type.map(|t| t.as_str().to_owned()).unwrap_or_else(|| "IN_PLACE".into()),
+        deployment_option: style.deployment_option.map(|o| o.as_str().to_owned()).unwrap_or_else(|| "WITHOUT_TRAFFIC_CONTROL".into()),
         termination_action: termination
             .as_ref()
             .and_then(|t| t.action.as_ref())
             .map(|a| a.as_str().to_owned())
             .unwrap_or_else(|| "TERMINATE".into()),
-        termination_wait_minutes: termination
-            .map(|t| t.termination_wait_time_in_minutes)
-            .unwrap_or(0),
+        termination_wait_minutes: termination.map(|t| t.termination_wait_time_in_minutes).unwrap_or(0),
         ready_action: ready
             .as_ref()
             .and_then(|r| r.action_on_timeout.as_ref())
@@ -279,21 +213,14 @@ pub async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError>
         ready_wait_minutes: ready.map(|r| r.wait_time_in_minutes).unwrap_or(0),
         auto_rollback_enabled: rollback.map(|r| r.enabled).unwrap_or(false),
         auto_rollback_events: events,
-        cluster: service
-            .as_ref()
-            .and_then(|s| s.cluster_name.clone())
-            .unwrap_or_default(),
+        cluster: service.as_ref().and_then(|s| s.cluster_name.clone()).unwrap_or_default(),
         service: service.and_then(|s| s.service_name).unwrap_or_default(),
         target_groups,
         prod_listener_arns: listeners(pair.as_ref().and_then(|p| p.prod_traffic_route.clone())),
         test_listener_arns: listeners(pair.and_then(|p| p.test_traffic_route)),
         listener_refs: None,
     };
-    Ok(Some(Live {
-        spec: Spec::Group(spec),
-        tags: read_tags(aws, &group_arn(aws, name)).await?,
-        handle: info.deployment_group_id,
-    }))
+    Ok(Some(Live { spec: Spec::Group(spec), tags: read_tags(aws, &group_arn(aws, name)).await?, handle: info.deployment_group_id }))
 }
 
 struct GroupParts {
@@ -305,18 +232,9 @@ struct GroupParts {
 }
 
 fn group_parts(spec: &GroupSpec) -> GroupParts {
-    let route = |arns: &[String]| {
-        TrafficRoute::builder()
-            .set_listener_arns(Some(arns.to_vec()))
-            .build()
-    };
+    let route = |arns: &[String]| TrafficRoute::builder().set_listener_arns(Some(arns.to_vec())).build();
     let mut pair = TargetGroupPairInfo::builder()
-        .set_target_groups(Some(
-            spec.target_groups
-                .iter()
-                .map(|t| TargetGroupInfo::builder().name(t).build())
-                .collect(),
-        ))
+        .set_target_groups(Some(spec.target_groups.iter().map(|t| TargetGroupInfo::builder().name(t).build()).collect()))
         .prod_traffic_route(route(&spec.prod_listener_arns));
     if !spec.test_listener_arns.is_empty() {
         pair = pair.test_traffic_route(route(&spec.test_listener_arns));
@@ -342,29 +260,14 @@ fn group_parts(spec: &GroupSpec) -> GroupParts {
             .build(),
         rollback: AutoRollbackConfiguration::builder()
             .enabled(spec.auto_rollback_enabled)
-            .set_events(Some(
-                spec.auto_rollback_events
-                    .iter()
-                    .map(|e| AutoRollbackEvent::from(e.as_str()))
-                    .collect(),
-            ))
+            .set_events(Some(spec.auto_rollback_events.iter().map(|e| AutoRollbackEvent::from(e.as_str())).collect()))
             .build(),
-        service: EcsService::builder()
-            .cluster_name(&spec.cluster)
-            .service_name(&spec.service)
-            .build(),
-        load_balancer: LoadBalancerInfo::builder()
-            .target_group_pair_info_list(pair.build())
-            .build(),
+        service: EcsService::builder().cluster_name(&spec.cluster).service_name(&spec.service).build(),
+        load_balancer: LoadBalancerInfo::builder().target_group_pair_info_list(pair.build()).build(),
     }
 }
 
-pub async fn create_group(
-    aws: &Aws,
-    name: &str,
-    spec: &GroupSpec,
-    tags: &Tags,
-) -> Result<(), AwsError> {
+pub async fn create_group(aws: &Aws, name: &str, spec: &GroupSpec, tags: &Tags) -> Result<(), AwsError> {
     let (app, group) = split(name);
     let parts = group_parts(spec);
     aws.codedeploy
@@ -385,12 +288,7 @@ pub async fn create_group(
     Ok(())
 }
 
-pub async fn update_group(
-    aws: &Aws,
-    name: &str,
-    want: &GroupSpec,
-    _have: &GroupSpec,
-) -> Result<(), AwsError> {
+pub async fn update_group(aws: &Aws, name: &str, want: &GroupSpec, _have: &GroupSpec) -> Result<(), AwsError> {
     let (app, group) = split(name);
     let parts = group_parts(want);
     aws.codedeploy

@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::{Live, Spec, Tags};
 use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType,
-    InputArtifact, OutputArtifact, PipelineDeclaration, StageDeclaration, Tag,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact, OutputArtifact,
+    PipelineDeclaration, StageDeclaration, Tag,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,40 +44,21 @@ fn arn(aws: &Aws, name: &str) -> String {
 }
 
 async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
-    let got = aws
-        .codepipeline
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(aws_err("codepipeline", "ListTagsForResource"))?;
-    Ok(got
-        .tags
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect())
+    let got =
+        aws.codepipeline.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("codepipeline", "ListTagsForResource"))?;
+    Ok(got.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let Some(got) = absent_if_not_found(
-        aws.codepipeline
-            .get_pipeline()
-            .name(name)
-            .send()
-            .await
-            .map_err(aws_err("codepipeline", "GetPipeline")),
-    )?
+    let Some(got) =
+        absent_if_not_found(aws.codepipeline.get_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "GetPipeline")))?
     else {
         return Ok(None);
     };
     let Some(declaration) = got.pipeline else {
         return Ok(None);
     };
-    let pipeline_arn = got
-        .metadata
-        .and_then(|m| m.pipeline_arn)
-        .unwrap_or_else(|| arn(aws, name));
+    let pipeline_arn = got.metadata.and_then(|m| m.pipeline_arn).unwrap_or_else(|| arn(aws, name));
     let stages = declaration
         .stages
         .into_iter()
@@ -90,34 +71,14 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
                     let id = action.action_type_id;
                     ActionSpec {
                         name: action.name,
-                        category: id
-                            .as_ref()
-                            .map(|i| i.category.as_str().to_owned())
-                            .unwrap_or_default(),
-                        owner: id
-                            .as_ref()
-                            .map(|i| i.owner.as_str().to_owned())
-                            .unwrap_or_default(),
+                        category: id.as_ref().map(|i| i.category.as_str().to_owned()).unwrap_or_default(),
+                        owner: id.as_ref().map(|i| i.owner.as_str().to_owned()).unwrap_or_default(),
                         provider: id.as_ref().map(|i| i.provider.clone()).unwrap_or_default(),
                         version: id.map(|i| i.version).unwrap_or_default(),
                         run_order: action.run_order.unwrap_or(1),
-                        configuration: action
-                            .configuration
-                            .unwrap_or_default()
-                            .into_iter()
-                            .collect(),
-                        input_artifacts: action
-                            .input_artifacts
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|a| a.name)
-                            .collect(),
-                        output_artifacts: action
-                            .output_artifacts
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|a| a.name)
-                            .collect(),
+                        configuration: action.configuration.unwrap_or_default().into_iter().collect(),
+                        input_artifacts: action.input_artifacts.unwrap_or_default().into_iter().map(|a| a.name).collect(),
+                        output_artifacts: action.output_artifacts.unwrap_or_default().into_iter().map(|a| a.name).collect(),
                     }
                 })
                 .collect(),
@@ -125,17 +86,10 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         .collect();
     let spec = PipelineSpec {
         role_arn: declaration.role_arn,
-        artifact_bucket: declaration
-            .artifact_store
-            .map(|s| s.location)
-            .unwrap_or_default(),
+        artifact_bucket: declaration.artifact_store.map(|s| s.location).unwrap_or_default(),
         stages,
     };
-    Ok(Some(Live {
-        spec: Spec::Pipeline(spec),
-        tags: read_tags(aws, &pipeline_arn).await?,
-        handle: Some(pipeline_arn),
-    }))
+    Ok(Some(Live { spec: Spec::Pipeline(spec), tags: read_tags(aws, &pipeline_arn).await?, handle: Some(pipeline_arn) }))
 }
 
 fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {
@@ -161,41 +115,23 @@ fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {
                         .run_order(a.run_order)
                         .set_configuration(Some(a.configuration.clone().into_iter().collect()))
                         .set_input_artifacts(Some(
-                            a.input_artifacts
-                                .iter()
-                                .map(|n| {
-                                    InputArtifact::builder().name(n).build().expect("name set")
-                                })
-                                .collect(),
+                            a.input_artifacts.iter().map(|n| InputArtifact::builder().name(n).build().expect("name set")).collect(),
                         ))
                         .set_output_artifacts(Some(
-                            a.output_artifacts
-                                .iter()
-                                .map(|n| {
-                                    OutputArtifact::builder().name(n).build().expect("name set")
-                                })
-                                .collect(),
+                            a.output_artifacts.iter().map(|n| OutputArtifact::builder().name(n).build().expect("name set")).collect(),
                         ))
                         .build()
                         .expect("name and type set")
                 })
                 .collect();
-            StageDeclaration::builder()
-                .name(&stage.name)
-                .set_actions(Some(actions))
-                .build()
-                .expect("name and actions set")
+            StageDeclaration::builder().name(&stage.name).set_actions(Some(actions)).build().expect("name and actions set")
         })
         .collect();
     PipelineDeclaration::builder()
         .name(name)
         .role_arn(&spec.role_arn)
         .artifact_store(
-            ArtifactStore::builder()
-                .r#type(ArtifactStoreType::S3)
-                .location(&spec.artifact_bucket)
-                .build()
-                .expect("type and location set"),
+            ArtifactStore::builder().r#type(ArtifactStoreType::S3).location(&spec.artifact_bucket).build().expect("type and location set"),
         )
         .set_stages(Some(stages))
         .build()
@@ -203,23 +139,10 @@ fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
-pub async fn create(
-    aws: &Aws,
-    name: &str,
-    spec: &PipelineSpec,
-    tags: &Tags,
-) -> Result<(), AwsError> {
+pub async fn create(aws: &Aws, name: &str, spec: &PipelineSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codepipeline
         .create_pipeline()
         .pipeline(declaration(name, spec))
@@ -230,19 +153,8 @@ pub async fn create(
     Ok(())
 }
 
-pub async fn update(
-    aws: &Aws,
-    name: &str,
-    want: &PipelineSpec,
-    _have: &PipelineSpec,
-    _arn: Option<&str>,
-) -> Result<(), AwsError> {
-    aws.codepipeline
-        .update_pipeline()
-        .pipeline(declaration(name, want))
-        .send()
-        .await
-        .map_err(aws_err("codepipeline", "UpdatePipeline"))?;
+pub async fn update(aws: &Aws, name: &str, want: &PipelineSpec, _have: &PipelineSpec) -> Result<(), AwsError> {
+    aws.codepipeline.update_pipeline().pipeline(declaration(name, want)).send().await.map_err(aws_err("codepipeline", "UpdatePipeline"))?;
     Ok(())
 }
 
@@ -258,12 +170,7 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    aws.codepipeline
-        .delete_pipeline()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("codepipeline", "DeletePipeline"))?;
+    aws.codepipeline.delete_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "DeletePipeline"))?;
     Ok(())
 }
 
@@ -271,13 +178,8 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
-            .codepipeline
-            .list_pipelines()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_err("codepipeline", "ListPipelines"))?;
+        let page =
+            aws.codepipeline.list_pipelines().set_next_token(token).send().await.map_err(aws_err("codepipeline", "ListPipelines"))?;
         for summary in page.pipelines.unwrap_or_default() {
             let Some(name) = summary.name else { continue };
             let tags = read_tags(aws, &arn(aws, &name)).await?;

@@ -31,72 +31,33 @@ fn arn(aws: &Aws, name: &str) -> String {
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let described = absent_if_not_found(
-        aws.ecr
-            .describe_repositories()
-            .repository_names(name)
-            .send()
-            .await
-            .map_err(aws_err("ecr", "DescribeRepositories")),
+        aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
     )?;
-    let Some(repo) = described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next())
-    else {
+    let Some(repo) = described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next()) else {
         return Ok(None);
     };
     let policy = absent_if_not_found(
-        aws.ecr
-            .get_lifecycle_policy()
-            .repository_name(name)
-            .send()
-            .await
-            .map_err(aws_err("ecr", "GetLifecyclePolicy")),
+        aws.ecr.get_lifecycle_policy().repository_name(name).send().await.map_err(aws_err("ecr", "GetLifecyclePolicy")),
     )?;
     let lifecycle_policy = policy
         .and_then(|p| p.lifecycle_policy_text)
         .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text)))
         .unwrap_or(Value::Null);
-    let repo_arn = repo
-        .repository_arn
-        .clone()
-        .unwrap_or_else(|| arn(aws, name));
-    let tags = aws
-        .ecr
-        .list_tags_for_resource()
-        .resource_arn(&repo_arn)
-        .send()
-        .await
-        .map_err(aws_err("ecr", "ListTagsForResource"))?;
+    let repo_arn = repo.repository_arn.clone().unwrap_or_else(|| arn(aws, name));
+    let tags = aws.ecr.list_tags_for_resource().resource_arn(&repo_arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
     Ok(Some(Live {
         spec: Spec::Ecr(EcrSpec {
-            image_tag_mutability: repo
-                .image_tag_mutability
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_else(|| "MUTABLE".into()),
-            scan_on_push: repo
-                .image_scanning_configuration
-                .map(|c| c.scan_on_push)
-                .unwrap_or(false),
+            image_tag_mutability: repo.image_tag_mutability.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "MUTABLE".into()),
+            scan_on_push: repo.image_scanning_configuration.map(|c| c.scan_on_push).unwrap_or(false),
             lifecycle_policy,
         }),
-        tags: tags
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value))
-            .collect(),
+        tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         handle: Some(repo_arn),
     }))
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<aws_sdk_ecr::types::Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            aws_sdk_ecr::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    tags.iter().map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
 pub async fn create(aws: &Aws, name: &str, spec: &EcrSpec, tags: &Tags) -> Result<(), AwsError> {
@@ -104,11 +65,7 @@ pub async fn create(aws: &Aws, name: &str, spec: &EcrSpec, tags: &Tags) -> Resul
         .create_repository()
         .repository_name(name)
         .image_tag_mutability(spec.image_tag_mutability.as_str().into())
-        .image_scanning_configuration(
-            aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                .scan_on_push(spec.scan_on_push)
-                .build(),
-        )
+        .image_scanning_configuration(aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(spec.scan_on_push).build())
         .set_tags(Some(sdk_tags(tags)))
         .send()
         .await
@@ -141,11 +98,7 @@ pub async fn update(aws: &Aws, name: &str, want: &EcrSpec, have: &EcrSpec) -> Re
         aws.ecr
             .put_image_scanning_configuration()
             .repository_name(name)
-            .image_scanning_configuration(
-                aws_sdk_ecr::types::ImageScanningConfiguration::builder()
-                    .scan_on_push(want.scan_on_push)
-                    .build(),
-            )
+            .image_scanning_configuration(aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(want.scan_on_push).build())
             .send()
             .await
             .map_err(aws_err("ecr", "PutImageScanningConfiguration"))?;
@@ -169,15 +122,7 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 
 /// Never forces: images are data people may still need, and the running service may use them.
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    match aws
-        .ecr
-        .delete_repository()
-        .repository_name(name)
-        .force(false)
-        .send()
-        .await
-        .map_err(aws_err("ecr", "DeleteRepository"))
-    {
+    match aws.ecr.delete_repository().repository_name(name).force(false).send().await.map_err(aws_err("ecr", "DeleteRepository")) {
         Ok(_) => Ok(()),
         Err(e) if e.code.as_deref() == Some("RepositoryNotEmptyException") => Err(AwsError {
             message: format!(
@@ -193,32 +138,13 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
-            .ecr
-            .describe_repositories()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_err("ecr", "DescribeRepositories"))?;
+        let page = aws.ecr.describe_repositories().set_next_token(token).send().await.map_err(aws_err("ecr", "DescribeRepositories"))?;
         for repo in page.repositories.unwrap_or_default() {
             let (Some(name), Some(arn)) = (repo.repository_name, repo.repository_arn) else {
                 continue;
             };
-            let tags = aws
-                .ecr
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .map_err(aws_err("ecr", "ListTagsForResource"))?;
-            out.push((
-                name,
-                tags.tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect(),
-            ));
+            let tags = aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
+            out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
         }
         token = page.next_token;
         if token.is_none() {

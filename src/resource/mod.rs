@@ -97,10 +97,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(kind: Kind, name: impl Into<String>) -> Key {
-        Key {
-            kind,
-            name: name.into(),
-        }
+        Key { kind, name: name.into() }
     }
 }
 
@@ -197,71 +194,48 @@ pub async fn create(aws: &Aws, desired: &Desired) -> Result<(), AwsError> {
         Spec::Bucket(spec) => s3::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Trail(spec) => trail::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Build(spec) => codebuild::create(aws, &desired.key.name, spec, &desired.tags).await,
-        Spec::App(spec) => {
-            codedeploy::create_application(aws, &desired.key.name, spec, &desired.tags).await
-        }
-        Spec::Group(spec) => {
-            codedeploy::create_group(aws, &desired.key.name, spec, &desired.tags).await
-        }
-        Spec::Pipeline(spec) => {
-            codepipeline::create(aws, &desired.key.name, spec, &desired.tags).await
-        }
+        Spec::App(spec) => codedeploy::create_application(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Group(spec) => codedeploy::create_group(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Pipeline(spec) => codepipeline::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Rule(spec) => rule::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Artifact(_) => {
-            artifact::upload(
-                aws,
-                &desired.key.name,
-                desired
-                    .payload
-                    .as_deref()
-                    .expect("artifacts carry their bytes"),
-            )
-            .await
+            artifact::upload(aws, &desired.key.name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
         }
     }
 }
 
 /// Brings an existing resource to the desired spec and tags. Only called when they differ;
-/// each adapter calls only the APIs for the parts that differ.
+/// the spec is written only when it differs, and each adapter calls only the APIs for the parts
+/// that differ.
 pub async fn update(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), AwsError> {
-    let name = &desired.key.name;
-    match (&desired.spec, &live.spec) {
-        (Spec::Ecr(want), Spec::Ecr(have)) => ecr::update(aws, name, want, have).await?,
-        (Spec::Bucket(want), Spec::Bucket(have)) => s3::update(aws, name, want, have).await?,
-        (Spec::Trail(want), Spec::Trail(have)) => trail::update(aws, name, want, have).await?,
-        (Spec::Build(want), Spec::Build(have)) => codebuild::update(aws, name, want, have).await?,
-        (Spec::App(want), Spec::App(have)) => codedeploy::update_application(want, have)?,
-        (Spec::Group(want), Spec::Group(have)) => {
-            codedeploy::update_group(aws, name, want, have).await?
-        }
-        (Spec::Pipeline(want), Spec::Pipeline(have)) => {
-            codepipeline::update(aws, name, want, have, live.handle.as_deref()).await?
-        }
-        (Spec::Rule(want), Spec::Rule(have)) => rule::update(aws, name, want, have).await?,
-        (Spec::Artifact(_), Spec::Artifact(_)) => {
-            return artifact::upload(
-                aws,
-                name,
-                desired
-                    .payload
-                    .as_deref()
-                    .expect("artifacts carry their bytes"),
-            )
-            .await;
-        }
-        _ => unreachable!("a key's desired and live specs are of the same kind"),
+    if desired.spec != live.spec {
+        update_spec(aws, desired, live).await?;
     }
-    if desired
-        .tags
-        .iter()
-        .any(|(k, v)| live.tags.get(k) != Some(v))
-    {
+    if desired.tags.iter().any(|(k, v)| live.tags.get(k) != Some(v)) {
         // Some services replace the whole tag set, so always send the tags others added too.
         let mut merged = live.tags.clone();
         merged.extend(desired.tags.clone());
         tag(aws, &desired.key, &merged).await?;
     }
     Ok(())
+}
+
+async fn update_spec(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), AwsError> {
+    let name = &desired.key.name;
+    match (&desired.spec, &live.spec) {
+        (Spec::Ecr(want), Spec::Ecr(have)) => ecr::update(aws, name, want, have).await,
+        (Spec::Bucket(want), Spec::Bucket(have)) => s3::update(aws, name, want, have).await,
+        (Spec::Trail(want), Spec::Trail(have)) => trail::update(aws, name, want, have).await,
+        (Spec::Build(want), Spec::Build(have)) => codebuild::update(aws, name, want, have).await,
+        (Spec::App(want), Spec::App(have)) => codedeploy::update_application(want, have),
+        (Spec::Group(want), Spec::Group(have)) => codedeploy::update_group(aws, name, want, have).await,
+        (Spec::Pipeline(want), Spec::Pipeline(have)) => codepipeline::update(aws, name, want, have).await,
+        (Spec::Rule(want), Spec::Rule(have)) => rule::update(aws, name, want, have).await,
+        (Spec::Artifact(_), Spec::Artifact(_)) => {
+            artifact::upload(aws, name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
+        }
+        _ => unreachable!("a key's desired and live specs are of the same kind"),
+    }
 }
 
 async fn tag(aws: &Aws, key: &Key, tags: &Tags) -> Result<(), AwsError> {
@@ -311,9 +285,6 @@ pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<(Key, String)>,
     Ok(found
         .into_iter()
         .filter(|(_, tags)| tags.get(TAG_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE))
-        .filter_map(|(name, tags)| {
-            tags.get(TAG_PIPELINE)
-                .map(|p| (Key::new(kind, name), p.clone()))
-        })
+        .filter_map(|(name, tags)| tags.get(TAG_PIPELINE).map(|p| (Key::new(kind, name), p.clone())))
         .collect())
 }

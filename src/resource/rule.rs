@@ -37,10 +37,7 @@ pub fn canonical_pattern(value: Value) -> Value {
             Value::Array(items)
         }
         Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map
-                .into_iter()
-                .map(|(k, v)| (k, canonical_pattern(v)))
-                .collect();
+            let mut entries: Vec<(String, Value)> = map.into_iter().map(|(k, v)| (k, canonical_pattern(v))).collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Object(entries.into_iter().collect())
         }
@@ -49,46 +46,16 @@ pub fn canonical_pattern(value: Value) -> Value {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let Some(rule) = absent_if_not_found(
-        aws.events
-            .describe_rule()
-            .name(name)
-            .send()
-            .await
-            .map_err(aws_err("events", "DescribeRule")),
-    )?
+    let Some(rule) = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?
     else {
         return Ok(None);
     };
-    let targets = aws
-        .events
-        .list_targets_by_rule()
-        .rule(name)
-        .send()
-        .await
-        .map_err(aws_err("events", "ListTargetsByRule"))?;
-    let mut targets: Vec<TargetSpec> = targets
-        .targets
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| TargetSpec {
-            id: t.id,
-            arn: t.arn,
-            role_arn: t.role_arn,
-        })
-        .collect();
+    let targets = aws.events.list_targets_by_rule().rule(name).send().await.map_err(aws_err("events", "ListTargetsByRule"))?;
+    let mut targets: Vec<TargetSpec> =
+        targets.targets.unwrap_or_default().into_iter().map(|t| TargetSpec { id: t.id, arn: t.arn, role_arn: t.role_arn }).collect();
     targets.sort_by(|a, b| a.id.cmp(&b.id));
-    let arn = rule
-        .arn
-        .clone()
-        .unwrap_or_else(|| aws.arn("events", &format!("rule/{name}")));
-    let tags = aws
-        .events
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .map_err(aws_err("events", "ListTagsForResource"))?;
+    let arn = rule.arn.clone().unwrap_or_else(|| aws.arn("events", &format!("rule/{name}")));
+    let tags = aws.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
     let pattern = rule
         .event_pattern
         .as_deref()
@@ -97,41 +64,20 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     Ok(Some(Live {
         spec: Spec::Rule(RuleSpec {
             event_pattern: canonical_pattern(pattern),
-            state: rule
-                .state
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
+            state: rule.state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
             description: rule.description.unwrap_or_default(),
             targets,
         }),
-        tags: tags
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value))
-            .collect(),
+        tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         handle: Some(arn),
     }))
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
-async fn put_rule(
-    aws: &Aws,
-    name: &str,
-    spec: &RuleSpec,
-    tags: Option<&Tags>,
-) -> Result<(), AwsError> {
+async fn put_rule(aws: &Aws, name: &str, spec: &RuleSpec, tags: Option<&Tags>) -> Result<(), AwsError> {
     aws.events
         .put_rule()
         .name(name)
@@ -148,36 +94,12 @@ async fn put_rule(
 async fn put_targets(aws: &Aws, name: &str, targets: &[TargetSpec]) -> Result<(), AwsError> {
     let targets: Vec<Target> = targets
         .iter()
-        .map(|t| {
-            Target::builder()
-                .id(&t.id)
-                .arn(&t.arn)
-                .set_role_arn(t.role_arn.clone())
-                .build()
-                .expect("id and arn set")
-        })
+        .map(|t| Target::builder().id(&t.id).arn(&t.arn).set_role_arn(t.role_arn.clone()).build().expect("id and arn set"))
         .collect();
-    let out = aws
-        .events
-        .put_targets()
-        .rule(name)
-        .set_targets(Some(targets))
-        .send()
-        .await
-        .map_err(aws_err("events", "PutTargets"))?;
+    let out = aws.events.put_targets().rule(name).set_targets(Some(targets)).send().await.map_err(aws_err("events", "PutTargets"))?;
     if out.failed_entry_count > 0 {
-        let why = out
-            .failed_entries
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|e| e.error_message)
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(AwsError::refused(
-            "events",
-            "PutTargets",
-            format!("{} target(s) were refused: {why}", out.failed_entry_count),
-        ));
+        let why = out.failed_entries.unwrap_or_default().into_iter().filter_map(|e| e.error_message).collect::<Vec<_>>().join("; ");
+        return Err(AwsError::refused("events", "PutTargets", format!("{} target(s) were refused: {why}", out.failed_entry_count)));
     }
     Ok(())
 }
@@ -187,32 +109,14 @@ pub async fn create(aws: &Aws, name: &str, spec: &RuleSpec, tags: &Tags) -> Resu
     put_targets(aws, name, &spec.targets).await
 }
 
-pub async fn update(
-    aws: &Aws,
-    name: &str,
-    want: &RuleSpec,
-    have: &RuleSpec,
-) -> Result<(), AwsError> {
-    if (&want.event_pattern, &want.state, &want.description)
-        != (&have.event_pattern, &have.state, &have.description)
-    {
+pub async fn update(aws: &Aws, name: &str, want: &RuleSpec, have: &RuleSpec) -> Result<(), AwsError> {
+    if (&want.event_pattern, &want.state, &want.description) != (&have.event_pattern, &have.state, &have.description) {
         put_rule(aws, name, want, None).await?;
     }
     if want.targets != have.targets {
-        let stale: Vec<String> = have
-            .targets
-            .iter()
-            .filter(|t| !want.targets.iter().any(|w| w.id == t.id))
-            .map(|t| t.id.clone())
-            .collect();
+        let stale: Vec<String> = have.targets.iter().filter(|t| !want.targets.iter().any(|w| w.id == t.id)).map(|t| t.id.clone()).collect();
         if !stale.is_empty() {
-            aws.events
-                .remove_targets()
-                .rule(name)
-                .set_ids(Some(stale))
-                .send()
-                .await
-                .map_err(aws_err("events", "RemoveTargets"))?;
+            aws.events.remove_targets().rule(name).set_ids(Some(stale)).send().await.map_err(aws_err("events", "RemoveTargets"))?;
         }
         put_targets(aws, name, &want.targets).await?;
     }
@@ -221,45 +125,17 @@ pub async fn update(
 
 pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     let arn = aws.arn("events", &format!("rule/{name}"));
-    aws.events
-        .tag_resource()
-        .resource_arn(arn)
-        .set_tags(Some(sdk_tags(tags)))
-        .send()
-        .await
-        .map_err(aws_err("events", "TagResource"))?;
+    aws.events.tag_resource().resource_arn(arn).set_tags(Some(sdk_tags(tags))).send().await.map_err(aws_err("events", "TagResource"))?;
     Ok(())
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    let targets = aws
-        .events
-        .list_targets_by_rule()
-        .rule(name)
-        .send()
-        .await
-        .map_err(aws_err("events", "ListTargetsByRule"))?;
-    let ids: Vec<String> = targets
-        .targets
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let targets = aws.events.list_targets_by_rule().rule(name).send().await.map_err(aws_err("events", "ListTargetsByRule"))?;
+    let ids: Vec<String> = targets.targets.unwrap_or_default().into_iter().map(|t| t.id).collect();
     if !ids.is_empty() {
-        aws.events
-            .remove_targets()
-            .rule(name)
-            .set_ids(Some(ids))
-            .send()
-            .await
-            .map_err(aws_err("events", "RemoveTargets"))?;
+        aws.events.remove_targets().rule(name).set_ids(Some(ids)).send().await.map_err(aws_err("events", "RemoveTargets"))?;
     }
-    aws.events
-        .delete_rule()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("events", "DeleteRule"))?;
+    aws.events.delete_rule().name(name).send().await.map_err(aws_err("events", "DeleteRule"))?;
     Ok(())
 }
 
@@ -268,33 +144,15 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
-            .events
-            .list_rules()
-            .name_prefix("slipway-")
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_err("events", "ListRules"))?;
+        let page =
+            aws.events.list_rules().name_prefix("slipway-").set_next_token(token).send().await.map_err(aws_err("events", "ListRules"))?;
         for rule in page.rules.unwrap_or_default() {
             let (Some(name), Some(arn)) = (rule.name, rule.arn) else {
                 continue;
             };
-            let tags = aws
-                .events
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
-                .await
-                .map_err(aws_err("events", "ListTagsForResource"))?;
-            out.push((
-                name,
-                tags.tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect(),
-            ));
+            let tags =
+                aws.events.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
+            out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
         }
         token = page.next_token;
         if token.is_none() {
@@ -310,14 +168,9 @@ mod tests {
 
     #[test]
     fn patterns_compare_equal_whatever_the_order_of_keys_and_values() {
-        let a = canonical_pattern(
-            json!({"detail": {"eventName": ["PutObject", "CopyObject"]}, "source": ["aws.s3"]}),
-        );
+        let a = canonical_pattern(json!({"detail": {"eventName": ["PutObject", "CopyObject"]}, "source": ["aws.s3"]}));
         let b = canonical_pattern(
-            serde_json::from_str(
-                r#"{ "source":["aws.s3"], "detail":{"eventName":["CopyObject","PutObject"]} }"#,
-            )
-            .unwrap(),
+            serde_json::from_str(r#"{ "source":["aws.s3"], "detail":{"eventName":["CopyObject","PutObject"]} }"#).unwrap(),
         );
         assert_eq!(a, b);
     }

@@ -6,10 +6,9 @@ use serde::Serialize;
 use super::{Live, Spec, Tags};
 use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
-    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    VersioningConfiguration,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,12 +31,8 @@ pub struct PublicAccessBlock {
 }
 
 impl PublicAccessBlock {
-    pub const ALL: PublicAccessBlock = PublicAccessBlock {
-        block_public_acls: true,
-        ignore_public_acls: true,
-        block_public_policy: true,
-        restrict_public_buckets: true,
-    };
+    pub const ALL: PublicAccessBlock =
+        PublicAccessBlock { block_public_acls: true, ignore_public_acls: true, block_public_policy: true, restrict_public_buckets: true };
     const NONE: PublicAccessBlock = PublicAccessBlock {
         block_public_acls: false,
         ignore_public_acls: false,
@@ -47,60 +42,30 @@ impl PublicAccessBlock {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    if absent_if_not_found(
-        aws.s3
-            .head_bucket()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_err("s3", "HeadBucket")),
-    )?
-    .is_none()
-    {
+    if absent_if_not_found(aws.s3.head_bucket().bucket(name).send().await.map_err(aws_err("s3", "HeadBucket")))?.is_none() {
         return Ok(None);
     }
-    let versioning = aws
-        .s3
-        .get_bucket_versioning()
-        .bucket(name)
-        .send()
-        .await
-        .map_err(aws_err("s3", "GetBucketVersioning"))?;
-    let block = absent_if_not_found(
-        aws.s3
-            .get_public_access_block()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_err("s3", "GetPublicAccessBlock")),
-    )?
-    .and_then(|b| b.public_access_block_configuration)
-    .map(|c| PublicAccessBlock {
-        block_public_acls: c.block_public_acls.unwrap_or(false),
-        ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
-        block_public_policy: c.block_public_policy.unwrap_or(false),
-        restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
-    })
-    .unwrap_or(PublicAccessBlock::NONE);
-    let encryption = absent_if_not_found(
-        aws.s3
-            .get_bucket_encryption()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_err("s3", "GetBucketEncryption")),
-    )?
-    .and_then(|e| e.server_side_encryption_configuration)
-    .and_then(|c| c.rules.into_iter().next())
-    .and_then(|r| r.apply_server_side_encryption_by_default)
-    .map(|d| d.sse_algorithm.as_str().to_owned())
-    .unwrap_or_else(|| "none".into());
+    let versioning = aws.s3.get_bucket_versioning().bucket(name).send().await.map_err(aws_err("s3", "GetBucketVersioning"))?;
+    let block =
+        absent_if_not_found(aws.s3.get_public_access_block().bucket(name).send().await.map_err(aws_err("s3", "GetPublicAccessBlock")))?
+            .and_then(|b| b.public_access_block_configuration)
+            .map(|c| PublicAccessBlock {
+                block_public_acls: c.block_public_acls.unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+                block_public_policy: c.block_public_policy.unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+            })
+            .unwrap_or(PublicAccessBlock::NONE);
+    let encryption =
+        absent_if_not_found(aws.s3.get_bucket_encryption().bucket(name).send().await.map_err(aws_err("s3", "GetBucketEncryption")))?
+            .and_then(|e| e.server_side_encryption_configuration)
+            .and_then(|c| c.rules.into_iter().next())
+            .and_then(|r| r.apply_server_side_encryption_by_default)
+            .map(|d| d.sse_algorithm.as_str().to_owned())
+            .unwrap_or_else(|| "none".into());
     Ok(Some(Live {
         spec: Spec::Bucket(BucketSpec {
-            versioning: versioning
-                .status
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_else(|| "Disabled".into()),
+            versioning: versioning.status.map(|s| s.as_str().to_owned()).unwrap_or_else(|| "Disabled".into()),
             public_access_block: block,
             encryption,
         }),
@@ -110,17 +75,8 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
 }
 
 async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
-    let tagging = absent_if_not_found(
-        aws.s3
-            .get_bucket_tagging()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_err("s3", "GetBucketTagging")),
-    )?;
-    Ok(tagging
-        .map(|t| t.tag_set.into_iter().map(|t| (t.key, t.value)).collect())
-        .unwrap_or_default())
+    let tagging = absent_if_not_found(aws.s3.get_bucket_tagging().bucket(name).send().await.map_err(aws_err("s3", "GetBucketTagging")))?;
+    Ok(tagging.map(|t| t.tag_set.into_iter().map(|t| (t.key, t.value)).collect()).unwrap_or_default())
 }
 
 pub async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Result<(), AwsError> {
@@ -128,27 +84,17 @@ pub async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Re
     // us-east-1 is the one region that refuses an explicit location constraint.
     if aws.region != "us-east-1" {
         request = request.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
-                .build(),
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(aws.region.as_str())).build(),
         );
     }
-    request
-        .send()
-        .await
-        .map_err(aws_err("s3", "CreateBucket"))?;
+    request.send().await.map_err(aws_err("s3", "CreateBucket"))?;
     put_versioning(aws, name, &spec.versioning).await?;
     put_public_access_block(aws, name, &spec.public_access_block).await?;
     put_encryption(aws, name, &spec.encryption).await?;
     tag(aws, name, tags).await
 }
 
-pub async fn update(
-    aws: &Aws,
-    name: &str,
-    want: &BucketSpec,
-    have: &BucketSpec,
-) -> Result<(), AwsError> {
+pub async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
     if want.versioning != have.versioning {
         put_versioning(aws, name, &want.versioning).await?;
     }
@@ -162,9 +108,7 @@ pub async fn update(
 }
 
 async fn put_versioning(aws: &Aws, name: &str, status: &str) -> Result<(), AwsError> {
-    let config = VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::from(status))
-        .build();
+    let config = VersioningConfiguration::builder().status(BucketVersioningStatus::from(status)).build();
     aws.s3
         .put_bucket_versioning()
         .bucket(name)
@@ -175,11 +119,7 @@ async fn put_versioning(aws: &Aws, name: &str, status: &str) -> Result<(), AwsEr
     Ok(())
 }
 
-async fn put_public_access_block(
-    aws: &Aws,
-    name: &str,
-    block: &PublicAccessBlock,
-) -> Result<(), AwsError> {
+async fn put_public_access_block(aws: &Aws, name: &str, block: &PublicAccessBlock) -> Result<(), AwsError> {
     let config = PublicAccessBlockConfiguration::builder()
         .block_public_acls(block.block_public_acls)
         .ignore_public_acls(block.ignore_public_acls)
@@ -197,17 +137,10 @@ async fn put_public_access_block(
 }
 
 async fn put_encryption(aws: &Aws, name: &str, algorithm: &str) -> Result<(), AwsError> {
-    let default = ServerSideEncryptionByDefault::builder()
-        .sse_algorithm(ServerSideEncryption::from(algorithm))
-        .build()
-        .expect("algorithm set");
-    let rule = ServerSideEncryptionRule::builder()
-        .apply_server_side_encryption_by_default(default)
-        .build();
-    let config = ServerSideEncryptionConfiguration::builder()
-        .rules(rule)
-        .build()
-        .expect("rules set");
+    let default =
+        ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(algorithm)).build().expect("algorithm set");
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("rules set");
     aws.s3
         .put_bucket_encryption()
         .bucket(name)
@@ -220,27 +153,9 @@ async fn put_encryption(aws: &Aws, name: &str, algorithm: &str) -> Result<(), Aw
 
 /// `PutBucketTagging` replaces the whole set: callers pass every tag the bucket should keep.
 pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
-    let set: Vec<Tag> = tags
-        .iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .expect("key and value set")
-        })
-        .collect();
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(set))
-        .build()
-        .expect("tag set");
-    aws.s3
-        .put_bucket_tagging()
-        .bucket(name)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(aws_err("s3", "PutBucketTagging"))?;
+    let set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
+    let tagging = Tagging::builder().set_tag_set(Some(set)).build().expect("tag set");
+    aws.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.map_err(aws_err("s3", "PutBucketTagging"))?;
     Ok(())
 }
 
@@ -248,75 +163,32 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 /// bucket carrying slipway's tags, whose contents are artifacts slipway and CodePipeline wrote.
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     loop {
-        let page = aws
-            .s3
-            .list_object_versions()
-            .bucket(name)
-            .send()
-            .await
-            .map_err(aws_err("s3", "ListObjectVersions"))?;
+        let page = aws.s3.list_object_versions().bucket(name).send().await.map_err(aws_err("s3", "ListObjectVersions"))?;
         let mut objects = Vec::new();
         for v in page.versions.unwrap_or_default() {
-            objects.push(
-                ObjectIdentifier::builder()
-                    .set_key(v.key)
-                    .set_version_id(v.version_id)
-                    .build()
-                    .expect("key set"),
-            );
+            objects.push(ObjectIdentifier::builder().set_key(v.key).set_version_id(v.version_id).build().expect("key set"));
         }
         for m in page.delete_markers.unwrap_or_default() {
-            objects.push(
-                ObjectIdentifier::builder()
-                    .set_key(m.key)
-                    .set_version_id(m.version_id)
-                    .build()
-                    .expect("key set"),
-            );
+            objects.push(ObjectIdentifier::builder().set_key(m.key).set_version_id(m.version_id).build().expect("key set"));
         }
         if objects.is_empty() {
             break;
         }
         for chunk in objects.chunks(1000) {
-            let delete = Delete::builder()
-                .set_objects(Some(chunk.to_vec()))
-                .quiet(true)
-                .build()
-                .expect("objects set");
-            aws.s3
-                .delete_objects()
-                .bucket(name)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(aws_err("s3", "DeleteObjects"))?;
+            let delete = Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().expect("objects set");
+            aws.s3.delete_objects().bucket(name).delete(delete).send().await.map_err(aws_err("s3", "DeleteObjects"))?;
         }
     }
-    aws.s3
-        .delete_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .map_err(aws_err("s3", "DeleteBucket"))?;
+    aws.s3.delete_bucket().bucket(name).send().await.map_err(aws_err("s3", "DeleteBucket"))?;
     Ok(())
 }
 
 pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let buckets = aws
-        .s3
-        .list_buckets()
-        .bucket_region(&aws.region)
-        .send()
-        .await
-        .map_err(aws_err("s3", "ListBuckets"))?;
+    let buckets = aws.s3.list_buckets().bucket_region(&aws.region).send().await.map_err(aws_err("s3", "ListBuckets"))?;
     let mut out = Vec::new();
     for bucket in buckets.buckets.unwrap_or_default() {
         let Some(name) = bucket.name else { continue };
-        if bucket
-            .bucket_region
-            .as_deref()
-            .is_some_and(|r| r != aws.region)
-        {
+        if bucket.bucket_region.as_deref().is_some_and(|r| r != aws.region) {
             continue;
         }
         let tags = read_tags(aws, &name).await?;

@@ -36,53 +36,24 @@ pub struct DataResourceSpec {
 }
 
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    let Some(got) = absent_if_not_found(
-        aws.cloudtrail
-            .get_trail()
-            .name(name)
-            .send()
-            .await
-            .map_err(aws_err("cloudtrail", "GetTrail")),
-    )?
+    let Some(got) = absent_if_not_found(aws.cloudtrail.get_trail().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrail")))?
     else {
         return Ok(None);
     };
     let Some(trail) = got.trail else {
         return Ok(None);
     };
-    let status = aws
-        .cloudtrail
-        .get_trail_status()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "GetTrailStatus"))?;
-    let selectors = aws
-        .cloudtrail
-        .get_event_selectors()
-        .trail_name(name)
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "GetEventSelectors"))?;
-    let arn = trail
-        .trail_arn
-        .clone()
-        .unwrap_or_else(|| aws.arn("cloudtrail", &format!("trail/{name}")));
-    let tags = read_tags(aws, std::slice::from_ref(&arn))
-        .await?
-        .into_iter()
-        .next()
-        .map(|(_, t)| t)
-        .unwrap_or_default();
+    let status = aws.cloudtrail.get_trail_status().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrailStatus"))?;
+    let selectors =
+        aws.cloudtrail.get_event_selectors().trail_name(name).send().await.map_err(aws_err("cloudtrail", "GetEventSelectors"))?;
+    let arn = trail.trail_arn.clone().unwrap_or_else(|| aws.arn("cloudtrail", &format!("trail/{name}")));
+    let tags = read_tags(aws, std::slice::from_ref(&arn)).await?.into_iter().next().map(|(_, t)| t).unwrap_or_default();
     let event_selectors = selectors
         .event_selectors
         .unwrap_or_default()
         .into_iter()
         .map(|s| SelectorSpec {
-            read_write_type: s
-                .read_write_type
-                .map(|r| r.as_str().to_owned())
-                .unwrap_or_else(|| "All".into()),
+            read_write_type: s.read_write_type.map(|r| r.as_str().to_owned()).unwrap_or_else(|| "All".into()),
             include_management_events: s.include_management_events.unwrap_or(true),
             data_resources: s
                 .data_resources
@@ -91,10 +62,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
                 .map(|d| {
                     let mut values = d.values.unwrap_or_default();
                     values.sort();
-                    DataResourceSpec {
-                        kind: d.r#type.unwrap_or_default(),
-                        values,
-                    }
+                    DataResourceSpec { kind: d.r#type.unwrap_or_default(), values }
                 })
                 .collect(),
         })
@@ -113,13 +81,8 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
 }
 
 async fn read_tags(aws: &Aws, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
-    let listed = aws
-        .cloudtrail
-        .list_tags()
-        .set_resource_id_list(Some(arns.to_vec()))
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "ListTags"))?;
+    let listed =
+        aws.cloudtrail.list_tags().set_resource_id_list(Some(arns.to_vec())).send().await.map_err(aws_err("cloudtrail", "ListTags"))?;
     Ok(listed
         .resource_tag_list
         .unwrap_or_default()
@@ -127,20 +90,14 @@ async fn read_tags(aws: &Aws, arns: &[String]) -> Result<Vec<(String, Tags)>, Aw
         .map(|r| {
             (
                 r.resource_id.unwrap_or_default(),
-                r.tags_list
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.key, t.value.unwrap_or_default()))
-                    .collect(),
+                r.tags_list.unwrap_or_default().into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect(),
             )
         })
         .collect())
 }
 
 fn sdk_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key set"))
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key set")).collect()
 }
 
 pub async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Result<(), AwsError> {
@@ -161,21 +118,10 @@ pub async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Res
     Ok(())
 }
 
-pub async fn update(
-    aws: &Aws,
-    name: &str,
-    want: &TrailSpec,
-    have: &TrailSpec,
-) -> Result<(), AwsError> {
-    if (
-        &want.s3_bucket_name,
-        &want.s3_key_prefix,
-        want.is_multi_region_trail,
-    ) != (
-        &have.s3_bucket_name,
-        &have.s3_key_prefix,
-        have.is_multi_region_trail,
-    ) {
+pub async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &TrailSpec) -> Result<(), AwsError> {
+    if (&want.s3_bucket_name, &want.s3_key_prefix, want.is_multi_region_trail)
+        != (&have.s3_bucket_name, &have.s3_key_prefix, have.is_multi_region_trail)
+    {
         aws.cloudtrail
             .update_trail()
             .name(name)
@@ -193,12 +139,7 @@ pub async fn update(
         if want.logging {
             start_logging(aws, name).await?;
         } else {
-            aws.cloudtrail
-                .stop_logging()
-                .name(name)
-                .send()
-                .await
-                .map_err(aws_err("cloudtrail", "StopLogging"))?;
+            aws.cloudtrail.stop_logging().name(name).send().await.map_err(aws_err("cloudtrail", "StopLogging"))?;
         }
     }
     Ok(())
@@ -214,12 +155,7 @@ async fn put_selectors(aws: &Aws, name: &str, selectors: &[SelectorSpec]) -> Res
                 .set_data_resources(Some(
                     s.data_resources
                         .iter()
-                        .map(|d| {
-                            DataResource::builder()
-                                .r#type(&d.kind)
-                                .set_values(Some(d.values.clone()))
-                                .build()
-                        })
+                        .map(|d| DataResource::builder().r#type(&d.kind).set_values(Some(d.values.clone())).build())
                         .collect(),
                 ))
                 .build()
@@ -236,12 +172,7 @@ async fn put_selectors(aws: &Aws, name: &str, selectors: &[SelectorSpec]) -> Res
 }
 
 async fn start_logging(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    aws.cloudtrail
-        .start_logging()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "StartLogging"))?;
+    aws.cloudtrail.start_logging().name(name).send().await.map_err(aws_err("cloudtrail", "StartLogging"))?;
     Ok(())
 }
 
@@ -258,29 +189,15 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
-    aws.cloudtrail
-        .delete_trail()
-        .name(name)
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "DeleteTrail"))?;
+    aws.cloudtrail.delete_trail().name(name).send().await.map_err(aws_err("cloudtrail", "DeleteTrail"))?;
     Ok(())
 }
 
 pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let trails = aws
-        .cloudtrail
-        .describe_trails()
-        .include_shadow_trails(false)
-        .send()
-        .await
-        .map_err(aws_err("cloudtrail", "DescribeTrails"))?;
-    let named: Vec<(String, String)> = trails
-        .trail_list
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.trail_arn?, t.name?)))
-        .collect();
+    let trails =
+        aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.map_err(aws_err("cloudtrail", "DescribeTrails"))?;
+    let named: Vec<(String, String)> =
+        trails.trail_list.unwrap_or_default().into_iter().filter_map(|t| Some((t.trail_arn?, t.name?))).collect();
     let mut out = Vec::new();
     // ListTags takes at most 20 trails per call.
     for chunk in named.chunks(20) {

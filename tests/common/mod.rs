@@ -24,10 +24,7 @@ fn moto_server_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let venv = repo_root().join(".venv/bin/moto_server");
-    assert!(
-        venv.exists(),
-        "moto is not installed: run `scripts/setup` (it creates .venv with moto[server]==5.2.5)"
-    );
+    assert!(venv.exists(), "moto is not installed: run `scripts/setup` (it creates .venv with moto[server]==5.2.5)");
     venv
 }
 
@@ -39,11 +36,7 @@ pub struct Moto {
 impl Moto {
     /// Starts moto and waits until it answers.
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(moto_server_bin())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -53,16 +46,10 @@ impl Moto {
         // Ready when it answers HTTP, not merely when the port accepts connections.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !answers_http(port) {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on port {port}"
-            );
+            assert!(Instant::now() < deadline, "moto_server did not answer on port {port}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// Starts moto and creates what the examples reference (examples/bootstrap-emulator).
@@ -72,12 +59,7 @@ impl Moto {
             .envs(moto.env())
             .output()
             .expect("failed to run bootstrap-emulator");
-        assert!(
-            out.status.success(),
-            "bootstrap failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "bootstrap failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         moto
     }
 
@@ -102,9 +84,7 @@ impl Moto {
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .load()
             .await;
-        Aws::from_config(&config)
-            .await
-            .expect("moto answers sts:GetCallerIdentity")
+        Aws::from_config(&config).await.expect("moto answers sts:GetCallerIdentity")
     }
 }
 
@@ -114,10 +94,7 @@ fn answers_http(port: u16) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    if stream
-        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
+    if stream.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
         return false;
     }
     let mut head = [0u8; 12];
