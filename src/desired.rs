@@ -84,6 +84,23 @@ pub struct DesiredPipeline {
     pub references: Vec<Reference>,
 }
 
+impl DesiredPipeline {
+    /// A digest of everything slipway would do for this pipeline. The controller reconciles a
+    /// pipeline at once when a new revision changes it, and otherwise on the drift interval.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update([u8::from(self.adopt)]);
+        for r in &self.resources {
+            let entry = serde_json::json!([r.key, r.spec, r.tags]);
+            hasher.update(entry.to_string().as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update(format!("{:?}", self.references).as_bytes());
+        hex::encode(hasher.finalize())
+    }
+}
+
 const SOURCE_ARTIFACT: &str = "source";
 const SETTINGS_ARTIFACT: &str = "settings";
 const IMAGES_ARTIFACT: &str = "images";

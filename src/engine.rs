@@ -141,29 +141,14 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     let target = target(aws);
     let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &target)).collect();
     let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
-    let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
-        .map(|d| {
-            let span = info_span!("observe", pipeline = %d.name);
-            async move {
-                match observe_pipeline(aws, d).await {
-                    Ok(observed) => plan_pipeline(d, &observed),
-                    Err(err) => {
-                        warn!(error = %err, "failed to observe pipeline");
-                        PipelinePlan::failed(d, err.to_string())
-                    }
-                }
-            }
-            .instrument(span)
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
+    let mut pipelines: Vec<PipelinePlan> =
+        futures::stream::iter(selected).map(|d| observe_and_plan(aws, d)).buffer_unordered(concurrency.max(1)).collect().await;
     pipelines.sort_by(|a, b| a.pipeline.cmp(&b.pipeline));
 
     let (orphans, orphan_error) = if only.is_empty() {
         let desired_keys: HashSet<Key> = desired.iter().flat_map(|d| d.resources.iter().map(|r| r.key.clone())).collect();
-        match discover_owned(aws).await {
-            Ok(owned) => (Some(find_orphans(&owned, &desired_keys, &prepared.protected)), None),
+        match find_orphans_in(aws, &desired_keys, &prepared.protected).await {
+            Ok(orphans) => (Some(orphans), None),
             Err(err) => (None, Some(format!("failed to look for orphaned resources: {err}"))),
         }
     } else {
@@ -180,14 +165,49 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     })
 }
 
-async fn discover_owned(aws: &Aws) -> Result<Vec<(Key, String)>, AwsError> {
+/// Observes one pipeline and plans it. A failed read becomes a failed plan, never a panic.
+pub async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelinePlan {
+    let span = info_span!("observe", pipeline = %desired.name);
+    async {
+        match observe_pipeline(aws, desired).await {
+            Ok(observed) => plan_pipeline(desired, &observed),
+            Err(err) => {
+                warn!(error = %err, "failed to observe pipeline");
+                PipelinePlan::failed(desired, &err)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Owned resources in the account that no desired pipeline names, sparing `protected` pipelines.
+pub async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
     let found = futures::future::join_all(discoverable_kinds().into_iter().map(|kind| resource::discover_owned(aws, kind))).await;
     let mut owned = Vec::new();
     for f in found {
         owned.extend(f?);
     }
-    Ok(owned)
+    Ok(find_orphans(&owned, desired, protected))
 }
+
+/// Deletes orphans in order (dependents first); returns what was deleted and what failed.
+pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Done>, Vec<String>) {
+    let mut pruned = Vec::new();
+    let mut errors = Vec::new();
+    for orphan in orphans {
+        info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
+        match resource::delete(aws, &orphan.key).await {
+            Ok(()) => pruned.push(Done { key: orphan.key.clone(), verb: "deleted" }),
+            Err(err) if err.is_not_found() => pruned.push(Done { key: orphan.key.clone(), verb: "already gone" }),
+            Err(err) => errors.push(format!("failed to delete {}: {err}", orphan.key)),
+        }
+    }
+    (pruned, errors)
+}
+
+pub const PRUNE_UNSAFE: &str =
+    "not pruning: a manifest failed to parse before its pipeline name could be read, so any owned resource might still be wanted";
 
 /// What apply did to one resource.
 #[derive(Debug, Clone, Serialize)]
@@ -206,6 +226,9 @@ pub struct PipelineOutcome {
     /// The call that failed; the steps after it were not attempted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether `error` is worth another try soon.
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -243,16 +266,9 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if prune && !orphans.is_empty() {
         if plan.prune_unsafe {
-            prune_errors.push("not pruning: a manifest failed to parse before its pipeline name could be read, so any owned resource might still be wanted".into());
+            prune_errors.push(PRUNE_UNSAFE.into());
         } else {
-            for orphan in orphans {
-                info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
-                match resource::delete(aws, &orphan.key).await {
-                    Ok(()) => pruned.push(Done { key: orphan.key.clone(), verb: "deleted" }),
-                    Err(err) if err.is_not_found() => pruned.push(Done { key: orphan.key.clone(), verb: "already gone" }),
-                    Err(err) => prune_errors.push(format!("failed to delete {}: {err}", orphan.key)),
-                }
-            }
+            (pruned, prune_errors) = self::prune(aws, orphans).await;
         }
     }
     if prune && plan.orphans.is_none() {
@@ -271,17 +287,15 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     }
 }
 
-async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
-    let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None };
+/// Applies one pipeline's plan: its steps in creation order, stopping at the first failure.
+/// A blocked pipeline is skipped whole.
+pub async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
+    let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None, retryable: false };
     if p.is_blocked() {
-        let mut reasons: Vec<String> = p.error.iter().cloned().collect();
-        reasons.extend(p.problems.iter().cloned());
-        reasons.extend(p.steps.iter().filter_map(|s| match &s.action {
-            Action::Conflict { reason } => Some(format!("{}: {reason}", s.key)),
-            _ => None,
-        }));
-        warn!(reasons = %reasons.join("; "), "pipeline blocked; nothing applied");
-        outcome.skipped = Some(reasons.join("; "));
+        let reasons = p.blocked_reasons().join("; ");
+        warn!(reasons = %reasons, "pipeline blocked; nothing applied");
+        outcome.skipped = Some(reasons);
+        outcome.retryable = p.retryable;
         return outcome;
     }
     for step in &p.steps {
@@ -302,6 +316,7 @@ async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
             Err(err) => {
                 warn!(resource = %step.key, error = %err, "apply failed; later steps of this pipeline skipped");
                 outcome.error = Some(format!("{}: {err}", step.key));
+                outcome.retryable = err.is_retryable();
                 break;
             }
         }

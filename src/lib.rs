@@ -7,12 +7,15 @@
 pub mod artifact;
 pub mod aws;
 pub mod cli;
+pub mod controller;
 pub mod desired;
 pub mod diff;
 pub mod engine;
+pub mod http;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
 pub mod report;
 pub mod resource;
 pub mod source;
+pub mod webhook;

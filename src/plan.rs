@@ -60,17 +60,37 @@ pub struct PipelinePlan {
     /// Observing failed: nothing is known, nothing will be done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether `error` is worth another try soon (throttling, a timeout).
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 impl PipelinePlan {
-    pub fn failed(desired: &DesiredPipeline, error: String) -> PipelinePlan {
+    pub fn failed(desired: &DesiredPipeline, error: &crate::aws::AwsError) -> PipelinePlan {
         PipelinePlan {
             pipeline: desired.name.clone(),
             file: desired.file.clone(),
             steps: Vec::new(),
             problems: Vec::new(),
-            error: Some(error),
+            error: Some(error.to_string()),
+            retryable: error.is_retryable(),
         }
+    }
+
+    /// Resources whose live state differs from Git (to create or update).
+    pub fn drifted(&self) -> Vec<Key> {
+        self.steps.iter().filter(|s| matches!(s.action, Action::Create | Action::Update { .. })).map(|s| s.key.clone()).collect()
+    }
+
+    /// Why apply skips this pipeline, when it does.
+    pub fn blocked_reasons(&self) -> Vec<String> {
+        let mut reasons: Vec<String> = self.error.iter().cloned().collect();
+        reasons.extend(self.problems.iter().map(|p| format!("missing reference: {p}")));
+        reasons.extend(self.steps.iter().filter_map(|s| match &s.action {
+            Action::Conflict { reason } => Some(format!("conflict: {}: {reason}", s.key)),
+            _ => None,
+        }));
+        reasons
     }
 
     /// Apply skips a blocked pipeline entirely.
@@ -101,7 +121,7 @@ pub fn plan_pipeline(desired: &DesiredPipeline, observed: &Observed) -> Pipeline
         let action = decide(&want, live.as_ref(), &desired.name, desired.adopt);
         steps.push(Step { key: want.key.clone(), action, desired: want, live });
     }
-    PipelinePlan { pipeline: desired.name.clone(), file: desired.file.clone(), steps, problems, error: None }
+    PipelinePlan { pipeline: desired.name.clone(), file: desired.file.clone(), steps, problems, error: None, retryable: false }
 }
 
 /// Resolves listener references into ARNs. `None` when one is unresolved; the missing

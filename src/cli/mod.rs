@@ -2,6 +2,8 @@
 
 mod apply;
 mod plan;
+mod run;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -55,6 +57,14 @@ pub enum Command {
     /// A pipeline with a conflict or a missing reference is skipped whole; a failure in one
     /// pipeline never stops the others. Exit status: 0 all applied, 1 anything failed.
     Apply(ApplyArgs),
+    /// Run the GitOps controller: follow a Git repository (or watch a directory) and keep AWS
+    /// converged, serving /healthz, /readyz, /status and webhooks.
+    ///
+    /// Every option also comes from the environment (SLIPWAY_*), so a container needs no
+    /// arguments. Exit status with --once: 0 when every pipeline converged, 1 otherwise.
+    Run(Box<run::RunArgs>),
+    /// Print the status of a running controller as a table.
+    Status(status::StatusArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -112,6 +122,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Run(args) => run::run(*args).await,
+        Command::Status(args) => status::run(args).await,
         Command::Schema => {
             print!("{}", crate::manifest::schema::pipeline_schema_json());
             Ok(ExitCode::SUCCESS)

@@ -42,6 +42,13 @@ pub struct PipelineSpec {
     /// Without it slipway reports a conflict and never touches them.
     #[serde(default)]
     pub adopt: bool,
+    /// What the controller (`slipway run`) does with drift: `auto` applies, `observe` only
+    /// detects and reports it.
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// Leave the pipeline alone in the controller: no reads, no writes, until set back to false.
+    #[serde(default)]
+    pub suspend: bool,
     pub image: Image,
     pub source: Source,
     /// Present for the "build in AWS" topology (seed 002): Source (S3) → Build (CodeBuild) →
@@ -53,6 +60,14 @@ pub struct PipelineSpec {
     pub pipeline: PipelineSettings,
     #[serde(default)]
     pub triggers: Triggers,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Auto,
+    Observe,
 }
 
 /// The ECR repository that holds the application image. slipway creates and owns it.

@@ -1,5 +1,10 @@
 //! The config repository as slipway sees it: a directory, and when it is a Git work tree, the
-//! commits behind it. Only reads; a later source (clone/fetch) produces the same thing.
+//! commits behind it. `git` clones and fetches a remote into such a directory; `watch` reports
+//! changes to a local one.
+
+pub mod git;
+pub mod knownhosts;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

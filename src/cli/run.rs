@@ -1,0 +1,195 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::aws::Aws;
+use crate::controller::{Controller, Settings, Shared, SourceSettings};
+use crate::http::{WebhookSecrets, router};
+use crate::source::git::{self, GitAuth, GitRef, GitSettings, Secret, SshKey};
+
+/// Durations as `500ms`, `2s`, `5m`, `1h`.
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m, 1h)"))
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("revision").args(["branch", "tag", "commit"]).multiple(false)))]
+pub struct RunArgs {
+    /// Config repository: a Git URL (https://, ssh://, git@host:path, file://, git://) or a local
+    /// directory (watched for changes).
+    #[arg(long, env = "SLIPWAY_REPO")]
+    pub repo: String,
+    /// Branch to follow (default: main).
+    #[arg(long, env = "SLIPWAY_BRANCH")]
+    pub branch: Option<String>,
+    /// Tag to deploy instead of a branch.
+    #[arg(long, env = "SLIPWAY_TAG")]
+    pub tag: Option<String>,
+    /// Commit to deploy instead of a branch.
+    #[arg(long, env = "SLIPWAY_COMMIT")]
+    pub commit: Option<String>,
+    /// Subdirectory of the repository holding the manifests.
+    #[arg(long, env = "SLIPWAY_PATH")]
+    pub path: Option<PathBuf>,
+    /// How often to poll Git for new commits.
+    #[arg(long, env = "SLIPWAY_INTERVAL", default_value = "1m", value_parser = duration)]
+    pub interval: Duration,
+    /// How often every pipeline's live AWS state is checked again (AWS has no watch).
+    #[arg(long, env = "SLIPWAY_DRIFT_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub drift_interval: Duration,
+    /// Address for /healthz, /readyz, /status and the webhooks.
+    #[arg(long, env = "SLIPWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// One full pass (fetch, reconcile every pipeline, look for orphans), then exit with its result.
+    #[arg(long, env = "SLIPWAY_ONCE")]
+    pub once: bool,
+    /// Pipelines reconciled at once.
+    #[arg(long, env = "SLIPWAY_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Delete owned resources whose pipeline left Git.
+    #[arg(long, env = "SLIPWAY_PRUNE")]
+    pub prune: bool,
+    /// Where the repository is cloned (must be writable).
+    #[arg(long, env = "SLIPWAY_WORKDIR", default_value = ".slipway/checkout")]
+    pub workdir: PathBuf,
+    /// A fetch that takes longer is abandoned and retried on the next poll.
+    #[arg(long, env = "SLIPWAY_FETCH_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub fetch_timeout: Duration,
+    /// How long reconciles in progress may finish after SIGTERM (ECS kills after 30s).
+    #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// HTTPS user name (defaults to the URL's, or x-access-token with a token).
+    #[arg(long, env = "SLIPWAY_GIT_USERNAME")]
+    pub git_username: Option<String>,
+    /// HTTPS password (basic auth).
+    #[arg(long, env = "SLIPWAY_GIT_PASSWORD", hide_env_values = true)]
+    pub git_password: Option<String>,
+    /// HTTPS access token (GitLab/GitHub personal or project token).
+    #[arg(long, env = "SLIPWAY_GIT_TOKEN", hide_env_values = true)]
+    pub git_token: Option<String>,
+    /// SSH private key file.
+    #[arg(long, env = "SLIPWAY_GIT_SSH_KEY_FILE")]
+    pub git_ssh_key_file: Option<PathBuf>,
+    /// SSH private key itself (PEM/OpenSSH text), as the seeds' SSH_PRIVATE_KEY; never logged.
+    #[arg(long, env = "SLIPWAY_GIT_SSH_KEY", hide_env_values = true, hide = true)]
+    pub git_ssh_key: Option<String>,
+    /// Passphrase of the SSH key.
+    #[arg(long, env = "SLIPWAY_GIT_SSH_KEY_PASSPHRASE", hide_env_values = true)]
+    pub git_ssh_key_passphrase: Option<String>,
+    /// known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts).
+    /// Unknown or changed host keys are refused.
+    #[arg(long, env = "SLIPWAY_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// Accept any SSH host key. Dangerous: only for throw-away setups.
+    #[arg(long, env = "SLIPWAY_INSECURE_SKIP_HOST_KEY_CHECK")]
+    pub insecure_skip_host_key_check: bool,
+    /// Shared token GitLab sends in X-Gitlab-Token to POST /webhooks/gitlab.
+    #[arg(long, env = "SLIPWAY_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub gitlab_webhook_token: Option<String>,
+    /// Secret GitHub signs POST /webhooks/github with (X-Hub-Signature-256).
+    #[arg(long, env = "SLIPWAY_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
+}
+
+/// A local directory when it exists and is not a URL; otherwise a Git URL.
+fn source(args: &RunArgs) -> anyhow::Result<SourceSettings> {
+    let looks_like_url = args.repo.contains("://") || (args.repo.contains('@') && args.repo.contains(':'));
+    if !looks_like_url {
+        let dir = PathBuf::from(&args.repo);
+        anyhow::ensure!(dir.is_dir(), "--repo {}: no such directory (and not a Git URL)", args.repo);
+        return Ok(SourceSettings::Dir(dir));
+    }
+    let reference = match (&args.branch, &args.tag, &args.commit) {
+        (_, Some(tag), _) => GitRef::Tag(tag.clone()),
+        (_, _, Some(commit)) => GitRef::Commit(commit.clone()),
+        (branch, _, _) => GitRef::Branch(branch.clone().unwrap_or_else(|| "main".into())),
+    };
+    // The seeds hand the key over as SSH_PRIVATE_KEY; accept it too.
+    let inline_key = args.git_ssh_key.clone().or_else(|| std::env::var("SSH_PRIVATE_KEY").ok().filter(|k| !k.trim().is_empty()));
+    let ssh_key = match (&args.git_ssh_key_file, inline_key) {
+        (Some(path), _) => Some(SshKey::File(path.clone())),
+        (None, Some(key)) => Some(SshKey::Inline(Secret::new(key))),
+        (None, None) => None,
+    };
+    Ok(SourceSettings::Git(GitSettings {
+        url: args.repo.clone(),
+        reference,
+        workdir: args.workdir.clone(),
+        timeout: args.fetch_timeout,
+        auth: GitAuth {
+            username: args.git_username.clone(),
+            password: args.git_password.clone().map(Secret::new),
+            token: args.git_token.clone().map(Secret::new),
+            ssh_key,
+            ssh_key_passphrase: args.git_ssh_key_passphrase.clone().map(Secret::new),
+            known_hosts: args.known_hosts.clone(),
+            insecure_skip_host_key_check: args.insecure_skip_host_key_check,
+        },
+    }))
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let source = source(&args)?;
+    git::set_network_timeouts(args.fetch_timeout);
+    let aws = Aws::from_env().await?;
+    let settings = Settings {
+        source,
+        path: args.path.clone(),
+        interval: args.interval,
+        drift_interval: args.drift_interval,
+        concurrency: args.concurrency,
+        prune: args.prune,
+        once: args.once,
+        fetch_timeout: args.fetch_timeout,
+        shutdown_grace: args.shutdown_grace,
+    };
+    let shared = Arc::new(Shared::default());
+    let secrets = WebhookSecrets {
+        gitlab_token: args.gitlab_webhook_token.map(Secret::new),
+        github_secret: args.github_webhook_secret.map(Secret::new),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("failed to listen on {}", args.listen))?;
+    info!(address = %listener.local_addr()?, "serving /healthz, /readyz, /status and webhooks");
+    let mut http_stop = stop_rx.clone();
+    let serve = axum::serve(listener, router(shared.clone(), secrets)).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(async move { serve.await });
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown signal received: finishing work in progress");
+        let _ = stop_tx.send(true);
+    });
+    let ok = Controller::new(settings, aws, shared).run(stop_rx.clone()).await;
+    // The loop ended (signal or --once): stop the HTTP server too.
+    drop(stop_rx);
+    server.abort();
+    info!(ok, "stopped");
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

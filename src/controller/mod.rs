@@ -1,0 +1,437 @@
+//! The GitOps loop behind `slipway run`.
+//!
+//! One scheduler task owns all state. It fetches the config repository on the poll interval (or
+//! at once on a webhook or a change in a watched directory), re-prepares the manifests, and
+//! hands each pipeline that is due to its own reconcile task: observe → plan → apply (or only
+//! report, with `sync: observe`). A pipeline is due when a new revision changes it, when its
+//! drift interval has passed, or when its backoff after a transient error has. Reconcile tasks
+//! run concurrently under a bound and report back over a channel, so a slow or failing
+//! pipeline never delays the others.
+
+pub mod schedule;
+pub mod status;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, RwLock, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::aws::Aws;
+use crate::desired::{DesiredPipeline, compile};
+use crate::engine::{self, PRUNE_UNSAFE, Prepared, prepare};
+use crate::manifest::SyncMode;
+use crate::resource::Key;
+use crate::source::git::{self, GitSettings};
+use crate::source::watch as dir_watch;
+use status::{ControllerStatus, Outcome, record, record_invalid, record_suspended, timestamp};
+
+/// Where the config repository comes from.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    Git(GitSettings),
+    /// A local directory, watched for changes.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: SourceSettings,
+    /// Subdirectory of the repository that holds the manifests.
+    pub path: Option<PathBuf>,
+    pub interval: Duration,
+    pub drift_interval: Duration,
+    pub concurrency: usize,
+    pub prune: bool,
+    /// One full pass, then stop.
+    pub once: bool,
+    pub fetch_timeout: Duration,
+    /// How long in-flight reconciles may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// State shared with the HTTP server.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub status: RwLock<ControllerStatus>,
+    /// Ask the loop to fetch now (webhooks).
+    pub refresh: Notify,
+    /// The first fetch and reconcile pass are done.
+    pub ready: AtomicBool,
+}
+
+/// A pipeline the loop knows.
+struct Unit {
+    desired: DesiredPipeline,
+    fingerprint: String,
+    sync: SyncMode,
+    suspended: bool,
+    /// When to reconcile next; `None` waits for the next commit.
+    due: Option<Instant>,
+    attempt: u32,
+    in_flight: bool,
+    reconciled_once: bool,
+}
+
+struct Done {
+    name: String,
+    fingerprint: String,
+    outcome: Outcome,
+}
+
+pub struct Controller {
+    settings: Settings,
+    aws: Aws,
+    shared: Arc<Shared>,
+    units: BTreeMap<String, Unit>,
+    revision: Option<String>,
+    fetched_once: bool,
+    prepared: Option<Prepared>,
+    in_flight: usize,
+}
+
+impl Controller {
+    pub fn new(settings: Settings, aws: Aws, shared: Arc<Shared>) -> Controller {
+        Controller { settings, aws, shared, units: BTreeMap::new(), revision: None, fetched_once: false, prepared: None, in_flight: 0 }
+    }
+
+    /// Runs until `shutdown` turns true (or, with `once`, after one full pass). Returns whether
+    /// the last pass succeeded everywhere.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> bool {
+        {
+            let mut st = self.shared.status.write().await;
+            st.version = env!("CARGO_PKG_VERSION").to_string();
+            st.source.repo = match &self.settings.source {
+                SourceSettings::Git(g) => git::redact_url(&g.url),
+                SourceSettings::Dir(d) => d.display().to_string(),
+            };
+            st.source.reference = match &self.settings.source {
+                SourceSettings::Git(g) => Some(g.reference.to_string()),
+                SourceSettings::Dir(_) => None,
+            };
+        }
+        let (_watch, mut changes) = match &self.settings.source {
+            SourceSettings::Dir(dir) => match dir_watch::watch(dir, Duration::from_millis(500)) {
+                Ok((w, rx)) => (Some(w), rx),
+                Err(err) => {
+                    warn!(error = %err, "failed to watch the repository directory; changes are seen on the poll interval only");
+                    (None, mpsc::channel(1).1)
+                }
+            },
+            SourceSettings::Git(_) => (None, mpsc::channel(1).1),
+        };
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let semaphore = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut next_fetch = Instant::now();
+        let mut next_sweep = Instant::now();
+        let mut once_failed = false;
+
+        loop {
+            let now = Instant::now();
+            if now >= next_fetch {
+                self.refresh().await;
+                next_fetch = Instant::now() + schedule::jittered(self.settings.interval);
+                if self.settings.once && !self.fetched_once {
+                    return false;
+                }
+            }
+            self.spawn_due(&semaphore, &done_tx);
+            let all_reconciled = self.fetched_once && self.units.values().all(|u| u.reconciled_once || u.suspended || u.due.is_none());
+            if all_reconciled && self.in_flight == 0 && Instant::now() >= next_sweep {
+                once_failed |= !self.sweep_orphans().await;
+                next_sweep = Instant::now() + self.settings.drift_interval;
+                if !self.shared.ready.swap(true, Ordering::SeqCst) {
+                    info!(pipelines = self.units.len(), "first pass complete; ready");
+                }
+                if self.settings.once {
+                    break;
+                }
+            }
+            let next_due = self.units.values().filter(|u| !u.in_flight && !u.suspended).filter_map(|u| u.due).min();
+            let wake = [Some(next_fetch), Some(next_sweep), next_due].into_iter().flatten().min().expect("next_fetch is always set");
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.shared.refresh.notified() => next_fetch = Instant::now(),
+                Some(()) = changes.recv() => next_fetch = Instant::now(),
+                Some(done) = done_rx.recv() => self.finish(done).await,
+                _ = shutdown.changed() => break,
+            }
+        }
+
+        if self.in_flight > 0 {
+            info!(in_flight = self.in_flight, grace = ?self.settings.shutdown_grace, "waiting for reconciles in progress");
+            let deadline = Instant::now() + self.settings.shutdown_grace;
+            while self.in_flight > 0 {
+                match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                    Ok(Some(done)) => self.finish(done).await,
+                    _ => {
+                        warn!(in_flight = self.in_flight, "abandoning reconciles still in progress; the next run converges what they left");
+                        break;
+                    }
+                }
+            }
+        }
+        let st = self.shared.status.read().await;
+        let failed = st.pipelines.iter().any(|p| p.condition(status::READY).is_some_and(|c| c.status == "False"))
+            || !st.invalid.is_empty()
+            || st.source.last_fetch_error.is_some();
+        !(failed || once_failed)
+    }
+
+    /// Fetches (or re-reads) the repository and works out which pipelines are now due.
+    async fn refresh(&mut self) {
+        let span = info_span!("fetch");
+        let fetched = async {
+            match &self.settings.source {
+                SourceSettings::Dir(dir) => Ok(dir.clone()),
+                SourceSettings::Git(settings) => {
+                    let settings = settings.clone();
+                    let started = std::time::Instant::now();
+                    let workdir = settings.workdir.clone();
+                    let sync = tokio::task::spawn_blocking(move || git::sync(&settings));
+                    // libgit2 also enforces the timeout; this bounds everything else.
+                    match tokio::time::timeout(self.settings.fetch_timeout + Duration::from_secs(5), sync).await {
+                        Ok(Ok(Ok(synced))) => {
+                            info!(commit = %synced.commit, cloned = synced.cloned, seconds = started.elapsed().as_secs_f64(), "fetched");
+                            Ok(workdir)
+                        }
+                        Ok(Ok(Err(err))) => Err(err.to_string()),
+                        Ok(Err(join)) => Err(format!("fetch task failed: {join}")),
+                        Err(_) => Err(format!("fetch timed out after {:?}", self.settings.fetch_timeout)),
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        let now = SystemTime::now();
+        let root = match fetched {
+            Ok(root) => {
+                let mut st = self.shared.status.write().await;
+                st.source.last_fetch_time = Some(timestamp(now));
+                st.source.last_fetch_error = None;
+                root
+            }
+            Err(err) => {
+                error!(error = %err, "failed to fetch the config repository; keeping the last good revision");
+                self.shared.status.write().await.source.last_fetch_error = Some(err);
+                return;
+            }
+        };
+        let dir = match &self.settings.path {
+            Some(path) => root.join(path),
+            None => root,
+        };
+        let prepared = match tokio::task::spawn_blocking(move || prepare(&dir)).await {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(err)) => {
+                error!(error = %err, "failed to read the config repository");
+                self.shared.status.write().await.source.last_fetch_error = Some(err.to_string());
+                return;
+            }
+            Err(join) => {
+                error!(error = %join, "reading the config repository panicked");
+                return;
+            }
+        };
+        self.fetched_once = true;
+        self.apply_prepared(prepared, now).await;
+    }
+
+    /// Merges a freshly prepared repository into the loop's units and the status.
+    async fn apply_prepared(&mut self, prepared: Prepared, now: SystemTime) {
+        let target = engine::target(&self.aws);
+        let revision = prepared.revision.clone();
+        if revision != self.revision {
+            info!(revision = revision.as_deref().unwrap_or("-"), "new revision");
+        }
+        self.revision = revision.clone();
+        let mut st = self.shared.status.write().await;
+        st.source.revision = revision.clone();
+        st.invalid = prepared.diagnostics.clone();
+        for w in &prepared.warnings {
+            warn!(warning = %w, "repository warning");
+        }
+
+        let mut seen: HashSet<String> = HashSet::new();
+        for (valid, zip) in &prepared.pipelines {
+            let name = valid.name().to_string();
+            seen.insert(name.clone());
+            let desired = compile(valid, zip.clone(), &target);
+            let fingerprint = desired.fingerprint();
+            let spec = &valid.pipeline.spec;
+            let ps = st.pipeline_mut(&name);
+            ps.file = valid.file.display().to_string();
+            ps.sync = match spec.sync {
+                SyncMode::Auto => "auto".into(),
+                SyncMode::Observe => "observe".into(),
+            };
+            ps.suspended = spec.suspend;
+            ps.last_seen_revision = revision.clone();
+            if spec.suspend {
+                record_suspended(ps, now);
+            }
+            match self.units.get_mut(&name) {
+                Some(unit) => {
+                    let changed =
+                        unit.fingerprint != fingerprint || unit.sync != spec.sync || unit.suspended != spec.suspend || unit.due.is_none();
+                    unit.desired = desired;
+                    unit.fingerprint = fingerprint;
+                    unit.sync = spec.sync;
+                    unit.suspended = spec.suspend;
+                    if changed {
+                        unit.due = Some(Instant::now());
+                        unit.attempt = 0;
+                    }
+                }
+                None => {
+                    self.units.insert(
+                        name,
+                        Unit {
+                            desired,
+                            fingerprint,
+                            sync: spec.sync,
+                            suspended: spec.suspend,
+                            due: Some(Instant::now()),
+                            attempt: 0,
+                            in_flight: false,
+                            reconciled_once: false,
+                        },
+                    );
+                }
+            }
+        }
+        // Pipelines whose manifests are broken: reported, and left alone until the next commit.
+        for name in &prepared.protected {
+            seen.insert(name.clone());
+            let errors: Vec<String> =
+                prepared.diagnostics.iter().filter(|d| d.pipeline.as_deref() == Some(name.as_str())).map(|d| d.to_string()).collect();
+            let ps = st.pipeline_mut(name);
+            ps.last_seen_revision = revision.clone();
+            record_invalid(ps, &errors, now);
+            if let Some(unit) = self.units.get_mut(name) {
+                unit.due = None;
+            }
+        }
+        // Pipelines that left Git: forgotten here; their resources become orphans.
+        self.units.retain(|name, unit| seen.contains(name) || unit.in_flight);
+        st.pipelines.retain(|p| seen.contains(&p.name));
+        drop(st);
+        self.prepared = Some(prepared);
+    }
+
+    fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Done>) {
+        let now = Instant::now();
+        for (name, unit) in self.units.iter_mut() {
+            if unit.in_flight || unit.suspended || !unit.due.is_some_and(|d| d <= now) {
+                continue;
+            }
+            unit.in_flight = true;
+            self.in_flight += 1;
+            let aws = self.aws.clone();
+            let desired = unit.desired.clone();
+            let fingerprint = unit.fingerprint.clone();
+            let sync = unit.sync;
+            let tx = done_tx.clone();
+            let semaphore = semaphore.clone();
+            let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
+            tokio::spawn(
+                async move {
+                    let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
+                    let outcome = reconcile(&aws, &desired, sync).await;
+                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome });
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    async fn finish(&mut self, done: Done) {
+        self.in_flight -= 1;
+        let Some(unit) = self.units.get_mut(&done.name) else { return };
+        unit.in_flight = false;
+        unit.reconciled_once = true;
+        match &done.outcome {
+            Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %done.name, changes = ?repaired, "applied"),
+            Outcome::Observed { drift } if !drift.is_empty() => {
+                warn!(pipeline = %done.name, drift = ?drift, "drift detected (sync: observe)")
+            }
+            Outcome::Blocked { reasons } => warn!(pipeline = %done.name, reasons = ?reasons, "pipeline blocked"),
+            Outcome::Failed { error, retryable } => warn!(pipeline = %done.name, error = %error, retryable, "reconcile failed"),
+            _ => {}
+        }
+        let (delay, attempt) = schedule::next_after(&done.outcome, unit.attempt, self.settings.drift_interval);
+        unit.attempt = attempt;
+        // A newer revision arrived while this ran: reconcile again at once.
+        unit.due = Some(if unit.fingerprint != done.fingerprint { Instant::now() } else { Instant::now() + delay });
+        let mut st = self.shared.status.write().await;
+        let ps = st.pipeline_mut(&done.name);
+        record(ps, &done.outcome, self.revision.as_deref(), SystemTime::now());
+    }
+
+    /// Looks for orphans (and prunes them when asked). Returns false when that failed.
+    async fn sweep_orphans(&mut self) -> bool {
+        let Some(prepared) = &self.prepared else { return true };
+        let desired: HashSet<Key> = self.units.values().flat_map(|u| u.desired.resources.iter().map(|r| r.key.clone())).collect();
+        let result = engine::find_orphans_in(&self.aws, &desired, &prepared.protected).instrument(info_span!("orphans")).await;
+        let mut st = self.shared.status.write().await;
+        match result {
+            Ok(orphans) => {
+                st.last_orphan_check_error = None;
+                if !orphans.is_empty() && self.settings.prune {
+                    if prepared.prune_unsafe {
+                        warn!("{PRUNE_UNSAFE}");
+                        st.orphans = orphans;
+                        return true;
+                    }
+                    drop(st);
+                    let (deleted, errors) = engine::prune(&self.aws, &orphans).await;
+                    for d in &deleted {
+                        info!(resource = %d.key, "pruned");
+                    }
+                    for e in &errors {
+                        warn!(error = %e, "prune failed");
+                    }
+                    let mut st = self.shared.status.write().await;
+                    st.orphans = orphans.into_iter().filter(|o| !deleted.iter().any(|d| d.key == o.key)).collect();
+                    st.last_orphan_check_error = (!errors.is_empty()).then(|| errors.join("; "));
+                    return errors.is_empty();
+                }
+                st.orphans = orphans;
+                true
+            }
+            Err(err) => {
+                warn!(error = %err, "failed to look for orphaned resources");
+                st.last_orphan_check_error = Some(err.to_string());
+                false
+            }
+        }
+    }
+}
+
+/// Observe, plan and (with `sync: auto`) apply one pipeline.
+pub async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> Outcome {
+    let plan = engine::observe_and_plan(aws, desired).await;
+    if let Some(error) = &plan.error {
+        return Outcome::Failed { error: error.clone(), retryable: plan.retryable };
+    }
+    if plan.is_blocked() {
+        return Outcome::Blocked { reasons: plan.blocked_reasons() };
+    }
+    let drift: Vec<String> = plan.drifted().iter().map(Key::to_string).collect();
+    if sync == SyncMode::Observe || drift.is_empty() {
+        return match sync {
+            SyncMode::Observe => Outcome::Observed { drift },
+            SyncMode::Auto => Outcome::Synced { repaired: Vec::new() },
+        };
+    }
+    let outcome = engine::apply_pipeline(aws, &plan).await;
+    match outcome.error {
+        Some(error) => Outcome::Failed { error, retryable: outcome.retryable },
+        None => Outcome::Synced { repaired: outcome.done.iter().map(|d| format!("{} {}", d.verb, d.key)).collect() },
+    }
+}
