@@ -10,6 +10,8 @@ moto's code is not what it expects, so an upgrade cannot silently skip it.
    carry no such name, so moto cannot know it: the table below supplies it.
 2. CodePipeline (aws-json) pipeline metadata `created`/`updated` are ISO-8601 strings; AWS sends
    epoch seconds, and the Rust SDK refuses strings for timestamps.
+3. ECR `PutImageScanningConfiguration` with `{}` is ignored. The Rust SDK leaves a `false`
+   boolean out of the request (its default), which AWS reads as `scanOnPush: false`.
 """
 import pathlib
 import sys
@@ -62,6 +64,20 @@ PATCHES = [
         % MARK,
     ),
 ]
+
+
+PATCHES.append(
+    (
+        ROOT / "ecr" / "models.py",
+        """        if image_scanning_configuration:
+            self.image_scanning_configuration = image_scanning_configuration
+""",
+        """        if image_scanning_configuration is not None:  %s
+            self.image_scanning_configuration = {"scanOnPush": bool(image_scanning_configuration.get("scanOnPush", False))}
+"""
+        % MARK,
+    )
+)
 
 
 def main() -> int:

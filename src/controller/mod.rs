@@ -73,7 +73,6 @@ struct Unit {
     /// When to reconcile next; `None` waits for the next commit.
     due: Option<Instant>,
     attempt: u32,
-    in_flight: bool,
     reconciled_once: bool,
 }
 
@@ -91,12 +90,23 @@ pub struct Controller {
     revision: Option<String>,
     fetched_once: bool,
     prepared: Option<Prepared>,
-    in_flight: usize,
+    /// Pipelines with a reconcile task running. Kept apart from `units` so that a pipeline
+    /// removed and re-added while its task runs is never reconciled twice at once.
+    running: HashSet<String>,
 }
 
 impl Controller {
     pub fn new(settings: Settings, aws: Aws, shared: Arc<Shared>) -> Controller {
-        Controller { settings, aws, shared, units: BTreeMap::new(), revision: None, fetched_once: false, prepared: None, in_flight: 0 }
+        Controller {
+            settings,
+            aws,
+            shared,
+            units: BTreeMap::new(),
+            revision: None,
+            fetched_once: false,
+            prepared: None,
+            running: HashSet::new(),
+        }
     }
 
     /// Runs until `shutdown` turns true (or, with `once`, after one full pass). Returns whether
@@ -141,7 +151,7 @@ impl Controller {
             }
             self.spawn_due(&semaphore, &done_tx);
             let all_reconciled = self.fetched_once && self.units.values().all(|u| u.reconciled_once || u.suspended || u.due.is_none());
-            if all_reconciled && self.in_flight == 0 && Instant::now() >= next_sweep {
+            if all_reconciled && self.running.is_empty() && Instant::now() >= next_sweep {
                 once_failed |= !self.sweep_orphans().await;
                 next_sweep = Instant::now() + self.settings.drift_interval;
                 if !self.shared.ready.swap(true, Ordering::SeqCst) {
@@ -151,7 +161,7 @@ impl Controller {
                     break;
                 }
             }
-            let next_due = self.units.values().filter(|u| !u.in_flight && !u.suspended).filter_map(|u| u.due).min();
+            let next_due = self.units.iter().filter(|(n, u)| !self.running.contains(*n) && !u.suspended).filter_map(|(_, u)| u.due).min();
             let wake = [Some(next_fetch), Some(next_sweep), next_due].into_iter().flatten().min().expect("next_fetch is always set");
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
@@ -162,14 +172,17 @@ impl Controller {
             }
         }
 
-        if self.in_flight > 0 {
-            info!(in_flight = self.in_flight, grace = ?self.settings.shutdown_grace, "waiting for reconciles in progress");
+        if !self.running.is_empty() {
+            info!(in_flight = self.running.len(), grace = ?self.settings.shutdown_grace, "waiting for reconciles in progress");
             let deadline = Instant::now() + self.settings.shutdown_grace;
-            while self.in_flight > 0 {
+            while !self.running.is_empty() {
                 match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                     Ok(Some(done)) => self.finish(done).await,
                     _ => {
-                        warn!(in_flight = self.in_flight, "abandoning reconciles still in progress; the next run converges what they left");
+                        warn!(
+                            in_flight = self.running.len(),
+                            "abandoning reconciles still in progress; the next run converges what they left"
+                        );
                         break;
                     }
                 }
@@ -298,7 +311,6 @@ impl Controller {
                             suspended: spec.suspend,
                             due: Some(Instant::now()),
                             attempt: 0,
-                            in_flight: false,
                             reconciled_once: false,
                         },
                     );
@@ -318,7 +330,7 @@ impl Controller {
             }
         }
         // Pipelines that left Git: forgotten here; their resources become orphans.
-        self.units.retain(|name, unit| seen.contains(name) || unit.in_flight);
+        self.units.retain(|name, _| seen.contains(name));
         st.pipelines.retain(|p| seen.contains(&p.name));
         drop(st);
         self.prepared = Some(prepared);
@@ -327,11 +339,10 @@ impl Controller {
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Done>) {
         let now = Instant::now();
         for (name, unit) in self.units.iter_mut() {
-            if unit.in_flight || unit.suspended || !unit.due.is_some_and(|d| d <= now) {
+            if self.running.contains(name) || unit.suspended || !unit.due.is_some_and(|d| d <= now) {
                 continue;
             }
-            unit.in_flight = true;
-            self.in_flight += 1;
+            self.running.insert(name.clone());
             let aws = self.aws.clone();
             let desired = unit.desired.clone();
             let fingerprint = unit.fingerprint.clone();
@@ -351,9 +362,9 @@ impl Controller {
     }
 
     async fn finish(&mut self, done: Done) {
-        self.in_flight -= 1;
+        self.running.remove(&done.name);
+        // A pipeline removed from Git while its reconcile ran is forgotten.
         let Some(unit) = self.units.get_mut(&done.name) else { return };
-        unit.in_flight = false;
         unit.reconciled_once = true;
         match &done.outcome {
             Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %done.name, changes = ?repaired, "applied"),

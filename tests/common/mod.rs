@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod git;
+pub mod http;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

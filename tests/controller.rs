@@ -1,0 +1,300 @@
+//! `slipway run` end to end: a real Git server (git daemon), the AWS emulator, the HTTP
+//! endpoints, webhooks and a graceful stop.
+
+mod common;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::git::{GitDaemon, Remote};
+use common::http::{get, request};
+use common::{Moto, edit, repo_root};
+use serde_json::Value;
+
+struct Slipway {
+    child: Child,
+    port: u16,
+    _workdir: tempfile::TempDir,
+}
+
+impl Slipway {
+    fn start(moto: &Moto, repo: &str, extra: &[&str]) -> Slipway {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let workdir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(workdir.path().join("slipway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("run")
+            .args(["--repo", repo, "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--workdir")
+            .arg(workdir.path().join("checkout"))
+            .args(extra)
+            .envs(moto.env())
+            .env("SLIPWAY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Slipway { child, port, _workdir: workdir }
+    }
+
+    fn status(&self) -> Value {
+        let (code, body) = get(self.port, "/status").expect("slipway answers /status");
+        assert_eq!(code, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._workdir.path().join("slipway.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and returns how long the process took to exit, and whether it succeeded.
+    fn terminate(&mut self) -> (Duration, bool) {
+        let started = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return (started.elapsed(), exit.success());
+            }
+            assert!(started.elapsed() < Duration::from_secs(40), "slipway did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Slipway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually<F, Fut>(what: &str, limit: Duration, slipway: &Slipway, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}\n--- slipway log ---\n{}", slipway.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn pipeline<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["pipelines"].as_array()?.iter().find(|p| p["name"] == name)
+}
+
+fn condition(status: &Value, name: &str, kind: &str) -> Option<(String, String, String)> {
+    let c = pipeline(status, name)?["conditions"].as_array()?.iter().find(|c| c["type"] == kind)?.clone();
+    Some((c["status"].as_str()?.to_string(), c["reason"].as_str()?.to_string(), c["message"].as_str()?.to_string()))
+}
+
+/// The examples without the nginx pipeline, as a Git repository served by git daemon.
+fn config_remote() -> (Remote, tempfile::TempDir) {
+    let seed = tempfile::tempdir().unwrap();
+    common::copy_dir(&repo_root().join("examples"), seed.path());
+    std::fs::remove_file(seed.path().join("pipelines/nginx.yaml")).unwrap();
+    (Remote::with_contents(seed.path()), seed)
+}
+
+fn restore_nginx(work: &Path) {
+    std::fs::copy(repo_root().join("examples/pipelines/nginx.yaml"), work.join("pipelines/nginx.yaml")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_follows_git_isolates_a_broken_manifest_repairs_drift_and_stops_gracefully() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let (remote, _seed) = config_remote();
+    let daemon = GitDaemon::serve(remote.dir.path());
+    let url = format!("git://127.0.0.1:{}/config.git", daemon.port);
+    let mut slipway = Slipway::start(&moto, &url, &["--interval", "1s", "--drift-interval", "3s"]);
+    let limit = Duration::from_secs(60);
+
+    eventually("ready", limit, &slipway, || async { get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) }).await;
+    assert_eq!(get(slipway.port, "/healthz").unwrap().0, 200);
+    assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_ok());
+
+    // A new pipeline committed: it exists in AWS within seconds.
+    restore_nginx(&remote.work());
+    remote.commit_and_push("add nginx");
+    eventually("the nginx pipeline exists", limit, &slipway, || async {
+        aws.codepipeline.get_pipeline().name("nginx").send().await.is_ok()
+    })
+    .await;
+
+    // A change committed: it converges.
+    edit(&remote.work(), "pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+    remote.commit_and_push("no scanning");
+    let scan_on_push = || async {
+        let repos = aws.ecr.describe_repositories().repository_names("demo-web").send().await.unwrap().repositories.unwrap();
+        repos[0].image_scanning_configuration.as_ref().unwrap().scan_on_push
+    };
+    eventually("scanOnPush is off", limit, &slipway, || async { !scan_on_push().await }).await;
+
+    // A broken manifest: the other pipeline keeps converging and /status names the error.
+    edit(&remote.work(), "pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
+    edit(&remote.work(), "pipelines/web.yaml", "untaggedExpiryDays: 1", "untaggedExpiryDays: 3");
+    let broken = remote.commit_and_push("break nginx, change web");
+    let expiry = || async {
+        let text = aws.ecr.get_lifecycle_policy().repository_name("demo-web").send().await.unwrap().lifecycle_policy_text.unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["rules"][0]["selection"]["countNumber"].as_u64()
+    };
+    eventually("web converges despite nginx", limit, &slipway, || async { expiry().await == Some(3) }).await;
+    eventually("/status names nginx's error", limit, &slipway, || async {
+        condition(&slipway.status(), "nginx", "Stalled")
+            .is_some_and(|(s, reason, message)| s == "True" && reason == "InvalidManifest" && message.contains("sauce"))
+    })
+    .await;
+    let status = slipway.status();
+    assert_eq!(status["source"]["revision"], broken);
+    assert_eq!(pipeline(&status, "web").unwrap()["lastAppliedRevision"], broken);
+    assert_eq!(status["invalid"][0]["file"], "pipelines/nginx.yaml");
+
+    // Fixed: it recovers.
+    edit(&remote.work(), "pipelines/nginx.yaml", "  sauce:\n", "  source:\n");
+    remote.commit_and_push("fix nginx");
+    eventually("nginx is ready again", limit, &slipway, || async {
+        condition(&slipway.status(), "nginx", "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+
+    // A managed resource deleted behind slipway's back: restored within the drift interval.
+    aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
+    aws.events.delete_rule().name("slipway-web-ecr").send().await.unwrap();
+    let deleted_at = Instant::now();
+    eventually("the deleted rule is restored", Duration::from_secs(30), &slipway, || async {
+        let targets = aws.events.list_targets_by_rule().rule("slipway-web-ecr").send().await;
+        targets.is_ok_and(|t| t.targets.is_some_and(|t| t.len() == 1))
+    })
+    .await;
+    println!("rule restored {:?} after deletion (drift interval 3s)", deleted_at.elapsed());
+
+    // `slipway status` shows it as a table.
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["status", "--server", &format!("http://127.0.0.1:{}", slipway.port)])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let web_row = table.lines().find(|l| l.starts_with("web ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(web_row.split_whitespace().collect::<Vec<_>>()[..4] == ["web", "auto", "True", "True"], "{table}");
+
+    let (elapsed, ok) = slipway.terminate();
+    assert!(elapsed < Duration::from_secs(30), "stopped in {elapsed:?}");
+    assert!(ok, "{}", slipway.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_trigger_a_fetch_only_for_authenticated_callers() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let (remote, _seed) = config_remote();
+    let token = "gl-token-123";
+    let secret = "gh-secret-456";
+    // Polling is hourly: only a webhook can make slipway see the next commit quickly.
+    let mut slipway = Slipway::start(
+        &moto,
+        &remote.file_url(),
+        &["--interval", "1h", "--drift-interval", "1h", "--gitlab-webhook-token", token, "--github-webhook-secret", secret],
+    );
+    let limit = Duration::from_secs(60);
+    eventually("ready", limit, &slipway, || async { get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) }).await;
+    let first = slipway.status()["source"]["revision"].clone();
+
+    edit(&remote.work(), "pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+    let second = remote.commit_and_push("no scanning");
+    let body = br#"{"ref":"refs/heads/main"}"#;
+
+    // Wrong or missing secrets: 401, and nothing is fetched.
+    let bad_sig = slipway::webhook::github_signature("wrong", body);
+    let calls: [Vec<(&str, &str)>; 3] = [
+        vec![("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &bad_sig)],
+        vec![("X-GitHub-Event", "push")],
+        vec![("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", "nope")],
+    ];
+    for (i, headers) in calls.iter().enumerate() {
+        let path = if i < 2 { "/webhooks/github" } else { "/webhooks/gitlab" };
+        assert_eq!(request(slipway.port, "POST", path, headers, body).unwrap().0, 401, "{headers:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(slipway.status()["source"]["revision"], first, "a rejected webhook triggers nothing");
+
+    // Too large: refused before it is read.
+    let huge = vec![b' '; slipway::http::MAX_WEBHOOK_BODY + 1];
+    let good_huge = slipway::webhook::github_signature(secret, &huge);
+    let (code, _) =
+        request(slipway.port, "POST", "/webhooks/github", &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &good_huge)], &huge)
+            .unwrap();
+    assert_eq!(code, 413);
+
+    // A signed GitHub push: fetched at once and converged.
+    let good = slipway::webhook::github_signature(secret, body);
+    let (code, _) =
+        request(slipway.port, "POST", "/webhooks/github", &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &good)], body).unwrap();
+    assert_eq!(code, 202);
+    eventually("the pushed revision is seen", limit, &slipway, || async { slipway.status()["source"]["revision"] == second }).await;
+    eventually("and applied", limit, &slipway, || async {
+        let repos = aws.ecr.describe_repositories().repository_names("demo-web").send().await.unwrap().repositories.unwrap();
+        !repos[0].image_scanning_configuration.as_ref().unwrap().scan_on_push
+    })
+    .await;
+
+    // A GitLab push with the right token works the same way.
+    edit(&remote.work(), "pipelines/web.yaml", "scanOnPush: false", "scanOnPush: true");
+    let third = remote.commit_and_push("scan again");
+    let (code, _) =
+        request(slipway.port, "POST", "/webhooks/gitlab", &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", token)], body).unwrap();
+    assert_eq!(code, 202);
+    eventually("the GitLab-pushed revision is seen", limit, &slipway, || async { slipway.status()["source"]["revision"] == third }).await;
+
+    let log = slipway.log();
+    for secret_value in [token, secret] {
+        assert!(!log.contains(secret_value), "a webhook secret reached the log");
+        assert!(!slipway.status().to_string().contains(secret_value), "a webhook secret reached /status");
+    }
+    let (_, ok) = slipway.terminate();
+    assert!(ok, "{}", slipway.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watched_local_directory_is_applied_on_change_and_once_reports_the_pass_result() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = common::example_repo();
+    let dir = repo.path().to_str().unwrap().to_string();
+
+    // --once: one pass, exit status tells whether everything converged.
+    let once = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["run", "--once", "--repo", &dir, "--listen", "127.0.0.1:0"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert!(aws.codepipeline.get_pipeline().name("nginx").send().await.is_ok());
+
+    // Watching: polling is hourly, so only the file watch can pick the edit up quickly.
+    let slipway = Slipway::start(&moto, &dir, &["--interval", "1h", "--drift-interval", "1h"]);
+    let limit = Duration::from_secs(60);
+    eventually("ready", limit, &slipway, || async { get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) }).await;
+    edit(repo.path(), "pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+    eventually("the edit is applied", limit, &slipway, || async {
+        let repos = aws.ecr.describe_repositories().repository_names("demo-web").send().await.unwrap().repositories.unwrap();
+        !repos[0].image_scanning_configuration.as_ref().unwrap().scan_on_push
+    })
+    .await;
+    drop(slipway);
+
+    edit(repo.path(), "pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
+    let once = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["run", "--once", "--repo", &dir, "--listen", "127.0.0.1:0"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    assert_eq!(once.status.code(), Some(1), "a pass with an invalid manifest fails");
+}
