@@ -288,8 +288,33 @@ async fn a_watched_local_directory_is_applied_on_change_and_once_reports_the_pas
         !repos[0].image_scanning_configuration.as_ref().unwrap().scan_on_push
     })
     .await;
+
+    // sync: observe reports drift and changes nothing; suspend leaves the pipeline alone.
+    edit(repo.path(), "pipelines/web.yaml", "spec:\n", "spec:\n  sync: observe\n");
+    edit(repo.path(), "pipelines/nginx.yaml", "spec:\n", "spec:\n  suspend: true\n");
+    eventually("web is in observe mode", limit, &slipway, || async {
+        pipeline(&slipway.status(), "web").is_some_and(|p| p["sync"] == "observe")
+    })
+    .await;
+    aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
+    aws.events.remove_targets().rule("slipway-nginx-s3").ids("codepipeline").send().await.unwrap();
+    // Any edit makes the watcher re-read the repository and the changed pipeline re-check.
+    edit(repo.path(), "pipelines/web.yaml", "untaggedExpiryDays: 1", "untaggedExpiryDays: 2");
+    eventually("web reports the drift", limit, &slipway, || async {
+        condition(&slipway.status(), "web", "Drifted")
+            .is_some_and(|(s, _, m)| s == "True" && m.contains("eventbridge-rule slipway-web-ecr"))
+    })
+    .await;
+    let status = slipway.status();
+    assert_eq!(condition(&status, "nginx", "Ready").unwrap().1, "Suspended");
+    for rule in ["slipway-web-ecr", "slipway-nginx-s3"] {
+        let targets = aws.events.list_targets_by_rule().rule(rule).send().await.unwrap().targets.unwrap_or_default();
+        assert!(targets.is_empty(), "{rule} was changed although its pipeline only observes or is suspended");
+    }
     drop(slipway);
 
+    edit(repo.path(), "pipelines/nginx.yaml", "  suspend: true\n", "");
+    edit(repo.path(), "pipelines/web.yaml", "  sync: observe\n", "");
     edit(repo.path(), "pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
     let once = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args(["run", "--once", "--repo", &dir, "--listen", "127.0.0.1:0"])

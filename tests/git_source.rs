@@ -171,3 +171,125 @@ fn ssh_key_authentication_with_a_checked_host_key_and_refusal_of_unknown_or_chan
     let err = sync(&with(sshd.known_hosts_with("host_key"), wrong, "wrong")).unwrap_err().to_string();
     assert!(err.contains("failed to fetch") && !err.contains("PRIVATE KEY"), "{err}");
 }
+
+/// `git http-backend` (Git's own smart-HTTP server, run as CGI) behind basic auth on loopback:
+/// the HTTPS-style authentication path, without TLS.
+mod http_backend {
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+    use base64::Engine;
+
+    pub async fn serve(root: PathBuf, user: &'static str, password: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let root = root.clone();
+            async move { handle(root, user, password, method, uri, headers, body) }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    }
+
+    fn handle(root: PathBuf, user: &str, password: &str, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
+        let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Basic realm=\"git\"")
+                .body(Body::empty())
+                .unwrap();
+        }
+        let mut child = Command::new("git")
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", &root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", method.as_str())
+            .env("PATH_INFO", uri.path())
+            .env("QUERY_STRING", uri.query().unwrap_or(""))
+            .env("CONTENT_TYPE", headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or(""))
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("HTTP_CONTENT_ENCODING", headers.get("content-encoding").and_then(|v| v.to_str().ok()).unwrap_or(""))
+            .env("GIT_PROTOCOL", headers.get("git-protocol").and_then(|v| v.to_str().ok()).unwrap_or(""))
+            .env("REMOTE_USER", user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        // CGI output: headers, a blank line, the body.
+        let split = out
+            .stdout
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| out.stdout.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+        let (end, sep) = split.expect("CGI headers end with a blank line");
+        let mut response = Response::builder();
+        for line in String::from_utf8_lossy(&out.stdout[..end]).lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("status") {
+                    response = response.status(v.trim()[..3].parse::<u16>().unwrap());
+                } else {
+                    response = response.header(k.trim(), v.trim());
+                }
+            }
+        }
+        response.body(Body::from(out.stdout[end + sep..].to_vec())).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_style_token_and_basic_auth_against_git_http_backend() {
+    let seed = seed();
+    let remote = Remote::with_contents(seed.path());
+    let head = git(&remote.work(), &["rev-parse", "HEAD"]);
+    let token_port = http_backend::serve(remote.dir.path().to_path_buf(), "x-access-token", "tok-123").await;
+    let basic_port = http_backend::serve(remote.dir.path().to_path_buf(), "deployer", "pa55").await;
+    let workdir = tempfile::tempdir().unwrap();
+    let run = |port: u16, auth: GitAuth, dir: &str| {
+        let s = GitSettings {
+            auth,
+            ..settings(format!("http://127.0.0.1:{port}/config.git"), GitRef::Branch("main".into()), &workdir.path().join(dir))
+        };
+        std::thread::spawn(move || sync(&s)).join().unwrap()
+    };
+
+    let token = GitAuth { token: Some(Secret::new("tok-123")), ..Default::default() };
+    assert_eq!(run(token_port, token, "token").unwrap().commit, head);
+    let basic = GitAuth { username: Some("deployer".into()), password: Some(Secret::new("pa55")), ..Default::default() };
+    assert_eq!(run(basic_port, basic, "basic").unwrap().commit, head);
+
+    let wrong = GitAuth { token: Some(Secret::new("tok-wrong")), ..Default::default() };
+    let err = run(token_port, wrong, "wrong").unwrap_err().to_string();
+    assert!(err.contains("authentication failed") || err.contains("401"), "{err}");
+    assert!(!err.contains("tok-wrong"), "the token must not appear in errors: {err}");
+
+    let err = run(token_port, GitAuth::default(), "none").unwrap_err().to_string();
+    assert!(err.contains("none are configured"), "{err}");
+}
+
+#[test]
+fn a_server_that_never_answers_is_abandoned_after_the_timeout() {
+    // Accepts connections and says nothing, like a hung Git server.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    slipway::source::git::set_network_timeouts(Duration::from_secs(2));
+    let workdir = tempfile::tempdir().unwrap();
+    let mut s = settings(format!("git://127.0.0.1:{port}/config.git"), GitRef::Branch("main".into()), workdir.path());
+    s.timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = sync(&s).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "gave up after {:?}", started.elapsed());
+    assert!(err.to_string().starts_with("failed to fetch git://127.0.0.1"), "{err}");
+}
