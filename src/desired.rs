@@ -149,7 +149,8 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             }),
         );
     }
-    if let (Some(build), Some(project)) = (&s.build, p.build_project_name()) {
+    let via_pipeline = p.uses_codepipeline();
+    if let (Some(build), Some(project), true) = (&s.build, p.build_project_name(), via_pipeline) {
         let mut variables = BTreeMap::from([
             ("IMAGE_REPO_NAME".to_string(), s.image.repository.clone()),
             ("IMAGE_TAG".to_string(), s.image.tag.clone()),
@@ -201,7 +202,9 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             listener_refs: Some((s.deploy.prod_listener.clone(), s.deploy.test_listener.clone())),
         }),
     );
-    add(Kind::CodePipeline, p.codepipeline_name().to_string(), Spec::Pipeline(pipeline_spec(valid)));
+    if let (true, Some(settings)) = (via_pipeline, &s.pipeline) {
+        add(Kind::CodePipeline, p.codepipeline_name().to_string(), Spec::Pipeline(pipeline_spec(valid, settings)));
+    }
     let pipeline_arn = format!("arn:{}:codepipeline:{}:{}:{}", target.partition, target.region, target.account, p.codepipeline_name());
     let rule = |pattern: Value, description: String| {
         Spec::Rule(RuleSpec {
@@ -223,7 +226,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
             rule(pattern, format!("slipway: start {} on a push of {}:{}", p.codepipeline_name(), s.image.repository, s.image.tag)),
         );
     }
-    if s.triggers.s3.is_some() {
+    if p.watches_s3() {
         let pattern = serde_json::json!({
             "source": ["aws.s3"],
             "detail-type": ["AWS API Call via CloudTrail"],
@@ -255,7 +258,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, target: &Target) -> Des
     if let Some(test) = &s.deploy.test_listener {
         references.push(Reference::Listener(test.into()));
     }
-    if let Some(trail) = &s.triggers.s3 {
+    if let (Some(trail), true) = (&s.triggers.s3, p.watches_s3()) {
         references.push(Reference::Bucket(trail.log_bucket.clone()));
     }
     DesiredPipeline { name: name.to_string(), file: valid.file.clone(), adopt: s.adopt, resources, references }
@@ -277,7 +280,7 @@ fn action(name: &str, category: &str, provider: &str, configuration: &[(&str, &s
 
 /// Seed 000: Source (S3 settings + ECR images) → Deploy.
 /// Seed 002: Source (S3 app source) → Build (CodeBuild) → Deploy.
-fn pipeline_spec(valid: &ValidPipeline) -> PipelineSpec {
+fn pipeline_spec(valid: &ValidPipeline, settings: &crate::manifest::PipelineSettings) -> PipelineSpec {
     let p = &valid.pipeline;
     let s = &p.spec;
     // With the S3 event trigger on, polling would start every execution twice.
@@ -345,5 +348,5 @@ fn pipeline_spec(valid: &ValidPipeline) -> PipelineSpec {
             },
         ],
     };
-    PipelineSpec { role_arn: s.pipeline.role_arn.clone(), artifact_bucket: p.artifact_bucket().to_string(), stages }
+    PipelineSpec { role_arn: settings.role_arn.clone(), artifact_bucket: p.artifact_bucket().to_string(), stages }
 }

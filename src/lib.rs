@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod aws;
 pub mod cli;
 pub mod controller;
+pub mod deploy;
 pub mod desired;
 pub mod diff;
 pub mod engine;

@@ -57,7 +57,10 @@ pub struct PipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     pub deploy: Deploy,
-    pub pipeline: PipelineSettings,
+    /// The CodePipeline. Required with `deploy.mode: pipeline` (the default); absent with
+    /// `deploy.mode: direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineSettings>,
     #[serde(default)]
     pub triggers: Triggers,
 }
@@ -87,6 +90,10 @@ pub struct Image {
     /// runs after a rollback may be untagged: see the README.
     #[serde(default = "default_untagged_expiry_days")]
     pub untagged_expiry_days: u32,
+    /// Deploy exactly this image instead of following `tag`: `<repository>@sha256:<digest>` or
+    /// `<repository>:<tag>`. Needs `deploy.mode: direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -190,6 +197,22 @@ pub struct Deploy {
     pub auto_rollback_on: Vec<RollbackEvent>,
     #[serde(default = "default_deployment_config")]
     pub deployment_config: String,
+    /// `pipeline`: new images go through the managed CodePipeline (started by EventBridge, or by
+    /// slipway when no execution appears within `eventGraceSeconds`). `direct`: slipway registers
+    /// the task definition and creates the CodeDeploy deployment itself, without CodePipeline.
+    #[serde(default)]
+    pub mode: DeployMode,
+    /// How long to wait for the EventBridge-started execution before starting one.
+    #[serde(default = "default_event_grace")]
+    pub event_grace_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployMode {
+    #[default]
+    Pipeline,
+    Direct,
 }
 
 /// A listener, by ARN or by load balancer name and port.
@@ -309,6 +332,9 @@ fn default_termination_wait() -> u32 {
 fn default_auto_rollback() -> Vec<RollbackEvent> {
     vec![RollbackEvent::DeploymentFailure]
 }
+fn default_event_grace() -> u32 {
+    120
+}
 fn default_deployment_config() -> String {
     "CodeDeployDefault.ECSAllAtOnce".into()
 }
@@ -324,19 +350,32 @@ impl Pipeline {
         self.spec.deploy.deployment_group.as_deref().unwrap_or(&self.metadata.name)
     }
     pub fn codepipeline_name(&self) -> &str {
-        self.spec.pipeline.name.as_deref().unwrap_or(&self.metadata.name)
+        self.spec.pipeline.as_ref().and_then(|p| p.name.as_deref()).unwrap_or(&self.metadata.name)
     }
     pub fn artifact_bucket(&self) -> &str {
-        self.spec.pipeline.artifact_bucket.as_deref().unwrap_or(&self.spec.source.bucket)
+        self.spec.pipeline.as_ref().and_then(|p| p.artifact_bucket.as_deref()).unwrap_or(&self.spec.source.bucket)
+    }
+    /// Whether new images go through a managed CodePipeline (otherwise slipway deploys directly).
+    pub fn uses_codepipeline(&self) -> bool {
+        self.spec.deploy.mode == DeployMode::Pipeline
     }
     pub fn build_project_name(&self) -> Option<String> {
         self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
     }
     pub fn trail_name(&self) -> Option<String> {
-        self.spec.triggers.s3.as_ref().map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
+        self.spec
+            .triggers
+            .s3
+            .as_ref()
+            .filter(|_| self.uses_codepipeline())
+            .map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
     }
     /// The ECR push trigger only makes sense when the image is pushed from outside (seed 000).
     pub fn watches_ecr_push(&self) -> bool {
-        self.spec.build.is_none() && self.spec.triggers.ecr_push
+        self.uses_codepipeline() && self.spec.build.is_none() && self.spec.triggers.ecr_push
+    }
+    /// Whether the S3 write trigger (trail + rule) is set up.
+    pub fn watches_s3(&self) -> bool {
+        self.uses_codepipeline() && self.spec.triggers.s3.is_some()
     }
 }

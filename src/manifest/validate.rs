@@ -86,7 +86,7 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     if let Err(why) = check_bucket_name(&s.source.bucket) {
         err(&["spec", "source", "bucket"], format!("invalid S3 bucket name `{}`: {why}", s.source.bucket));
     }
-    if let Some(bucket) = &s.pipeline.artifact_bucket
+    if let Some(bucket) = s.pipeline.as_ref().and_then(|p| p.artifact_bucket.as_ref())
         && let Err(why) = check_bucket_name(bucket)
     {
         err(&["spec", "pipeline", "artifactBucket"], format!("invalid S3 bucket name `{bucket}`: {why}"));
@@ -104,7 +104,7 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     }
     let roles: [(&[&str], Option<&String>); 4] = [
         (&["spec", "deploy", "serviceRoleArn"], Some(&s.deploy.service_role_arn)),
-        (&["spec", "pipeline", "roleArn"], Some(&s.pipeline.role_arn)),
+        (&["spec", "pipeline", "roleArn"], s.pipeline.as_ref().map(|p| &p.role_arn)),
         (&["spec", "build", "serviceRoleArn"], s.build.as_ref().map(|b| &b.service_role_arn)),
         (&["spec", "triggers", "roleArn"], s.triggers.role_arn.as_ref()),
     ];
@@ -132,7 +132,26 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
             err(&["spec", "build", "buildspec"], format!("build.buildspec `{}` {why}", build.buildspec));
         }
     }
-    let needs_role = p.watches_ecr_push() || s.triggers.s3.is_some();
+    match (p.uses_codepipeline(), &s.pipeline, &s.build) {
+        (true, None, _) => err(
+            &["spec"],
+            "spec.pipeline (with roleArn) is required: new images go through CodePipeline (or set deploy.mode: direct)".into(),
+        ),
+        (false, Some(_), _) => err(&["spec", "pipeline"], "spec.pipeline has no effect with deploy.mode: direct: remove it".into()),
+        (false, _, Some(_)) => {
+            err(&["spec", "build"], "spec.build needs deploy.mode: pipeline (CodeBuild runs as a CodePipeline stage)".into())
+        }
+        _ => {}
+    }
+    if let Some(pin) = &s.image.pin {
+        if p.uses_codepipeline() {
+            err(&["spec", "image", "pin"], "image.pin needs deploy.mode: direct (CodePipeline's ECR source follows a tag)".into());
+        }
+        if let Err(why) = check_pin(pin, &s.image.repository) {
+            err(&["spec", "image", "pin"], format!("image.pin `{pin}` {why}"));
+        }
+    }
+    let needs_role = p.watches_ecr_push() || p.watches_s3();
     if needs_role && s.triggers.role_arn.is_none() {
         err(
             &["spec", "triggers"],
@@ -158,8 +177,10 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
             ("ECR repository", p.spec.image.repository.clone(), vec!["spec", "image", "repository"]),
             ("S3 bucket", p.spec.source.bucket.clone(), vec!["spec", "source", "bucket"]),
             ("CodeDeploy application", p.application_name().to_string(), vec!["spec", "deploy"]),
-            ("CodePipeline", p.codepipeline_name().to_string(), vec!["spec", "pipeline"]),
         ];
+        if p.uses_codepipeline() {
+            claims.push(("CodePipeline", p.codepipeline_name().to_string(), vec!["spec", "pipeline"]));
+        }
         if let Some(project) = p.build_project_name() {
             claims.push(("CodeBuild project", project, vec!["spec", "build"]));
         }
@@ -383,6 +404,25 @@ pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
                 return Err("must be relative to the repository root");
             }
         }
+    }
+    Ok(())
+}
+
+/// `repository@sha256:<64 hex>` or `repository:tag`, naming the pipeline's repository (a full
+/// registry URI ending in it is fine).
+pub fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
+    let (repo, rest_ok) = match pin.split_once("@sha256:") {
+        Some((repo, digest)) => (repo, digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())),
+        None => match pin.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, !tag.is_empty() && tag.len() <= 128),
+            _ => return Err("must be <repository>@sha256:<digest> or <repository>:<tag>".into()),
+        },
+    };
+    if !rest_ok {
+        return Err("has a malformed digest or tag".into());
+    }
+    if repo != repository && !repo.ends_with(&format!("/{repository}")) {
+        return Err(format!("names repository `{repo}`, not image.repository `{repository}`"));
     }
     Ok(())
 }

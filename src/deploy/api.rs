@@ -1,0 +1,130 @@
+//! What delivery needs from AWS, as two small traits: the image registry (ECR) and the delivery
+//! services (CodeDeploy, CodePipeline, ECS). `super::aws` implements them with the SDK; tests
+//! use moto for the registry and an in-memory fake for the delivery services, because moto
+//! keeps CodeDeploy deployments `Created` forever.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::aws::AwsError;
+
+/// An image in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub digest: String,
+    pub pushed_at: Option<SystemTime>,
+    pub tags: Vec<String>,
+}
+
+/// CodeDeploy deployment states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeployStatus {
+    Created,
+    Queued,
+    InProgress,
+    Baking,
+    Ready,
+    Succeeded,
+    Failed,
+    Stopped,
+}
+
+impl DeployStatus {
+    pub fn parse(s: &str) -> DeployStatus {
+        match s {
+            "Created" => DeployStatus::Created,
+            "Queued" => DeployStatus::Queued,
+            "InProgress" => DeployStatus::InProgress,
+            "Baking" => DeployStatus::Baking,
+            "Ready" => DeployStatus::Ready,
+            "Succeeded" => DeployStatus::Succeeded,
+            "Stopped" => DeployStatus::Stopped,
+            _ => DeployStatus::Failed,
+        }
+    }
+    pub fn is_active(self) -> bool {
+        !matches!(self, DeployStatus::Succeeded | DeployStatus::Failed | DeployStatus::Stopped)
+    }
+}
+
+/// A CodeDeploy deployment, as much of it as delivery needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub status: DeployStatus,
+    /// `user`, `codeDeployRollback`, `autoscaling`, …
+    pub creator: String,
+    #[serde(skip)]
+    pub created: Option<SystemTime>,
+    #[serde(skip)]
+    pub completed: Option<SystemTime>,
+    /// The task definition the deployment rolls out.
+    pub task_definition: Option<String>,
+    /// This deployment was rolled back by that one.
+    pub rolled_back_by: Option<String>,
+    /// This deployment is a rollback of that one.
+    pub rollback_of: Option<String>,
+    /// CodeDeploy's error code (`MANUAL_STOP`, `ALARM_ACTIVE`, …) when it did not succeed.
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A CodePipeline execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub id: String,
+    pub status: String,
+    pub started: Option<SystemTime>,
+    /// Revisions of the source actions (an ECR source's is the image digest).
+    pub source_revisions: Vec<String>,
+}
+
+/// A task definition as delivery reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefinition {
+    pub arn: String,
+    /// `container name → image`.
+    pub images: Vec<(String, String)>,
+    /// The Git revision slipway tagged it with, when slipway registered it.
+    pub revision: Option<String>,
+}
+
+pub trait Registry: Send + Sync {
+    /// The image a tag points at now.
+    fn image_by_tag(&self, repository: &str, tag: &str) -> impl Future<Output = Result<Option<Image>, AwsError>> + Send;
+    fn image_by_digest(&self, repository: &str, digest: &str) -> impl Future<Output = Result<Option<Image>, AwsError>> + Send;
+    /// Points `tag` at `digest` (moving it off any other image).
+    fn put_tag(&self, repository: &str, digest: &str, tag: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>`
+    fn repository_uri(&self, repository: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
+}
+
+pub trait Delivery: Send + Sync {
+    /// The group's deployments, newest first, at most `limit`.
+    fn deployments(&self, application: &str, group: &str, limit: usize) -> impl Future<Output = Result<Vec<Deployment>, AwsError>> + Send;
+    fn deployment(&self, id: &str) -> impl Future<Output = Result<Deployment, AwsError>> + Send;
+    fn create_deployment(
+        &self,
+        application: &str,
+        group: &str,
+        app_spec: &str,
+        description: &str,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// Stops a deployment; with `rollback`, CodeDeploy rolls back to the previous task set.
+    fn stop_deployment(&self, id: &str, rollback: bool) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn register_task_definition(
+        &self,
+        definition: &serde_json::Value,
+        revision: Option<&str>,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn task_definition(&self, arn: &str) -> impl Future<Output = Result<TaskDefinition, AwsError>> + Send;
+    /// The task definition the service runs now (its primary task set).
+    fn service_task_definition(&self, cluster: &str, service: &str) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+    /// The pipeline's executions, newest first, at most `limit`.
+    fn executions(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, AwsError>> + Send;
+    fn start_execution(&self, pipeline: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
+}

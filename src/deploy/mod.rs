@@ -1,0 +1,234 @@
+//! Delivery: deploying new images, watching every deployment to its end, rolling back, and
+//! protecting the image the service really runs.
+//!
+//! The decisions are pure (`state`); the I/O goes through two small traits (`api`) implemented
+//! with the AWS SDK (`aws`). `Pass` ties one observe → decide → act step together for a
+//! pipeline; the controller runs it after each reconcile and `slipway history` / `slipway
+//! rollback` use the same pieces from the command line.
+
+pub mod api;
+pub mod aws;
+pub mod state;
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::AwsError;
+use crate::manifest::validate::ValidPipeline;
+use api::{Delivery, Deployment, Image, Registry};
+use state::{Decision, ImageRef, Observation, decide, image_container, parse_image_ref, render_app_spec, render_task_definition};
+
+/// The tag that keeps the image a pipeline's service runs from ever expiring.
+pub fn live_tag(pipeline: &str) -> String {
+    format!("slipway-live-{pipeline}")
+}
+
+/// What delivery needs to know about one pipeline, taken from its validated manifest.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub pipeline: String,
+    pub repository: String,
+    pub tag: String,
+    pub pin: Option<String>,
+    pub via_pipeline: bool,
+    pub codepipeline: String,
+    pub application: String,
+    pub group: String,
+    pub cluster: String,
+    pub service: String,
+    pub grace: Duration,
+    pub task_definition: Value,
+    pub app_spec: String,
+    /// The container whose image is `<IMAGE1_NAME>`.
+    pub container: String,
+}
+
+impl Target {
+    pub fn from_valid(v: &ValidPipeline) -> Option<Target> {
+        let p = &v.pipeline;
+        let s = &p.spec;
+        let file = |name: &str| v.source_files.iter().find(|f| f.name == name).map(|f| f.contents.clone());
+        let task_definition: Value = serde_json::from_slice(&file(&s.deploy.task_definition)?).ok()?;
+        let app_spec = String::from_utf8(file(&s.deploy.app_spec)?).ok()?;
+        Some(Target {
+            pipeline: p.name().to_string(),
+            repository: s.image.repository.clone(),
+            tag: s.image.tag.clone(),
+            pin: s.image.pin.clone(),
+            via_pipeline: p.uses_codepipeline(),
+            codepipeline: p.codepipeline_name().to_string(),
+            application: p.application_name().to_string(),
+            group: p.deployment_group_name().to_string(),
+            cluster: s.deploy.cluster.clone(),
+            service: s.deploy.service.clone(),
+            grace: Duration::from_secs(s.deploy.event_grace_seconds.into()),
+            container: image_container(&task_definition)?,
+            task_definition,
+            app_spec,
+        })
+    }
+}
+
+/// What delivery remembers about a pipeline between passes.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// Digests deployed or tried: never deployed again.
+    pub attempted: HashSet<String>,
+    /// Whether `attempted` was filled from the group's history yet.
+    pub seeded: bool,
+    /// The deployment being followed.
+    pub watching: Option<String>,
+}
+
+/// What one delivery pass saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The digest Git asks for (the tracked tag's or the pin's).
+    pub tracked: Option<String>,
+    /// The digest the service runs.
+    pub live: Option<String>,
+    /// What this pass did, in words.
+    pub action: Option<String>,
+    pub active: Option<Deployment>,
+    /// Deployments that ended since the last pass.
+    pub finished: Vec<Deployment>,
+    /// The service runs something other than what Git asks for, and nothing is deploying.
+    pub image_drift: bool,
+    /// Something delivery could not do (it does not stop the pipeline).
+    pub problems: Vec<String>,
+}
+
+/// Recent deployments looked at each pass (and for history).
+pub const HISTORY: usize = 20;
+
+/// Reads what delivery decides on.
+pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &Target) -> Result<Observation, AwsError> {
+    let tracked = match t.pin.as_deref().and_then(parse_image_ref) {
+        Some(ImageRef::Digest { digest, .. }) => registry.image_by_digest(&t.repository, &digest).await?,
+        Some(ImageRef::Tag { tag, .. }) => registry.image_by_tag(&t.repository, &tag).await?,
+        None => registry.image_by_tag(&t.repository, &t.tag).await?,
+    };
+    let deployments = delivery.deployments(&t.application, &t.group, HISTORY).await?;
+    let live = live_digest(registry, delivery, t).await?;
+    let executions = if t.via_pipeline { delivery.executions(&t.codepipeline, 10).await? } else { Vec::new() };
+    Ok(Observation { tracked, live, deployments, executions })
+}
+
+/// The digest of the image the service's current task definition runs, when it is an image of
+/// the pipeline's repository.
+pub async fn live_digest<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &Target) -> Result<Option<String>, AwsError> {
+    let Some(arn) = delivery.service_task_definition(&t.cluster, &t.service).await? else { return Ok(None) };
+    image_digest_of(registry, delivery, t, &arn).await
+}
+
+async fn image_digest_of<R: Registry, D: Delivery>(
+    registry: &R,
+    delivery: &D,
+    t: &Target,
+    task_definition: &str,
+) -> Result<Option<String>, AwsError> {
+    let definition = delivery.task_definition(task_definition).await?;
+    let Some((_, image)) = definition.images.iter().find(|(name, _)| *name == t.container) else { return Ok(None) };
+    let ours = |repo: &str| repo == t.repository || repo.ends_with(&format!("/{}", t.repository));
+    match parse_image_ref(image) {
+        Some(ImageRef::Digest { repository, digest }) if ours(&repository) => Ok(Some(digest)),
+        Some(ImageRef::Tag { repository, tag }) if ours(&repository) => {
+            Ok(registry.image_by_tag(&t.repository, &tag).await?.map(|i| i.digest))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// One observe → decide → act step. With `act` false (sync: observe) nothing is started and
+/// no tag is moved: the report only says what is.
+pub async fn pass<R: Registry, D: Delivery>(
+    registry: &R,
+    delivery: &D,
+    t: &Target,
+    memory: &mut Memory,
+    revision: Option<&str>,
+    act: bool,
+    now: SystemTime,
+) -> Result<Report, AwsError> {
+    let obs = observe(registry, delivery, t).await?;
+    if !memory.seeded {
+        // Everything the group ever rolled out counts as tried: a restart never redeploys it.
+        for d in &obs.deployments {
+            if let Some(arn) = &d.task_definition
+                && let Some(digest) = image_digest_of(registry, delivery, t, arn).await?
+            {
+                memory.attempted.insert(digest);
+            }
+        }
+        memory.seeded = true;
+    }
+    let mut report = Report { tracked: obs.tracked.as_ref().map(|i| i.digest.clone()), live: obs.live.clone(), ..Default::default() };
+    if let Some(id) = memory.watching.clone()
+        && let Some(d) = obs.deployments.iter().find(|d| d.id == id)
+        && !d.status.is_active()
+    {
+        report.finished.push(d.clone());
+        memory.watching = None;
+    }
+    report.active = obs.active().cloned();
+    match decide(&obs, t.via_pipeline, &memory.attempted, t.grace, now) {
+        Decision::Watch(id) => memory.watching = Some(id),
+        Decision::Settled => {
+            if act && let Some(live) = &obs.live {
+                protect(registry, t, live, &mut report).await;
+            }
+        }
+        Decision::AwaitEvent { digest, .. } => {
+            report.action = Some(format!("waiting for EventBridge to start {} for {digest}", t.codepipeline))
+        }
+        Decision::PipelineStarted { digest } => {
+            memory.attempted.insert(digest.clone());
+            report.action = Some(format!("{} was started for {digest}", t.codepipeline));
+        }
+        Decision::StartPipeline { digest } if act => {
+            let id = delivery.start_execution(&t.codepipeline).await?;
+            memory.attempted.insert(digest.clone());
+            report.action =
+                Some(format!("no execution appeared within {:?} of the push: started {} ({id}) for {digest}", t.grace, t.codepipeline));
+        }
+        Decision::DeployDirect { digest } if act => {
+            let uri = registry.repository_uri(&t.repository).await?;
+            let definition = render_task_definition(&t.task_definition, &format!("{uri}@{digest}"));
+            // Recorded before the calls: a failure half-way must not lead to a second attempt.
+            memory.attempted.insert(digest.clone());
+            let arn = delivery.register_task_definition(&definition, revision).await?;
+            let description = format!("slipway: deploy {digest} (revision {})", revision.unwrap_or("-"));
+            let id = delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, &arn), &description).await?;
+            report.action = Some(format!("created deployment {id} of {digest} ({arn})"));
+            memory.watching = Some(id);
+        }
+        Decision::StartPipeline { digest } | Decision::DeployDirect { digest } => {
+            report.action = Some(format!("would deploy {digest} (sync: observe)"));
+        }
+    }
+    report.image_drift = report.active.is_none() && report.tracked.is_some() && report.tracked != report.live;
+    Ok(report)
+}
+
+/// Points the live tag at the running digest, so no lifecycle rule can delete it.
+async fn protect<R: Registry>(registry: &R, t: &Target, live: &str, report: &mut Report) {
+    let tag = live_tag(&t.pipeline);
+    let tagged = match registry.image_by_digest(&t.repository, live).await {
+        Ok(Some(Image { tags, .. })) => tags.contains(&tag),
+        Ok(None) => {
+            report.problems.push(format!("the running image {live} is no longer in {}: the service cannot start new tasks", t.repository));
+            return;
+        }
+        Err(e) => {
+            report.problems.push(format!("failed to read the running image: {e}"));
+            return;
+        }
+    };
+    if !tagged && let Err(e) = registry.put_tag(&t.repository, live, &tag).await {
+        report.problems.push(format!("failed to tag the running image {live} as {tag}: {e}"));
+    }
+}

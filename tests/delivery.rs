@@ -1,0 +1,310 @@
+//! Delivery: image tracking and the live-image tag against moto's ECR; the deployment state
+//! machine, rollback detection and the rollback command against an in-memory fake of CodeDeploy,
+//! CodePipeline and ECS driven through scripted state sequences — moto keeps CodeDeploy
+//! deployments `Created` forever and has no StopDeployment, so it cannot show a deployment end.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use common::Moto;
+use serde_json::{Value, json};
+use slipway::aws::{Aws, AwsError};
+use slipway::deploy::api::{Delivery, DeployStatus, Deployment, Execution, Registry, TaskDefinition};
+use slipway::deploy::state::{RollbackTrigger, rollback_trigger};
+use slipway::deploy::{Memory, Target, live_tag, pass};
+
+/// In-memory CodeDeploy + CodePipeline + ECS service (hand-written: see the file comment).
+#[derive(Default)]
+struct Fake {
+    state: Mutex<FakeState>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// Newest first.
+    deployments: Vec<Deployment>,
+    task_definitions: HashMap<String, TaskDefinition>,
+    service_task_definition: Option<String>,
+    executions: Vec<Execution>,
+    created: Vec<(String, String)>,
+    stopped: Vec<(String, bool)>,
+    started: Vec<String>,
+    counter: u32,
+}
+
+impl Fake {
+    fn with_service_image(image: &str) -> Fake {
+        let fake = Fake::default();
+        let arn = fake.register(image, None);
+        fake.state.lock().unwrap().service_task_definition = Some(arn);
+        fake
+    }
+
+    fn register(&self, image: &str, revision: Option<&str>) -> String {
+        let mut st = self.state.lock().unwrap();
+        st.counter += 1;
+        let arn = format!("arn:aws:ecs:ap-northeast-1:123456789012:task-definition/web:{}", st.counter);
+        st.task_definitions.insert(
+            arn.clone(),
+            TaskDefinition { arn: arn.clone(), images: vec![("application".into(), image.into())], revision: revision.map(str::to_owned) },
+        );
+        arn
+    }
+
+    /// Moves a deployment to `status`, as CodeDeploy would. Success switches the service to its
+    /// task definition; a rollback adds CodeDeploy's rollback deployment and leaves the service.
+    fn settle(&self, id: &str, status: DeployStatus, error_code: Option<&str>, rollback: bool) {
+        let mut st = self.state.lock().unwrap();
+        st.counter += 1;
+        let rollback_id = format!("d-RB{}", st.counter);
+        let previous = st.service_task_definition.clone();
+        let d = st.deployments.iter_mut().find(|d| d.id == id).unwrap();
+        d.status = status;
+        d.error_code = error_code.map(str::to_owned);
+        if rollback {
+            d.rolled_back_by = Some(rollback_id.clone());
+        }
+        let task_definition = d.task_definition.clone();
+        if status == DeployStatus::Succeeded {
+            st.service_task_definition = task_definition;
+        }
+        if rollback {
+            let mut rb = deployment(&rollback_id, DeployStatus::Succeeded, previous);
+            rb.creator = "codeDeployRollback".into();
+            rb.rollback_of = Some(id.to_string());
+            st.deployments.insert(0, rb);
+        }
+    }
+
+    fn active_count(&self) -> usize {
+        self.state.lock().unwrap().deployments.iter().filter(|d| d.status.is_active()).count()
+    }
+}
+
+fn deployment(id: &str, status: DeployStatus, task_definition: Option<String>) -> Deployment {
+    Deployment {
+        id: id.into(),
+        status,
+        creator: "user".into(),
+        created: Some(SystemTime::now()),
+        completed: None,
+        task_definition,
+        rolled_back_by: None,
+        rollback_of: None,
+        error_code: None,
+        message: None,
+        description: None,
+    }
+}
+
+impl Delivery for Fake {
+    async fn deployments(&self, _app: &str, _group: &str, limit: usize) -> Result<Vec<Deployment>, AwsError> {
+        Ok(self.state.lock().unwrap().deployments.iter().take(limit).cloned().collect())
+    }
+    async fn deployment(&self, id: &str) -> Result<Deployment, AwsError> {
+        Ok(self.state.lock().unwrap().deployments.iter().find(|d| d.id == id).cloned().unwrap())
+    }
+    async fn create_deployment(&self, _app: &str, _group: &str, app_spec: &str, description: &str) -> Result<String, AwsError> {
+        let task_definition = slipway::deploy::aws::task_definition_in_app_spec(app_spec);
+        let mut st = self.state.lock().unwrap();
+        st.counter += 1;
+        let id = format!("d-{}", st.counter);
+        let mut d = deployment(&id, DeployStatus::Created, task_definition);
+        d.description = Some(description.to_string());
+        st.deployments.insert(0, d);
+        st.created.push((app_spec.to_string(), description.to_string()));
+        Ok(id)
+    }
+    async fn stop_deployment(&self, id: &str, rollback: bool) -> Result<(), AwsError> {
+        self.state.lock().unwrap().stopped.push((id.to_string(), rollback));
+        Ok(())
+    }
+    async fn register_task_definition(&self, definition: &Value, revision: Option<&str>) -> Result<String, AwsError> {
+        Ok(self.register(definition["containerDefinitions"][0]["image"].as_str().unwrap(), revision))
+    }
+    async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError> {
+        Ok(self.state.lock().unwrap().task_definitions[arn].clone())
+    }
+    async fn service_task_definition(&self, _cluster: &str, _service: &str) -> Result<Option<String>, AwsError> {
+        Ok(self.state.lock().unwrap().service_task_definition.clone())
+    }
+    async fn executions(&self, _pipeline: &str, _limit: usize) -> Result<Vec<Execution>, AwsError> {
+        Ok(self.state.lock().unwrap().executions.clone())
+    }
+    async fn start_execution(&self, pipeline: &str) -> Result<String, AwsError> {
+        let mut st = self.state.lock().unwrap();
+        st.started.push(pipeline.to_string());
+        let id = format!("e-{}", st.started.len());
+        st.executions.insert(
+            0,
+            Execution { id: id.clone(), status: "InProgress".into(), started: Some(SystemTime::now()), source_revisions: vec![] },
+        );
+        Ok(id)
+    }
+}
+
+fn target(via_pipeline: bool) -> Target {
+    Target {
+        pipeline: "web".into(),
+        repository: "demo-web".into(),
+        tag: "latest".into(),
+        pin: None,
+        via_pipeline,
+        codepipeline: "web".into(),
+        application: "web".into(),
+        group: "web".into(),
+        cluster: "demo".into(),
+        service: "web".into(),
+        grace: Duration::from_secs(120),
+        task_definition: json!({"family": "web", "containerDefinitions": [{"name": "application", "image": "<IMAGE1_NAME>"}]}),
+        app_spec: "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: \"<TASK_DEFINITION>\"\n".into(),
+        container: "application".into(),
+    }
+}
+
+/// Pushes an image manifest to moto's ECR under `tag`; returns its digest. (moto derives the
+/// digest from the layer digests, so each image gets its own layer.)
+async fn push(aws: &Aws, tag: &str, seed: &str) -> String {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": format!("sha256:{:0>64}", seed)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 100, "digest": format!("sha256:{:f>64}", seed)}]
+    });
+    let put = aws.ecr.put_image().repository_name("demo-web").image_manifest(manifest.to_string()).image_tag(tag).send().await.unwrap();
+    put.image.unwrap().image_id.unwrap().image_digest.unwrap()
+}
+
+async fn tags_of(aws: &Aws, digest: &str) -> Vec<String> {
+    aws.image_by_digest("demo-web", digest).await.unwrap().unwrap_or_else(|| panic!("{digest} is not in demo-web")).tags
+}
+
+#[tokio::test]
+async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_one_never_again() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
+    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    let t = target(false);
+    let mut memory = Memory::default();
+    let now = SystemTime::now();
+
+    // Nothing pushed yet: nothing to do.
+    let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
+    assert_eq!((report.tracked.as_deref(), report.action.as_deref()), (None, None));
+
+    // A push to ECR: exactly one deployment, of that digest, with the Git revision recorded.
+    let first = push(&aws, "latest", "1").await;
+    let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
+    assert!(report.action.as_deref().unwrap().starts_with("created deployment d-"), "{report:?}");
+    let (app_spec, description) = fake.state.lock().unwrap().created[0].clone();
+    assert!(app_spec.contains("task-definition/web:2"), "{app_spec}");
+    assert!(description.contains(&first) && description.contains("abc123"), "{description}");
+    let registered = fake.state.lock().unwrap().task_definitions["arn:aws:ecs:ap-northeast-1:123456789012:task-definition/web:2"].clone();
+    assert!(registered.images[0].1.ends_with(&format!("/demo-web@{first}")), "{registered:?}");
+    assert_eq!(registered.revision.as_deref(), Some("abc123"));
+
+    // While it runs: followed, nothing new started, however often we look.
+    for _ in 0..3 {
+        let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
+        assert!(report.active.is_some() && report.action.is_none());
+    }
+    assert_eq!(fake.state.lock().unwrap().created.len(), 1);
+    let id = fake.state.lock().unwrap().deployments[0].id.clone();
+
+    // It succeeds: reported finished, the running digest gets the live tag.
+    fake.settle(&id, DeployStatus::Succeeded, None, false);
+    let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
+    assert_eq!(report.finished.iter().map(|d| d.status).collect::<Vec<_>>(), [DeployStatus::Succeeded]);
+    assert_eq!(report.live.as_deref(), Some(first.as_str()));
+    assert!(!report.image_drift);
+    assert!(tags_of(&aws, &first).await.contains(&live_tag("web")));
+
+    // A bad image: deployed once, fails, CodeDeploy rolls back automatically.
+    let second = push(&aws, "latest", "2").await;
+    pass(&aws, &fake, &t, &mut memory, Some("def456"), true, now).await.unwrap();
+    let id = fake.state.lock().unwrap().deployments[0].id.clone();
+    fake.settle(&id, DeployStatus::Failed, Some("HEALTH_CONSTRAINTS"), true);
+    let report = pass(&aws, &fake, &t, &mut memory, Some("def456"), true, now).await.unwrap();
+    assert_eq!(report.finished.len(), 1, "{report:#?}");
+    assert_eq!(rollback_trigger(&report.finished[0]), Some(RollbackTrigger::AutoFailure));
+    // The seed's trap: `latest` now points at the bad image, the service runs the old one.
+    assert!(report.image_drift);
+    assert_eq!((report.tracked.as_deref(), report.live.as_deref()), (Some(second.as_str()), Some(first.as_str())));
+    // The running image keeps its live tag, so "expire untagged" can never delete it.
+    assert!(tags_of(&aws, &first).await.contains(&live_tag("web")));
+    assert!(!tags_of(&aws, &second).await.contains(&live_tag("web")));
+
+    // Never the same digest twice, not even after a restart (a fresh memory).
+    for memory in [&mut memory, &mut Memory::default()] {
+        pass(&aws, &fake, &t, memory, Some("def456"), true, now).await.unwrap();
+    }
+    assert_eq!(fake.state.lock().unwrap().created.len(), 2);
+    assert_eq!(fake.active_count(), 0);
+
+    // A fixed image: deployed, succeeds, and the live tag moves to it.
+    let third = push(&aws, "latest", "3").await;
+    pass(&aws, &fake, &t, &mut memory, Some("0a0b0c"), true, now).await.unwrap();
+    let id = fake.state.lock().unwrap().deployments[0].id.clone();
+    fake.settle(&id, DeployStatus::Succeeded, None, false);
+    pass(&aws, &fake, &t, &mut memory, Some("0a0b0c"), true, now).await.unwrap();
+    assert!(tags_of(&aws, &third).await.contains(&live_tag("web")));
+    // The tag moved off the previous image. (AWS leaves that image untagged, for the lifecycle
+    // rule to expire; moto deletes an image whose last tag moves, so it may be gone.)
+    let previous = aws.image_by_digest("demo-web", &first).await.unwrap();
+    assert!(!previous.is_some_and(|i| i.tags.contains(&live_tag("web"))), "the tag moved off the previous image");
+}
+
+#[tokio::test]
+async fn pipeline_mode_leaves_the_start_to_eventbridge_and_starts_it_itself_only_after_the_grace_period() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
+    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    let t = target(true);
+    let mut memory = Memory::default();
+    push(&aws, "latest", "1").await;
+    let now = SystemTime::now();
+
+    let report = pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    assert!(report.action.unwrap().starts_with("waiting for EventBridge"));
+    assert!(fake.state.lock().unwrap().started.is_empty());
+
+    let later = now + Duration::from_secs(300);
+    let report = pass(&aws, &fake, &t, &mut memory, None, true, later).await.unwrap();
+    assert!(report.action.unwrap().contains("started web"), "slipway starts the pipeline itself");
+    for _ in 0..3 {
+        pass(&aws, &fake, &t, &mut memory, None, true, later).await.unwrap();
+        pass(&aws, &fake, &t, &mut Memory::default(), None, true, later).await.unwrap();
+    }
+    assert_eq!(fake.state.lock().unwrap().started.len(), 1, "never both, never twice");
+
+    // When the event did start it, slipway starts nothing.
+    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    push(&aws, "latest", "2").await;
+    fake.state.lock().unwrap().executions.push(Execution {
+        id: "e-event".into(),
+        status: "InProgress".into(),
+        started: Some(SystemTime::now()),
+        source_revisions: vec![],
+    });
+    let report = pass(&aws, &fake, &t, &mut Memory::default(), None, true, SystemTime::now() + Duration::from_secs(600)).await.unwrap();
+    assert!(report.action.unwrap().contains("was started"));
+    assert!(fake.state.lock().unwrap().started.is_empty());
+}
+
+#[tokio::test]
+async fn observe_mode_reports_a_new_image_without_deploying_or_tagging() {
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
+    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    push(&aws, "latest", "1").await;
+    let report = pass(&aws, &fake, &target(false), &mut Memory::default(), None, false, SystemTime::now()).await.unwrap();
+    assert!(report.action.unwrap().starts_with("would deploy"));
+    assert!(report.image_drift);
+    assert!(fake.state.lock().unwrap().created.is_empty());
+}
