@@ -168,3 +168,35 @@ async fn a_drifted_build_project_is_updated_and_adopting_keeps_the_tags_others_s
     resource::update(&aws, &desired, &live).await.unwrap();
     assert_eq!((update.num_calls(), retag.num_calls(), unused.num_calls()), (1, 1, 0));
 }
+
+#[tokio::test]
+async fn deployments_are_created_with_the_app_spec_content_and_stopped_with_rollback() {
+    use slipway::deploy::api::Delivery;
+    let create = mock!(aws_sdk_codedeploy::Client::create_deployment)
+        .match_requests(|r| {
+            let revision = r.revision().unwrap();
+            r.application_name() == Some("web")
+                && r.deployment_group_name() == Some("web")
+                && revision.revision_type().map(|t| t.as_str()) == Some("AppSpecContent")
+                && revision.app_spec_content().and_then(|c| c.content()).is_some_and(|c| c.contains("arn:td:7"))
+                && r.description() == Some("slipway rollback to d-1")
+        })
+        .then_output(|| aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentOutput::builder().deployment_id("d-9").build());
+    let stop = mock!(aws_sdk_codedeploy::Client::stop_deployment)
+        .match_requests(|r| r.deployment_id() == Some("d-8") && r.auto_rollback_enabled() == Some(true))
+        .then_output(|| aws_sdk_codedeploy::operation::stop_deployment::StopDeploymentOutput::builder().build());
+    let mut aws = aws();
+    aws.codedeploy = mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&create, &stop]);
+    let id = aws
+        .create_deployment(
+            "web",
+            "web",
+            "Resources:\n  - TargetService:\n      Properties:\n        TaskDefinition: arn:td:7\n",
+            "slipway rollback to d-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, "d-9");
+    aws.stop_deployment("d-8", true).await.unwrap();
+    assert_eq!((create.num_calls(), stop.num_calls()), (1, 1));
+}

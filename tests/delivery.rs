@@ -229,8 +229,10 @@ async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_on
     let id = fake.state.lock().unwrap().deployments[0].id.clone();
     fake.settle(&id, DeployStatus::Failed, Some("HEALTH_CONSTRAINTS"), true);
     let report = pass(&aws, &fake, &t, &mut memory, Some("def456"), true, now).await.unwrap();
-    assert_eq!(report.finished.len(), 1, "{report:#?}");
+    // Both ends are reported: the failed deployment and CodeDeploy's rollback deployment.
+    assert_eq!(report.finished.len(), 2, "{report:#?}");
     assert_eq!(rollback_trigger(&report.finished[0]), Some(RollbackTrigger::AutoFailure));
+    assert_eq!(report.finished[1].creator, "codeDeployRollback");
     // The seed's trap: `latest` now points at the bad image, the service runs the old one.
     assert!(report.image_drift);
     assert_eq!((report.tracked.as_deref(), report.live.as_deref()), (Some(second.as_str()), Some(first.as_str())));
@@ -307,4 +309,62 @@ async fn observe_mode_reports_a_new_image_without_deploying_or_tagging() {
     assert!(report.action.unwrap().starts_with("would deploy"));
     assert!(report.image_drift);
     assert!(fake.state.lock().unwrap().created.is_empty());
+}
+
+#[tokio::test]
+async fn rollback_stops_a_running_deployment_or_redeploys_the_last_good_task_definition_and_history_says_who_rolled_back() {
+    use slipway::deploy::{RollbackDone, RollbackError, history, rollback};
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
+    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    let t = target(false);
+    let mut memory = Memory::default();
+    let now = SystemTime::now();
+
+    // Nothing deployed yet: nothing to roll back to.
+    let refused = rollback(&fake, &t, None).await.unwrap_err();
+    assert!(matches!(refused, RollbackError::Refused(ref why) if why.starts_with("nothing to roll back to")), "{refused}");
+
+    // Two good deployments.
+    let good = push(&aws, "latest", "1").await;
+    pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    let first = fake.state.lock().unwrap().deployments[0].clone();
+    fake.settle(&first.id, DeployStatus::Succeeded, None, false);
+    pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    push(&aws, "latest", "2").await;
+    pass(&aws, &fake, &t, &mut memory, Some("rev2"), true, now).await.unwrap();
+    let second = fake.state.lock().unwrap().deployments[0].id.clone();
+
+    // In progress: stopped with rollback, nothing created.
+    assert_eq!(rollback(&fake, &t, None).await.unwrap(), RollbackDone::Stopped { deployment: second.clone() });
+    assert_eq!(fake.state.lock().unwrap().stopped, [(second.clone(), true)]);
+    fake.settle(&second, DeployStatus::Stopped, Some("MANUAL_STOP"), true);
+
+    // Later the bad image succeeds after all, then someone wants the good one back.
+    push(&aws, "latest", "3").await;
+    pass(&aws, &fake, &t, &mut memory, Some("rev3"), true, now).await.unwrap();
+    let third = fake.state.lock().unwrap().deployments[0].id.clone();
+    fake.settle(&third, DeployStatus::Succeeded, None, false);
+    let done = rollback(&fake, &t, None).await.unwrap();
+    // Back to the last good task definition: the first deployment's, which CodeDeploy's own
+    // rollback deployment rolled out again most recently.
+    let RollbackDone::Redeployed { of, task_definition, .. } = &done else { panic!("{done:?}") };
+    assert_eq!(task_definition, first.task_definition.as_ref().unwrap());
+    assert!(of.starts_with("d-RB"), "{of}");
+    let (app_spec, description) = fake.state.lock().unwrap().created.last().cloned().unwrap();
+    assert!(app_spec.contains(first.task_definition.as_deref().unwrap()) && description.starts_with("slipway rollback to "));
+    assert!(matches!(rollback(&fake, &t, Some(&second)).await, Err(RollbackError::Refused(_))), "an unsuccessful deployment is no target");
+
+    // History: newest first, with image, revision, outcome and who rolled back.
+    let newest = fake.state.lock().unwrap().deployments[0].id.clone();
+    fake.settle(&newest, DeployStatus::Succeeded, None, false);
+    let rows = history(&aws, &fake, &t, 10).await.unwrap();
+    let summary: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.outcome, r.rollback)).collect();
+    assert_eq!(
+        summary,
+        [("rollback", Some("slipway")), ("succeeded", None), ("succeeded", None), ("rolled_back", Some("manual")), ("succeeded", None)]
+    );
+    let oldest = rows.last().unwrap();
+    assert_eq!((oldest.image_digest.as_deref(), oldest.git_revision.as_deref()), (Some(good.as_str()), Some("rev1")));
 }

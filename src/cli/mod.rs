@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand. Results go to stdout, logs to stderr.
 
 mod apply;
+mod history;
 mod plan;
+mod rollback;
 mod run;
 mod status;
 mod validate;
@@ -65,6 +67,14 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Print the status of a running controller as a table.
     Status(status::StatusArgs),
+    /// List a pipeline's last deployments: image digest, Git revision, outcome, duration, and
+    /// who or what rolled back. Reads AWS directly; no controller needed.
+    History(history::HistoryArgs),
+    /// Roll a pipeline back: stop a deployment in progress (CodeDeploy restores the previous task
+    /// set) or, when none is running, deploy the last successful task definition (or --to).
+    ///
+    /// Refuses when there is nothing to roll back to. Works without a running controller.
+    Rollback(rollback::RollbackArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -124,9 +134,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(args).await,
         Command::Run(args) => run::run(*args).await,
         Command::Status(args) => status::run(args).await,
+        Command::History(args) => history::run(args).await,
+        Command::Rollback(args) => rollback::run(args).await,
         Command::Schema => {
             print!("{}", crate::manifest::schema::pipeline_schema_json());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The delivery target of one pipeline, from a validated manifest in the repository.
+fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<crate::deploy::Target> {
+    let prepared = crate::engine::prepare(&repo.repo)?;
+    let Some((valid, _)) = prepared.pipelines.iter().find(|(v, _)| v.name() == pipeline) else {
+        let broken: Vec<String> =
+            prepared.diagnostics.iter().filter(|d| d.pipeline.as_deref() == Some(pipeline)).map(|d| d.to_string()).collect();
+        anyhow::ensure!(broken.is_empty(), "pipeline `{pipeline}` has invalid manifests:\n{}", broken.join("\n"));
+        anyhow::bail!("no pipeline `{pipeline}` in {}", prepared.root.display());
+    };
+    crate::deploy::Target::from_valid(valid)
+        .ok_or_else(|| anyhow::anyhow!("pipeline `{pipeline}`: its task definition has no `<IMAGE1_NAME>` container"))
 }

@@ -77,10 +77,11 @@ impl Target {
 pub struct Memory {
     /// Digests deployed or tried: never deployed again.
     pub attempted: HashSet<String>,
-    /// Whether `attempted` was filled from the group's history yet.
+    /// Whether `attempted` and `finished` were filled from the group's history yet.
     pub seeded: bool,
-    /// The deployment being followed.
-    pub watching: Option<String>,
+    /// Deployments already known to have ended: each end is reported once, whoever started the
+    /// deployment (slipway, the pipeline, a person in the console, CodeDeploy's rollback).
+    pub finished: HashSet<String>,
 }
 
 /// What one delivery pass saw and did.
@@ -155,6 +156,8 @@ pub async fn pass<R: Registry, D: Delivery>(
     now: SystemTime,
 ) -> Result<Report, AwsError> {
     let obs = observe(registry, delivery, t).await?;
+    let mut report = Report { tracked: obs.tracked.as_ref().map(|i| i.digest.clone()), live: obs.live.clone(), ..Default::default() };
+    let ended = obs.deployments.iter().filter(|d| !d.status.is_active());
     if !memory.seeded {
         // Everything the group ever rolled out counts as tried: a restart never redeploys it.
         for d in &obs.deployments {
@@ -164,19 +167,19 @@ pub async fn pass<R: Registry, D: Delivery>(
                 memory.attempted.insert(digest);
             }
         }
+        memory.finished.extend(ended.map(|d| d.id.clone()));
         memory.seeded = true;
-    }
-    let mut report = Report { tracked: obs.tracked.as_ref().map(|i| i.digest.clone()), live: obs.live.clone(), ..Default::default() };
-    if let Some(id) = memory.watching.clone()
-        && let Some(d) = obs.deployments.iter().find(|d| d.id == id)
-        && !d.status.is_active()
-    {
-        report.finished.push(d.clone());
-        memory.watching = None;
+    } else {
+        // Oldest first, so events read in the order things happened.
+        for d in ended.collect::<Vec<_>>().into_iter().rev() {
+            if memory.finished.insert(d.id.clone()) {
+                report.finished.push(d.clone());
+            }
+        }
     }
     report.active = obs.active().cloned();
     match decide(&obs, t.via_pipeline, &memory.attempted, t.grace, now) {
-        Decision::Watch(id) => memory.watching = Some(id),
+        Decision::Watch(_) => {}
         Decision::Settled => {
             if act && let Some(live) = &obs.live {
                 protect(registry, t, live, &mut report).await;
@@ -204,7 +207,6 @@ pub async fn pass<R: Registry, D: Delivery>(
             let description = format!("slipway: deploy {digest} (revision {})", revision.unwrap_or("-"));
             let id = delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, &arn), &description).await?;
             report.action = Some(format!("created deployment {id} of {digest} ({arn})"));
-            memory.watching = Some(id);
         }
         Decision::StartPipeline { digest } | Decision::DeployDirect { digest } => {
             report.action = Some(format!("would deploy {digest} (sync: observe)"));
@@ -231,4 +233,88 @@ async fn protect<R: Registry>(registry: &R, t: &Target, live: &str, report: &mut
     if !tagged && let Err(e) = registry.put_tag(&t.repository, live, &tag).await {
         report.problems.push(format!("failed to tag the running image {live} as {tag}: {e}"));
     }
+}
+
+/// One row of `slipway history`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    pub duration_seconds: Option<f64>,
+    /// `succeeded`, `failed`, `rolled_back`, `stopped`, `rollback`, `in_progress`.
+    pub outcome: &'static str,
+    /// Who or what rolled it back (or, for a `slipway rollback` deployment, that it was one).
+    pub rollback: Option<&'static str>,
+    pub image_digest: Option<String>,
+    pub git_revision: Option<String>,
+}
+
+/// The pipeline's recent deployments, newest first, with the image and Git revision each
+/// rolled out. Reads AWS only: no running controller needed.
+pub async fn history<R: Registry, D: Delivery>(
+    registry: &R,
+    delivery: &D,
+    t: &Target,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, AwsError> {
+    let mut out = Vec::new();
+    for d in delivery.deployments(&t.application, &t.group, limit).await? {
+        let (mut image_digest, mut git_revision) = (None, None);
+        if let Some(arn) = &d.task_definition {
+            git_revision = delivery.task_definition(arn).await?.revision;
+            image_digest = image_digest_of(registry, delivery, t, arn).await?;
+        }
+        let stamp = |t: Option<SystemTime>| t.map(crate::controller::status::timestamp);
+        out.push(HistoryEntry {
+            started: stamp(d.created),
+            ended: stamp(d.completed),
+            duration_seconds: d.created.zip(d.completed).and_then(|(a, b)| b.duration_since(a).ok()).map(|d| d.as_secs_f64()),
+            outcome: state::outcome(&d),
+            rollback: state::rollback_trigger(&d).map(|r| r.label()),
+            image_digest,
+            git_revision,
+            deployment: d,
+        });
+    }
+    Ok(out)
+}
+
+/// What `slipway rollback` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackDone {
+    /// A deployment was in progress: stopped, and CodeDeploy rolls back to the previous task set.
+    Stopped { deployment: String },
+    /// Nothing in progress: a new deployment of an earlier good task definition.
+    Redeployed { deployment: String, of: String, task_definition: String },
+}
+
+/// Stops a deployment in progress with rollback or, when none is, deploys the task definition of
+/// the last successful deployment (or of `to`). Refuses, with the reason, when there is nothing
+/// to roll back to.
+pub async fn rollback<D: Delivery>(delivery: &D, t: &Target, to: Option<&str>) -> Result<RollbackDone, RollbackError> {
+    let deployments = delivery.deployments(&t.application, &t.group, HISTORY).await?;
+    if let Some(active) = deployments.iter().find(|d| d.status.is_active()) {
+        if to.is_some() {
+            return Err(RollbackError::Refused(format!("deployment {} is in progress: roll it back first (without --to)", active.id)));
+        }
+        delivery.stop_deployment(&active.id, true).await?;
+        return Ok(RollbackDone::Stopped { deployment: active.id.clone() });
+    }
+    let running = delivery.service_task_definition(&t.cluster, &t.service).await?;
+    let target = state::rollback_target(&deployments, running.as_deref(), to).map_err(RollbackError::Refused)?;
+    let task_definition = target.task_definition.clone().expect("rollback targets have a task definition");
+    let description = format!("{}{}", state::SLIPWAY_ROLLBACK, target.id);
+    let id = delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, &task_definition), &description).await?;
+    Ok(RollbackDone::Redeployed { deployment: id, of: target.id.clone(), task_definition })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("refusing to roll back: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
 }

@@ -1,0 +1,43 @@
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{RepoArgs, delivery_target};
+use crate::aws::Aws;
+use crate::deploy::{RollbackDone, RollbackError, rollback};
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Pipeline name (metadata.name).
+    pub pipeline: String,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Deploy the task definition of this earlier successful deployment (see `slipway history`)
+    /// instead of the last good one.
+    #[arg(long, value_name = "DEPLOYMENT")]
+    pub to: Option<String>,
+}
+
+pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
+    let target = delivery_target(&args.repo, &args.pipeline)?;
+    let aws = Aws::from_env().await?;
+    match rollback(&aws, &target, args.to.as_deref()).await {
+        Ok(RollbackDone::Stopped { deployment }) => {
+            println!("stopped deployment {deployment} with rollback: CodeDeploy shifts traffic back to the previous task set");
+        }
+        Ok(RollbackDone::Redeployed { deployment, of, task_definition }) => {
+            println!("created deployment {deployment}: back to {task_definition} (from deployment {of})");
+        }
+        Err(RollbackError::Refused(why)) => {
+            eprintln!("refusing to roll back {}: {why}", args.pipeline);
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(RollbackError::Aws(e)) => return Err(e.into()),
+    }
+    println!(
+        "note: ECR's {} tag still points at the image you rolled back from; fix the app and push again (slipway keeps the running image tagged {})",
+        target.tag,
+        crate::deploy::live_tag(&target.pipeline)
+    );
+    Ok(ExitCode::SUCCESS)
+}
