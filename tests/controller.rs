@@ -323,3 +323,62 @@ async fn a_watched_local_directory_is_applied_on_change_and_once_reports_the_pas
         .unwrap();
     assert_eq!(once.status.code(), Some(1), "a pass with an invalid manifest fails");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_deploys_a_pushed_image_once_and_follows_the_deployment() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = common::example_repo();
+    // web deploys directly: slipway registers the task definition and creates the deployment.
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "    autoRollbackOn: [DEPLOYMENT_FAILURE]\n  pipeline:\n    roleArn: arn:aws:iam::123456789012:role/slipway-demo-codepipeline\n",
+        "    autoRollbackOn: [DEPLOYMENT_FAILURE]\n    mode: direct\n",
+    );
+    let dir = repo.path().to_str().unwrap().to_string();
+    let slipway = Slipway::start(&moto, &dir, &["--interval", "1h", "--drift-interval", "2s", "--watch-interval", "1s"]);
+    let limit = Duration::from_secs(60);
+    eventually("ready", limit, &slipway, || async { get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) }).await;
+    assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_err(), "direct mode creates no CodePipeline");
+
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{:0>64}", 1)},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": format!("sha256:{:a>64}", 1)}]
+    });
+    let pushed =
+        aws.ecr.put_image().repository_name("demo-web").image_manifest(manifest.to_string()).image_tag("latest").send().await.unwrap();
+    let digest = pushed.image.unwrap().image_id.unwrap().image_digest.unwrap();
+
+    let deployments = || async {
+        aws.codedeploy
+            .list_deployments()
+            .application_name("web")
+            .deployment_group_name("web")
+            .send()
+            .await
+            .unwrap()
+            .deployments
+            .unwrap_or_default()
+    };
+    eventually("a deployment is created", limit, &slipway, || async { !deployments().await.is_empty() }).await;
+    let status = slipway.status();
+    let web = pipeline(&status, "web").unwrap();
+    assert_eq!(web["delivery"]["trackedDigest"], digest);
+    let id = deployments().await[0].clone();
+    eventually("the deployment is followed", limit, &slipway, || async {
+        pipeline(&slipway.status(), "web").is_some_and(|p| p["delivery"]["activeDeployment"] == id.as_str())
+    })
+    .await;
+    assert!(
+        web["events"].as_array().unwrap().iter().any(|e| e["reason"] == "Deploying" && e["message"].as_str().unwrap().contains(&digest))
+    );
+    // moto keeps the deployment `Created` forever: slipway keeps watching and starts no second one.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(deployments().await.len(), 1, "one deployment per digest, never a second while one runs");
+    let info = aws.codedeploy.get_deployment().deployment_id(&id).send().await.unwrap().deployment_info.unwrap();
+    let content = info.revision.unwrap().app_spec_content.unwrap().content.unwrap();
+    assert!(content.contains("task-definition/web:"), "{content}");
+}

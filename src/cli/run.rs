@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// How long reconciles in progress may finish after SIGTERM (ECS kills after 30s).
     #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
+    /// How often a pipeline is looked at while a deployment runs.
+    #[arg(long, env = "SLIPWAY_WATCH_INTERVAL", default_value = "15s", value_parser = duration)]
+    pub watch_interval: Duration,
     /// HTTPS user name (defaults to the URL's, or x-access-token with a token).
     #[arg(long, env = "SLIPWAY_GIT_USERNAME")]
     pub git_username: Option<String>,
@@ -149,6 +152,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         once: args.once,
         fetch_timeout: args.fetch_timeout,
         shutdown_grace: args.shutdown_grace,
+        watch_interval: args.watch_interval,
     };
     let shared = Arc::new(Shared::default());
     let secrets = WebhookSecrets {

@@ -58,7 +58,7 @@ pub fn render(status: &Value) -> String {
         source["lastFetchError"].as_str().map(|e| format!("  (fetch failing: {e})")).unwrap_or_default()
     ));
     out.push_str(&format!("ready {}\n\n", status["ready"]));
-    let rows: Vec<[String; 8]> = status["pipelines"]
+    let rows: Vec<[String; 9]> = status["pipelines"]
         .as_array()
         .into_iter()
         .flatten()
@@ -73,19 +73,20 @@ pub fn render(status: &Value) -> String {
                 condition(p, "Synced"),
                 condition(p, "Drifted"),
                 condition(p, "Stalled"),
+                condition(p, "ImageDrift"),
                 short(&p["lastAppliedRevision"]),
                 message,
             ]
         })
         .collect();
-    let header = ["PIPELINE", "SYNC", "READY", "SYNCED", "DRIFTED", "STALLED", "APPLIED", "MESSAGE"].map(String::from);
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let header = ["PIPELINE", "SYNC", "READY", "SYNCED", "DRIFTED", "STALLED", "IMAGEDRIFT", "APPLIED", "MESSAGE"].map(String::from);
+    let widths: Vec<usize> = (0..8).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
     for row in [&header].into_iter().chain(rows.iter()) {
         let mut line = String::new();
         for (i, width) in widths.iter().enumerate() {
             line.push_str(&format!("{:<w$}  ", row[i], w = width));
         }
-        line.push_str(&row[7]);
+        line.push_str(&row[8]);
         out.push_str(line.trim_end());
         out.push('\n');
     }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::aws::Aws;
+use crate::deploy;
 use crate::desired::{DesiredPipeline, compile};
 use crate::engine::{self, PRUNE_UNSAFE, Prepared, prepare};
 use crate::manifest::SyncMode;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub fetch_timeout: Duration,
     /// How long in-flight reconciles may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How often a pipeline is looked at while a deployment runs or a push awaits its pipeline.
+    pub watch_interval: Duration,
 }
 
 /// State shared with the HTTP server.
@@ -67,6 +70,10 @@ pub struct Shared {
 /// A pipeline the loop knows.
 struct Unit {
     desired: DesiredPipeline,
+    /// What delivery needs; `None` when the task definition names no `<IMAGE1_NAME>` container.
+    target: Option<deploy::Target>,
+    /// Delivery's memory; travels with the reconcile task and comes back in `Done`.
+    memory: Option<deploy::Memory>,
     fingerprint: String,
     sync: SyncMode,
     suspended: bool,
@@ -80,6 +87,8 @@ struct Done {
     name: String,
     fingerprint: String,
     outcome: Outcome,
+    memory: Option<deploy::Memory>,
+    delivery: Option<Result<deploy::Report, String>>,
 }
 
 pub struct Controller {
@@ -275,6 +284,7 @@ impl Controller {
             let name = valid.name().to_string();
             seen.insert(name.clone());
             let desired = compile(valid, zip.clone(), &target);
+            let delivery_target = deploy::Target::from_valid(valid);
             let fingerprint = desired.fingerprint();
             let spec = &valid.pipeline.spec;
             let ps = st.pipeline_mut(&name);
@@ -306,6 +316,8 @@ impl Controller {
                         name,
                         Unit {
                             desired,
+                            target: delivery_target,
+                            memory: Some(deploy::Memory::default()),
                             fingerprint,
                             sync: spec.sync,
                             suspended: spec.suspend,
@@ -345,8 +357,11 @@ impl Controller {
             self.running.insert(name.clone());
             let aws = self.aws.clone();
             let desired = unit.desired.clone();
+            let target = unit.target.clone();
+            let mut memory = unit.memory.take();
             let fingerprint = unit.fingerprint.clone();
             let sync = unit.sync;
+            let revision = self.revision.clone();
             let tx = done_tx.clone();
             let semaphore = semaphore.clone();
             let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
@@ -354,7 +369,19 @@ impl Controller {
                 async move {
                     let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
                     let outcome = reconcile(&aws, &desired, sync).await;
-                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome });
+                    // Delivery runs once the pipeline's resources are in place; with sync: observe
+                    // it only reports.
+                    let delivery = match (&outcome, &target, memory.as_mut()) {
+                        (Outcome::Synced { .. } | Outcome::Observed { .. }, Some(target), Some(memory)) => {
+                            let act = matches!(outcome, Outcome::Synced { .. });
+                            let report = deploy::pass(&aws, &aws, target, memory, revision.as_deref(), act, SystemTime::now())
+                                .instrument(info_span!("deliver"))
+                                .await;
+                            Some(report.map_err(|e| e.to_string()))
+                        }
+                        _ => None,
+                    };
+                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome, memory, delivery });
                 }
                 .instrument(span),
             );
@@ -375,13 +402,45 @@ impl Controller {
             Outcome::Failed { error, retryable } => warn!(pipeline = %done.name, error = %error, retryable, "reconcile failed"),
             _ => {}
         }
-        let (delay, attempt) = schedule::next_after(&done.outcome, unit.attempt, self.settings.drift_interval);
+        unit.memory = done.memory.or_else(|| Some(deploy::Memory::default()));
+        let (mut delay, attempt) = schedule::next_after(&done.outcome, unit.attempt, self.settings.drift_interval);
+        // While a deployment runs (or a push awaits its pipeline), look again soon.
+        if let Some(Ok(report)) = &done.delivery
+            && (report.active.is_some() || report.action.as_deref().is_some_and(|a| a.starts_with("waiting")))
+        {
+            delay = delay.min(self.settings.watch_interval);
+        }
         unit.attempt = attempt;
         // A newer revision arrived while this ran: reconcile again at once.
         unit.due = Some(if unit.fingerprint != done.fingerprint { Instant::now() } else { Instant::now() + delay });
+        let now = SystemTime::now();
         let mut st = self.shared.status.write().await;
         let ps = st.pipeline_mut(&done.name);
-        record(ps, &done.outcome, self.revision.as_deref(), SystemTime::now());
+        record(ps, &done.outcome, self.revision.as_deref(), now);
+        match &done.delivery {
+            Some(Ok(report)) => {
+                if let Some(action) = &report.action {
+                    info!(pipeline = %done.name, action = %action, "delivery");
+                }
+                for problem in &report.problems {
+                    warn!(pipeline = %done.name, problem = %problem, "delivery problem");
+                }
+                for event in status::record_delivery(ps, &done.name, report, now) {
+                    if event.reason == "RolledBack" || event.reason == "DeploymentFailed" {
+                        warn!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");
+                    } else {
+                        info!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");
+                    }
+                }
+            }
+            Some(Err(err)) => {
+                warn!(pipeline = %done.name, error = %err, "delivery failed");
+                if let Some(d) = ps.delivery.as_mut() {
+                    d.problems = vec![format!("delivery failed: {err}")];
+                }
+            }
+            None => {}
+        }
     }
 
     /// Looks for orphans (and prunes them when asked). Returns false when that failed.

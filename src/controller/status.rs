@@ -15,6 +15,12 @@ pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 pub const DRIFTED: &str = "Drifted";
 pub const STALLED: &str = "Stalled";
+/// The service runs another image than the one Git asks for (after a rollback, `latest` still
+/// points at the bad image).
+pub const IMAGE_DRIFT: &str = "ImageDrift";
+
+/// How many events a pipeline keeps in `/status`.
+const EVENTS_KEPT: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,6 +52,33 @@ pub struct PipelineStatus {
     pub last_reconcile_time: Option<String>,
     /// Resources that differed from Git at the last check (`kind name`).
     pub drifted_resources: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryStatus>,
+    /// Deployment ends and rollbacks, newest last.
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStatus {
+    /// The digest Git asks for (the tracked tag's, or the pin).
+    pub tracked_digest: Option<String>,
+    /// The digest the service runs.
+    pub live_digest: Option<String>,
+    /// The tag that keeps the running image from expiring.
+    pub live_tag: String,
+    pub active_deployment: Option<String>,
+    pub last_action: Option<String>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub time: String,
+    /// `DeploymentSucceeded`, `DeploymentFailed`, `DeploymentStopped`, `RolledBack`, `Deploying`.
+    pub reason: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -139,7 +172,7 @@ impl PipelineStatus {
                     message,
                     last_transition_time: timestamp(now),
                 });
-                let order = |k: &str| [READY, SYNCED, DRIFTED, STALLED].iter().position(|x| *x == k).unwrap_or(9);
+                let order = |k: &str| [READY, SYNCED, DRIFTED, STALLED, IMAGE_DRIFT].iter().position(|x| *x == k).unwrap_or(9);
                 self.conditions.sort_by_key(|c| order(&c.kind));
             }
         }
@@ -226,6 +259,59 @@ pub fn record_invalid(status: &mut PipelineStatus, errors: &[String], now: Syste
 
 pub fn record_suspended(status: &mut PipelineStatus, now: SystemTime) {
     status.set(READY, Truth::Unknown, "Suspended", "spec.suspend is true: slipway leaves this pipeline alone", now);
+}
+
+/// Records a delivery pass: the image condition, what is deploying, and an event per deployment
+/// that ended. Returns the new events (for logs).
+pub fn record_delivery(status: &mut PipelineStatus, pipeline: &str, report: &crate::deploy::Report, now: SystemTime) -> Vec<Event> {
+    use crate::deploy::state::{outcome, rollback_trigger};
+    let short = |d: &Option<String>| {
+        d.as_deref().map(|d| d.trim_start_matches("sha256:").chars().take(12).collect::<String>()).unwrap_or_else(|| "-".into())
+    };
+    if report.image_drift {
+        let message = format!(
+            "the service runs {} but Git asks for {}; fix the app and push, or pin the running image",
+            short(&report.live),
+            short(&report.tracked)
+        );
+        status.set(IMAGE_DRIFT, Truth::True, "RunningImageDiffers", message, now);
+    } else {
+        status.set(IMAGE_DRIFT, Truth::False, if report.active.is_some() { "Deploying" } else { "InStep" }, "", now);
+    }
+    status.delivery = Some(DeliveryStatus {
+        tracked_digest: report.tracked.clone(),
+        live_digest: report.live.clone(),
+        live_tag: crate::deploy::live_tag(pipeline),
+        active_deployment: report.active.as_ref().map(|d| d.id.clone()),
+        last_action: report.action.clone().or_else(|| status.delivery.as_ref().and_then(|d| d.last_action.clone())),
+        problems: report.problems.clone(),
+    });
+    let mut events = Vec::new();
+    if let Some(action) = &report.action
+        && (action.starts_with("created deployment") || action.contains("started"))
+    {
+        events.push(Event { time: timestamp(now), reason: "Deploying".into(), message: action.clone() });
+    }
+    for d in &report.finished {
+        let (reason, message) = match (outcome(d), rollback_trigger(d)) {
+            ("rolled_back", Some(trigger)) => ("RolledBack", format!("deployment {} was rolled back ({})", d.id, trigger.label())),
+            ("rollback", _) => ("RolledBack", format!("deployment {} rolled back to an earlier task definition (slipway)", d.id)),
+            ("succeeded", _) if d.creator == "codeDeployRollback" => {
+                ("RolledBack", format!("CodeDeploy rollback deployment {} finished", d.id))
+            }
+            ("succeeded", _) => ("DeploymentSucceeded", format!("deployment {} succeeded", d.id)),
+            ("stopped", _) => ("DeploymentStopped", format!("deployment {} was stopped", d.id)),
+            _ => (
+                "DeploymentFailed",
+                format!("deployment {} failed{}", d.id, d.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
+            ),
+        };
+        events.push(Event { time: timestamp(now), reason: reason.into(), message });
+    }
+    status.events.extend(events.iter().cloned());
+    let excess = status.events.len().saturating_sub(EVENTS_KEPT);
+    status.events.drain(..excess);
+    events
 }
 
 #[cfg(test)]
