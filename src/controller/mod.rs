@@ -426,7 +426,7 @@ impl Controller {
                     warn!(pipeline = %done.name, problem = %problem, "delivery problem");
                 }
                 for event in status::record_delivery(ps, &done.name, report, now) {
-                    if event.reason == "RolledBack" || event.reason == "DeploymentFailed" {
+                    if event.reason == "RolledBack" || event.reason.ends_with("Failed") {
                         warn!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");
                     } else {
                         info!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");

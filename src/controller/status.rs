@@ -76,7 +76,8 @@ pub struct DeliveryStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub time: String,
-    /// `DeploymentSucceeded`, `DeploymentFailed`, `DeploymentStopped`, `RolledBack`, `Deploying`.
+    /// `Deploying`, `DeploymentSucceeded`, `DeploymentFailed`, `DeploymentStopped`, `RolledBack`,
+    /// `PipelineSucceeded`, `PipelineFailed`, `PipelineStopped`.
     pub reason: String,
     pub message: String,
 }
@@ -308,6 +309,18 @@ pub fn record_delivery(status: &mut PipelineStatus, pipeline: &str, report: &cra
         };
         events.push(Event { time: timestamp(now), reason: reason.into(), message });
     }
+    for e in &report.finished_executions {
+        let reason = match e.status.as_str() {
+            "Succeeded" => "PipelineSucceeded",
+            "Failed" => "PipelineFailed",
+            _ => "PipelineStopped",
+        };
+        events.push(Event {
+            time: timestamp(now),
+            reason: reason.into(),
+            message: format!("pipeline execution {} ended: {}", e.id, e.status),
+        });
+    }
     status.events.extend(events.iter().cloned());
     let excess = status.events.len().saturating_sub(EVENTS_KEPT);
     status.events.drain(..excess);
@@ -356,5 +369,57 @@ mod tests {
         assert_eq!(s.condition(STALLED).unwrap().status, "False");
         record_invalid(&mut s, &["p.yaml:3:1: bad".into()], at(2));
         assert_eq!(s.condition(STALLED).unwrap().reason, "InvalidManifest");
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+    use crate::deploy::Report;
+    use crate::deploy::api::{DeployStatus, Deployment, Execution};
+    use std::time::Duration;
+
+    fn ended(id: &str, status: DeployStatus, rolled_back_by: Option<&str>) -> Deployment {
+        Deployment {
+            id: id.into(),
+            status,
+            creator: "user".into(),
+            created: None,
+            completed: None,
+            task_definition: None,
+            rolled_back_by: rolled_back_by.map(str::to_owned),
+            rollback_of: None,
+            error_code: None,
+            message: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn image_drift_names_both_digests_and_rollbacks_become_events() {
+        let mut s = PipelineStatus::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(60);
+        let report = Report {
+            tracked: Some("sha256:bbbbbbbbbbbbbbbb".into()),
+            live: Some("sha256:aaaaaaaaaaaaaaaa".into()),
+            image_drift: true,
+            finished: vec![ended("d-1", DeployStatus::Failed, Some("d-2"))],
+            finished_executions: vec![Execution { id: "e-1".into(), status: "Failed".into(), started: None, source_revisions: vec![] }],
+            ..Default::default()
+        };
+        let events = record_delivery(&mut s, "web", &report, t0);
+        let c = s.condition(IMAGE_DRIFT).unwrap();
+        assert_eq!(c.status, "True");
+        assert!(c.message.contains("aaaaaaaaaaaa") && c.message.contains("bbbbbbbbbbbb"), "{}", c.message);
+        assert_eq!(c.last_transition_time, "1970-01-01T00:01:00Z", "the transition time says since when");
+        let reasons: Vec<&str> = events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["RolledBack", "PipelineFailed"]);
+        assert!(events[0].message.contains("auto_failure"));
+        assert_eq!(s.delivery.as_ref().unwrap().live_tag, "slipway-live-web");
+
+        // Still drifted later: the condition keeps its first transition time.
+        record_delivery(&mut s, "web", &Report { image_drift: true, ..report.clone() }, t0 + Duration::from_secs(600));
+        assert_eq!(s.condition(IMAGE_DRIFT).unwrap().last_transition_time, "1970-01-01T00:01:00Z");
+        assert_eq!(s.events.len(), 4);
     }
 }

@@ -82,6 +82,8 @@ pub struct Memory {
     /// Deployments already known to have ended: each end is reported once, whoever started the
     /// deployment (slipway, the pipeline, a person in the console, CodeDeploy's rollback).
     pub finished: HashSet<String>,
+    /// Pipeline executions already known to have ended.
+    pub finished_executions: HashSet<String>,
 }
 
 /// What one delivery pass saw and did.
@@ -97,6 +99,9 @@ pub struct Report {
     pub active: Option<Deployment>,
     /// Deployments that ended since the last pass.
     pub finished: Vec<Deployment>,
+    /// Pipeline executions that ended since the last pass (pipeline mode).
+    #[serde(skip)]
+    pub finished_executions: Vec<api::Execution>,
     /// The service runs something other than what Git asks for, and nothing is deploying.
     pub image_drift: bool,
     /// Something delivery could not do (it does not stop the pipeline).
@@ -158,7 +163,9 @@ pub async fn pass<R: Registry, D: Delivery>(
     let obs = observe(registry, delivery, t).await?;
     let mut report = Report { tracked: obs.tracked.as_ref().map(|i| i.digest.clone()), live: obs.live.clone(), ..Default::default() };
     let ended = obs.deployments.iter().filter(|d| !d.status.is_active());
+    let ended_executions = obs.executions.iter().filter(|e| !matches!(e.status.as_str(), "InProgress" | "Stopping"));
     if !memory.seeded {
+        memory.finished_executions.extend(ended_executions.map(|e| e.id.clone()));
         // Everything the group ever rolled out counts as tried: a restart never redeploys it.
         for d in &obs.deployments {
             if let Some(arn) = &d.task_definition
@@ -174,6 +181,11 @@ pub async fn pass<R: Registry, D: Delivery>(
         for d in ended.collect::<Vec<_>>().into_iter().rev() {
             if memory.finished.insert(d.id.clone()) {
                 report.finished.push(d.clone());
+            }
+        }
+        for e in ended_executions.collect::<Vec<_>>().into_iter().rev() {
+            if memory.finished_executions.insert(e.id.clone()) {
+                report.finished_executions.push(e.clone());
             }
         }
     }
