@@ -1,5 +1,6 @@
 //! The controller's HTTP endpoints: `/healthz` (the process lives), `/readyz` (the first fetch
-//! and reconcile pass are done), `/status` (JSON), and the GitLab and GitHub webhook receivers.
+//! and reconcile pass are done), `/status` (JSON), `/metrics` (Prometheus), and the GitLab and
+//! GitHub webhook receivers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,6 +36,7 @@ pub fn router(shared: Arc<Shared>, secrets: WebhookSecrets) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/webhooks/gitlab", post(gitlab))
         .route("/webhooks/github", post(github))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
@@ -47,6 +49,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first fetch and reconcile pass are not done\n").into_response()
     }
+}
+
+async fn metrics() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::METRICS.render()).into_response()
 }
 
 async fn status(State(state): State<AppState>) -> Response {

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod engine;
 pub mod http;
 pub mod manifest;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod report;

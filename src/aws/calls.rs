@@ -1,15 +1,24 @@
 //! Counts every AWS call by service, operation and outcome, from an SDK interceptor on every
-//! client. The counts answer "did this apply make any mutating call?" and feed metrics.
+//! client. The counts answer "did this apply make any mutating call?"; the same hook feeds the
+//! `slipway_aws_*` metrics.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+/// When the call started, kept in the call's own config bag.
+#[derive(Debug, Clone, Copy)]
+struct CallStart(std::time::Instant);
+
+impl Storable for CallStart {
+    type Storer = StoreReplace<Self>;
+}
 
 /// `(service, operation, succeeded)` → number of calls.
 pub type CallCounts = BTreeMap<(String, String, bool), u64>;
@@ -47,6 +56,11 @@ impl Intercept for CallLog {
         "slipway-call-log"
     }
 
+    fn read_before_execution(&self, _: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(CallStart(std::time::Instant::now()));
+        Ok(())
+    }
+
     fn read_after_execution(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
@@ -56,6 +70,12 @@ impl Intercept for CallLog {
         if let Some(meta) = cfg.load::<Metadata>() {
             let ok = matches!(context.output_or_error(), Some(Ok(_)));
             *self.counts.lock().expect("call log lock").entry((meta.service().to_owned(), meta.name().to_owned(), ok)).or_insert(0) += 1;
+            let service = meta.service().to_ascii_lowercase();
+            let m = &crate::metrics::METRICS;
+            m.aws_requests_total.with_label_values(&[service.as_str(), meta.name(), if ok { "success" } else { "error" }]).inc();
+            if let Some(CallStart(started)) = cfg.load::<CallStart>() {
+                m.aws_request_duration_seconds.with_label_values(&[service.as_str()]).observe(started.elapsed().as_secs_f64());
+            }
         }
         Ok(())
     }

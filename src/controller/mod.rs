@@ -26,7 +26,8 @@ use crate::deploy;
 use crate::desired::{DesiredPipeline, compile};
 use crate::engine::{self, PRUNE_UNSAFE, Prepared, prepare};
 use crate::manifest::SyncMode;
-use crate::resource::Key;
+use crate::metrics::METRICS;
+use crate::resource::{Key, Kind};
 use crate::source::git::{self, GitSettings};
 use crate::source::watch as dir_watch;
 use status::{ControllerStatus, Outcome, record, record_invalid, record_suspended, timestamp};
@@ -87,6 +88,11 @@ struct Done {
     name: String,
     fingerprint: String,
     outcome: Outcome,
+    /// Kinds of the resources that differed from Git when observed.
+    drift: Vec<Kind>,
+    /// Kinds of all the pipeline's resources.
+    kinds: Vec<Kind>,
+    duration: Duration,
     memory: Option<deploy::Memory>,
     delivery: Option<Result<deploy::Report, String>>,
 }
@@ -216,7 +222,7 @@ impl Controller {
                     let workdir = settings.workdir.clone();
                     let sync = tokio::task::spawn_blocking(move || git::sync(&settings));
                     // libgit2 also enforces the timeout; this bounds everything else.
-                    match tokio::time::timeout(self.settings.fetch_timeout + Duration::from_secs(5), sync).await {
+                    let result = match tokio::time::timeout(self.settings.fetch_timeout + Duration::from_secs(5), sync).await {
                         Ok(Ok(Ok(synced))) => {
                             info!(commit = %synced.commit, cloned = synced.cloned, seconds = started.elapsed().as_secs_f64(), "fetched");
                             Ok(workdir)
@@ -224,7 +230,14 @@ impl Controller {
                         Ok(Ok(Err(err))) => Err(err.to_string()),
                         Ok(Err(join)) => Err(format!("fetch task failed: {join}")),
                         Err(_) => Err(format!("fetch timed out after {:?}", self.settings.fetch_timeout)),
+                    };
+                    METRICS.git_fetch_duration_seconds.observe(started.elapsed().as_secs_f64());
+                    METRICS.git_fetch_total.with_label_values(&[if result.is_ok() { "success" } else { "error" }]).inc();
+                    if result.is_ok() {
+                        let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                        METRICS.git_last_success_timestamp_seconds.set(unix.as_secs_f64());
                     }
+                    result
                 }
             }
         }
@@ -272,6 +285,9 @@ impl Controller {
             info!(revision = revision.as_deref().unwrap_or("-"), "new revision");
         }
         self.revision = revision.clone();
+        if let Some(revision) = &revision {
+            METRICS.set_revision(revision);
+        }
         let mut st = self.shared.status.write().await;
         st.source.revision = revision.clone();
         st.invalid = prepared.diagnostics.clone();
@@ -312,6 +328,7 @@ impl Controller {
                     }
                 }
                 None => {
+                    METRICS.init_pipeline(&name, &desired.resources.iter().map(|r| r.key.kind).collect::<Vec<_>>());
                     self.units.insert(
                         name,
                         Unit {
@@ -341,7 +358,10 @@ impl Controller {
                 unit.due = None;
             }
         }
-        // Pipelines that left Git: forgotten here; their resources become orphans.
+        // Pipelines that left Git: forgotten here, series and all; their resources become orphans.
+        for gone in self.units.keys().filter(|n| !seen.contains(*n)) {
+            METRICS.forget_pipeline(gone);
+        }
         self.units.retain(|name, _| seen.contains(name));
         st.pipelines.retain(|p| seen.contains(&p.name));
         drop(st);
@@ -368,7 +388,10 @@ impl Controller {
             tokio::spawn(
                 async move {
                     let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
-                    let outcome = reconcile(&aws, &desired, sync).await;
+                    let started = std::time::Instant::now();
+                    let (outcome, drift) = reconcile(&aws, &desired, sync).await;
+                    let duration = started.elapsed();
+                    let kinds: Vec<Kind> = desired.resources.iter().map(|r| r.key.kind).collect();
                     // Delivery runs once the pipeline's resources are in place; with sync: observe
                     // it only reports.
                     let delivery = match (&outcome, &target, memory.as_mut()) {
@@ -381,7 +404,7 @@ impl Controller {
                         }
                         _ => None,
                     };
-                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome, memory, delivery });
+                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome, drift, kinds, duration, memory, delivery });
                 }
                 .instrument(span),
             );
@@ -414,11 +437,23 @@ impl Controller {
         // A newer revision arrived while this ran: reconcile again at once.
         unit.due = Some(if unit.fingerprint != done.fingerprint { Instant::now() } else { Instant::now() + delay });
         let now = SystemTime::now();
+        let result = match &done.outcome {
+            Outcome::Synced { .. } => "success",
+            Outcome::Observed { .. } => "observed",
+            Outcome::Blocked { .. } => "blocked",
+            Outcome::Failed { .. } => "error",
+        };
+        METRICS.reconcile_total.with_label_values(&[&done.name, result]).inc();
+        METRICS.reconcile_duration_seconds.with_label_values(&[&done.name]).observe(done.duration.as_secs_f64());
+        if !matches!(done.outcome, Outcome::Failed { .. }) {
+            METRICS.set_drift(&done.name, &done.kinds, &done.drift);
+        }
         let mut st = self.shared.status.write().await;
         let ps = st.pipeline_mut(&done.name);
         record(ps, &done.outcome, self.revision.as_deref(), now);
         match &done.delivery {
             Some(Ok(report)) => {
+                record_delivery_metrics(&done.name, report);
                 if let Some(action) = &report.action {
                     info!(pipeline = %done.name, action = %action, "delivery");
                 }
@@ -441,6 +476,7 @@ impl Controller {
             }
             None => {}
         }
+        METRICS.set_conditions(&done.name, &ps.conditions);
     }
 
     /// Looks for orphans (and prunes them when asked). Returns false when that failed.
@@ -483,25 +519,54 @@ impl Controller {
     }
 }
 
-/// Observe, plan and (with `sync: auto`) apply one pipeline.
-pub async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> Outcome {
+fn record_delivery_metrics(pipeline: &str, report: &deploy::Report) {
+    use deploy::state::{outcome, rollback_trigger};
+    METRICS.image_drift.with_label_values(&[pipeline]).set(i64::from(report.image_drift));
+    for d in &report.finished {
+        // CodeDeploy's own rollback deployments are counted as the rollback, not as a deployment.
+        if d.creator == "codeDeployRollback" {
+            continue;
+        }
+        let result = match outcome(d) {
+            "rollback" => "succeeded",
+            other => other,
+        };
+        METRICS.deployments_total.with_label_values(&[pipeline, result]).inc();
+        if let (Some(start), Some(end)) = (d.created, d.completed)
+            && let Ok(took) = end.duration_since(start)
+        {
+            METRICS.deploy_duration_seconds.with_label_values(&[pipeline, result]).observe(took.as_secs_f64());
+        }
+        if let Some(trigger) = rollback_trigger(d) {
+            METRICS.rollbacks_total.with_label_values(&[pipeline, trigger.label()]).inc();
+        }
+    }
+}
+
+/// Observe, plan and (with `sync: auto`) apply one pipeline. Also returns the kinds of the
+/// resources found different from Git (before any repair), for the drift metrics.
+pub async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> (Outcome, Vec<Kind>) {
     let plan = engine::observe_and_plan(aws, desired).await;
     if let Some(error) = &plan.error {
-        return Outcome::Failed { error: error.clone(), retryable: plan.retryable };
+        return (Outcome::Failed { error: error.clone(), retryable: plan.retryable }, Vec::new());
     }
+    let drifted = plan.drifted();
+    let kinds: Vec<Kind> = drifted.iter().map(|k| k.kind).collect();
     if plan.is_blocked() {
-        return Outcome::Blocked { reasons: plan.blocked_reasons() };
+        return (Outcome::Blocked { reasons: plan.blocked_reasons() }, kinds);
     }
-    let drift: Vec<String> = plan.drifted().iter().map(Key::to_string).collect();
+    let drift: Vec<String> = drifted.iter().map(Key::to_string).collect();
     if sync == SyncMode::Observe || drift.is_empty() {
-        return match sync {
+        let outcome = match sync {
             SyncMode::Observe => Outcome::Observed { drift },
             SyncMode::Auto => Outcome::Synced { repaired: Vec::new() },
         };
+        return (outcome, kinds);
     }
     let outcome = engine::apply_pipeline(aws, &plan).await;
-    match outcome.error {
+    let outcome = match outcome.error {
         Some(error) => Outcome::Failed { error, retryable: outcome.retryable },
         None => Outcome::Synced { repaired: outcome.done.iter().map(|d| format!("{} {}", d.verb, d.key)).collect() },
-    }
+    };
+    (outcome, kinds)
 }

@@ -1,0 +1,247 @@
+//! Every metric slipway exports, defined in one place. The names and labels are a contract
+//! (dashboards and alert rules depend on them): labels carry bounded values only — pipeline
+//! names, resource kinds, results — never error text. Durations are in seconds.
+//!
+//! A pipeline's series exist, at zero, from its first reconcile, so alerts and dashboards never
+//! see gaps; a pipeline removed from Git loses its series.
+
+use std::sync::LazyLock;
+
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::controller::status::{DRIFTED, IMAGE_DRIFT, READY, STALLED, SYNCED};
+use crate::resource::Kind;
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconcile_total: IntCounterVec,
+    pub reconcile_duration_seconds: HistogramVec,
+    pub drift_resources: IntGaugeVec,
+    pub drift_detected_total: IntCounterVec,
+    pub deploy_duration_seconds: HistogramVec,
+    pub deployments_total: IntCounterVec,
+    pub rollbacks_total: IntCounterVec,
+    pub image_drift: IntGaugeVec,
+    pub pipeline_condition: IntGaugeVec,
+    pub git_fetch_total: IntCounterVec,
+    pub git_fetch_duration_seconds: Histogram,
+    pub git_last_success_timestamp_seconds: Gauge,
+    pub git_revision_info: IntGaugeVec,
+    pub aws_requests_total: IntCounterVec,
+    pub aws_request_duration_seconds: HistogramVec,
+    pub build_info: IntGaugeVec,
+}
+
+/// Values of the bounded labels, so series can be created at zero and removed whole.
+pub const RECONCILE_RESULTS: [&str; 4] = ["success", "observed", "blocked", "error"];
+pub const DEPLOY_RESULTS: [&str; 4] = ["succeeded", "failed", "rolled_back", "stopped"];
+pub const ROLLBACK_TRIGGERS: [&str; 4] = ["auto_failure", "alarm", "manual", "slipway"];
+pub const CONDITIONS: [&str; 5] = [READY, SYNCED, DRIFTED, STALLED, IMAGE_DRIFT];
+pub const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let fetch = Histogram::with_opts(
+            HistogramOpts::new("slipway_git_fetch_duration_seconds", "Time to fetch the config repository.")
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(fetch.clone())).expect("registered once");
+        let last_success =
+            Gauge::with_opts(Opts::new("slipway_git_last_success_timestamp_seconds", "Unix time of the last successful fetch."))
+                .expect("valid metric");
+        r.register(Box::new(last_success.clone())).expect("registered once");
+        let m = Metrics {
+            reconcile_total: counter(&r, "slipway_reconcile_total", "Reconciles of a pipeline, by result.", &["pipeline", "result"]),
+            reconcile_duration_seconds: histogram(
+                &r,
+                "slipway_reconcile_duration_seconds",
+                "Time to observe, plan and apply one pipeline.",
+                &["pipeline"],
+                vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+            ),
+            drift_resources: gauge(
+                &r,
+                "slipway_drift_resources",
+                "Resources that differed from Git at the pipeline's last check.",
+                &["pipeline", "kind"],
+            ),
+            drift_detected_total: counter(
+                &r,
+                "slipway_drift_detected_total",
+                "Times a resource was found to differ from Git.",
+                &["pipeline", "kind"],
+            ),
+            // Blue/green deployments take minutes: buckets from 30 s to 2 h.
+            deploy_duration_seconds: histogram(
+                &r,
+                "slipway_deploy_duration_seconds",
+                "Duration of finished deployments, by result.",
+                &["pipeline", "result"],
+                vec![30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0],
+            ),
+            deployments_total: counter(&r, "slipway_deployments_total", "Finished deployments, by result.", &["pipeline", "result"]),
+            rollbacks_total: counter(&r, "slipway_rollbacks_total", "Rollbacks, by what triggered them.", &["pipeline", "trigger"]),
+            image_drift: gauge(
+                &r,
+                "slipway_image_drift",
+                "1 while the service runs another image than the one Git asks for.",
+                &["pipeline"],
+            ),
+            pipeline_condition: gauge(
+                &r,
+                "slipway_pipeline_condition",
+                "1 for each pipeline condition's current status.",
+                &["pipeline", "condition", "status"],
+            ),
+            git_fetch_total: counter(&r, "slipway_git_fetch_total", "Fetches of the config repository, by result.", &["result"]),
+            git_fetch_duration_seconds: fetch,
+            git_last_success_timestamp_seconds: last_success,
+            git_revision_info: gauge(&r, "slipway_git_revision_info", "The revision last fetched (always 1).", &["revision"]),
+            aws_requests_total: counter(
+                &r,
+                "slipway_aws_requests_total",
+                "AWS API calls, by service, operation and result.",
+                &["service", "operation", "result"],
+            ),
+            aws_request_duration_seconds: histogram(
+                &r,
+                "slipway_aws_request_duration_seconds",
+                "AWS API call latency, retries included.",
+                &["service"],
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            build_info: gauge(&r, "slipway_build_info", "Always 1; the version is the label.", &["version"]),
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m
+    }
+
+    /// Creates a pipeline's series at zero.
+    pub fn init_pipeline(&self, pipeline: &str, kinds: &[Kind]) {
+        for result in RECONCILE_RESULTS {
+            self.reconcile_total.with_label_values(&[pipeline, result]);
+        }
+        for kind in kinds {
+            self.drift_resources.with_label_values(&[pipeline, kind.label()]);
+            self.drift_detected_total.with_label_values(&[pipeline, kind.label()]);
+        }
+        for result in DEPLOY_RESULTS {
+            self.deployments_total.with_label_values(&[pipeline, result]);
+        }
+        for trigger in ROLLBACK_TRIGGERS {
+            self.rollbacks_total.with_label_values(&[pipeline, trigger]);
+        }
+        self.image_drift.with_label_values(&[pipeline]);
+    }
+
+    /// Removes every series of a pipeline that left Git.
+    pub fn forget_pipeline(&self, pipeline: &str) {
+        for result in RECONCILE_RESULTS {
+            let _ = self.reconcile_total.remove_label_values(&[pipeline, result]);
+        }
+        let _ = self.reconcile_duration_seconds.remove_label_values(&[pipeline]);
+        for kind in Kind::ALL {
+            let _ = self.drift_resources.remove_label_values(&[pipeline, kind.label()]);
+            let _ = self.drift_detected_total.remove_label_values(&[pipeline, kind.label()]);
+        }
+        for result in DEPLOY_RESULTS {
+            let _ = self.deployments_total.remove_label_values(&[pipeline, result]);
+            let _ = self.deploy_duration_seconds.remove_label_values(&[pipeline, result]);
+        }
+        for trigger in ROLLBACK_TRIGGERS {
+            let _ = self.rollbacks_total.remove_label_values(&[pipeline, trigger]);
+        }
+        let _ = self.image_drift.remove_label_values(&[pipeline]);
+        for condition in CONDITIONS {
+            for status in CONDITION_STATUSES {
+                let _ = self.pipeline_condition.remove_label_values(&[pipeline, condition, status]);
+            }
+        }
+    }
+
+    /// Sets the drift gauge of every kind the pipeline has from the resources found drifted.
+    pub fn set_drift(&self, pipeline: &str, kinds: &[Kind], drifted: &[Kind]) {
+        for kind in kinds {
+            let n = drifted.iter().filter(|k| *k == kind).count() as i64;
+            self.drift_resources.with_label_values(&[pipeline, kind.label()]).set(n);
+            if n > 0 {
+                self.drift_detected_total.with_label_values(&[pipeline, kind.label()]).inc_by(n as u64);
+            }
+        }
+    }
+
+    /// Mirrors a pipeline's conditions: 1 on the current status, 0 on the others.
+    pub fn set_conditions(&self, pipeline: &str, conditions: &[crate::controller::status::Condition]) {
+        for c in conditions {
+            for status in CONDITION_STATUSES {
+                self.pipeline_condition.with_label_values(&[pipeline, &c.kind, status]).set(i64::from(c.status == status));
+            }
+        }
+    }
+
+    /// Records the revision fetched, keeping a single `slipway_git_revision_info` series.
+    pub fn set_revision(&self, revision: &str) {
+        self.git_revision_info.reset();
+        self.git_revision_info.with_label_values(&[revision]).set(1);
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_has_its_series_at_zero_from_the_start_and_loses_them_when_removed() {
+        let m = Metrics::new();
+        m.init_pipeline("web", &[Kind::EcrRepository, Kind::CodePipeline]);
+        let text = m.render();
+        assert!(text.contains(r#"slipway_reconcile_total{pipeline="web",result="error"} 0"#), "{text}");
+        assert!(text.contains(r#"slipway_drift_resources{kind="codepipeline",pipeline="web"} 0"#), "{text}");
+        assert!(text.contains(r#"slipway_rollbacks_total{pipeline="web",trigger="manual"} 0"#), "{text}");
+        m.set_drift("web", &[Kind::EcrRepository, Kind::CodePipeline], &[Kind::CodePipeline]);
+        assert!(m.render().contains(r#"slipway_drift_resources{kind="codepipeline",pipeline="web"} 1"#));
+        m.forget_pipeline("web");
+        assert!(!m.render().contains(r#"pipeline="web""#), "{}", m.render());
+        assert!(m.render().contains("slipway_build_info{version="));
+    }
+
+    #[test]
+    fn only_one_revision_series_exists() {
+        let m = Metrics::new();
+        m.set_revision("aaa");
+        m.set_revision("bbb");
+        let text = m.render();
+        assert!(text.contains(r#"slipway_git_revision_info{revision="bbb"} 1"#) && !text.contains(r#"revision="aaa""#), "{text}");
+    }
+}
