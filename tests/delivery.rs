@@ -13,7 +13,7 @@ use common::Moto;
 use serde_json::{Value, json};
 use slipway::aws::{Aws, AwsError};
 use slipway::deploy::api::{Delivery, DeployStatus, Deployment, Execution, Registry, TaskDefinition};
-use slipway::deploy::state::{RollbackTrigger, rollback_trigger};
+use slipway::deploy::state::{RollbackTrigger, Route, rollback_trigger};
 use slipway::deploy::{Memory, Target, live_tag, pass};
 
 /// In-memory CodeDeploy + CodePipeline + ECS service (hand-written: see the file comment).
@@ -85,19 +85,7 @@ impl Fake {
 }
 
 fn deployment(id: &str, status: DeployStatus, task_definition: Option<String>) -> Deployment {
-    Deployment {
-        id: id.into(),
-        status,
-        creator: "user".into(),
-        created: Some(SystemTime::now()),
-        completed: None,
-        task_definition,
-        rolled_back_by: None,
-        rollback_of: None,
-        error_code: None,
-        message: None,
-        description: None,
-    }
+    Deployment { created: Some(SystemTime::now()), task_definition, ..Deployment::new(id, status) }
 }
 
 impl Delivery for Fake {
@@ -146,13 +134,13 @@ impl Delivery for Fake {
     }
 }
 
-fn target(via_pipeline: bool) -> Target {
+fn target(route: Route) -> Target {
     Target {
         pipeline: "web".into(),
         repository: "demo-web".into(),
         tag: "latest".into(),
         pin: None,
-        via_pipeline,
+        route,
         codepipeline: "web".into(),
         application: "web".into(),
         group: "web".into(),
@@ -182,13 +170,18 @@ async fn tags_of(aws: &Aws, digest: &str) -> Vec<String> {
     aws.image_by_digest("demo-web", digest).await.unwrap().unwrap_or_else(|| panic!("{digest} is not in demo-web")).tags
 }
 
-#[tokio::test]
-async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_one_never_again() {
+/// moto with an empty `demo-web` repository, and a service running an image from elsewhere.
+async fn setup() -> (Moto, Aws, Fake) {
     let moto = Moto::start();
     let aws = moto.aws().await;
     aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
-    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
-    let t = target(false);
+    (moto, aws, Fake::with_service_image("public.ecr.aws/nginx/nginx:latest"))
+}
+
+#[tokio::test]
+async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_one_never_again() {
+    let (_moto, aws, fake) = setup().await;
+    let t = target(Route::Direct);
     let mut memory = Memory::default();
     let now = SystemTime::now();
 
@@ -262,11 +255,8 @@ async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_on
 
 #[tokio::test]
 async fn pipeline_mode_leaves_the_start_to_eventbridge_and_starts_it_itself_only_after_the_grace_period() {
-    let moto = Moto::start();
-    let aws = moto.aws().await;
-    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
-    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
-    let t = target(true);
+    let (_moto, aws, fake) = setup().await;
+    let t = target(Route::PipelineOnPush);
     let mut memory = Memory::default();
     push(&aws, "latest", "1").await;
     let now = SystemTime::now();
@@ -300,12 +290,9 @@ async fn pipeline_mode_leaves_the_start_to_eventbridge_and_starts_it_itself_only
 
 #[tokio::test]
 async fn observe_mode_reports_a_new_image_without_deploying_or_tagging() {
-    let moto = Moto::start();
-    let aws = moto.aws().await;
-    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
-    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
+    let (_moto, aws, fake) = setup().await;
     push(&aws, "latest", "1").await;
-    let report = pass(&aws, &fake, &target(false), &mut Memory::default(), None, false, SystemTime::now()).await.unwrap();
+    let report = pass(&aws, &fake, &target(Route::Direct), &mut Memory::default(), None, false, SystemTime::now()).await.unwrap();
     assert!(report.action.unwrap().starts_with("would deploy"));
     assert!(report.image_drift);
     assert!(fake.state.lock().unwrap().created.is_empty());
@@ -314,11 +301,8 @@ async fn observe_mode_reports_a_new_image_without_deploying_or_tagging() {
 #[tokio::test]
 async fn rollback_stops_a_running_deployment_or_redeploys_the_last_good_task_definition_and_history_says_who_rolled_back() {
     use slipway::deploy::{RollbackDone, RollbackError, history, rollback};
-    let moto = Moto::start();
-    let aws = moto.aws().await;
-    aws.ecr.create_repository().repository_name("demo-web").send().await.unwrap();
-    let fake = Fake::with_service_image("public.ecr.aws/nginx/nginx:latest");
-    let t = target(false);
+    let (_moto, aws, fake) = setup().await;
+    let t = target(Route::Direct);
     let mut memory = Memory::default();
     let now = SystemTime::now();
 

@@ -380,19 +380,7 @@ mod delivery_tests {
     use std::time::Duration;
 
     fn ended(id: &str, status: DeployStatus, rolled_back_by: Option<&str>) -> Deployment {
-        Deployment {
-            id: id.into(),
-            status,
-            creator: "user".into(),
-            created: None,
-            completed: None,
-            task_definition: None,
-            rolled_back_by: rolled_back_by.map(str::to_owned),
-            rollback_of: None,
-            error_code: None,
-            message: None,
-            description: None,
-        }
+        Deployment { rolled_back_by: rolled_back_by.map(str::to_owned), ..Deployment::new(id, status) }
     }
 
     #[test]

@@ -73,6 +73,25 @@ pub struct Deployment {
     pub description: Option<String>,
 }
 
+impl Deployment {
+    /// A deployment with only an id and a status known; the rest empty.
+    pub fn new(id: impl Into<String>, status: DeployStatus) -> Deployment {
+        Deployment {
+            id: id.into(),
+            status,
+            creator: "user".into(),
+            created: None,
+            completed: None,
+            task_definition: None,
+            rolled_back_by: None,
+            rollback_of: None,
+            error_code: None,
+            message: None,
+            description: None,
+        }
+    }
+}
+
 /// A CodePipeline execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {

@@ -33,7 +33,7 @@ pub struct Target {
     pub repository: String,
     pub tag: String,
     pub pin: Option<String>,
-    pub via_pipeline: bool,
+    pub route: state::Route,
     pub codepipeline: String,
     pub application: String,
     pub group: String,
@@ -58,7 +58,11 @@ impl Target {
             repository: s.image.repository.clone(),
             tag: s.image.tag.clone(),
             pin: s.image.pin.clone(),
-            via_pipeline: p.uses_codepipeline(),
+            route: match (p.uses_codepipeline(), s.build.is_some()) {
+                (false, _) => state::Route::Direct,
+                (true, false) => state::Route::PipelineOnPush,
+                (true, true) => state::Route::PipelineBuildsImage,
+            },
             codepipeline: p.codepipeline_name().to_string(),
             application: p.application_name().to_string(),
             group: p.deployment_group_name().to_string(),
@@ -120,7 +124,7 @@ pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &T
     };
     let deployments = delivery.deployments(&t.application, &t.group, HISTORY).await?;
     let live = live_digest(registry, delivery, t).await?;
-    let executions = if t.via_pipeline { delivery.executions(&t.codepipeline, 10).await? } else { Vec::new() };
+    let executions = if t.route == state::Route::Direct { Vec::new() } else { delivery.executions(&t.codepipeline, 10).await? };
     Ok(Observation { tracked, live, deployments, executions })
 }
 
@@ -190,7 +194,7 @@ pub async fn pass<R: Registry, D: Delivery>(
         }
     }
     report.active = obs.active().cloned();
-    match decide(&obs, t.via_pipeline, &memory.attempted, t.grace, now) {
+    match decide(&obs, t.route, &memory.attempted, t.grace, now) {
         Decision::Watch(_) => {}
         Decision::Settled => {
             if act && let Some(live) = &obs.live {

@@ -73,6 +73,18 @@ impl Observation {
     }
 }
 
+/// How a new image reaches the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// slipway registers the task definition and creates the deployment (`deploy.mode: direct`).
+    Direct,
+    /// A push to ECR starts the managed CodePipeline (seed 000).
+    PipelineOnPush,
+    /// The pipeline builds the image itself (seed 002): a new digest is its output, never a
+    /// reason to start it (that would loop), so delivery only follows and reports.
+    PipelineBuildsImage,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Nothing to deploy: in step, no image yet, or this digest was already tried.
@@ -91,7 +103,7 @@ pub enum Decision {
 
 /// Decides the next delivery step. `attempted` holds digests already deployed or tried (from the
 /// group's history and this process), so no digest is ever deployed twice.
-pub fn decide(obs: &Observation, pipeline_mode: bool, attempted: &HashSet<String>, grace: Duration, now: SystemTime) -> Decision {
+pub fn decide(obs: &Observation, route: Route, attempted: &HashSet<String>, grace: Duration, now: SystemTime) -> Decision {
     if let Some(active) = obs.active() {
         return Decision::Watch(active.id.clone());
     }
@@ -100,8 +112,10 @@ pub fn decide(obs: &Observation, pipeline_mode: bool, attempted: &HashSet<String
         return Decision::Settled;
     }
     let digest = tracked.digest.clone();
-    if !pipeline_mode {
-        return Decision::DeployDirect { digest };
+    match route {
+        Route::Direct => return Decision::DeployDirect { digest },
+        Route::PipelineBuildsImage => return Decision::Settled,
+        Route::PipelineOnPush => {}
     }
     let pushed = tracked.pushed_at.unwrap_or(now);
     let started_for_it = obs.executions.iter().any(|e| e.source_revisions.contains(&digest) || e.started.is_some_and(|s| s >= pushed));
@@ -203,19 +217,7 @@ mod tests {
     }
 
     fn deployment(id: &str, status: DeployStatus) -> Deployment {
-        Deployment {
-            id: id.into(),
-            status,
-            creator: "user".into(),
-            created: None,
-            completed: None,
-            task_definition: Some(format!("arn:td/{id}")),
-            rolled_back_by: None,
-            rollback_of: None,
-            error_code: None,
-            message: None,
-            description: None,
-        }
+        Deployment { task_definition: Some(format!("arn:td/{id}")), ..Deployment::new(id, status) }
     }
 
     #[test]
@@ -239,24 +241,24 @@ mod tests {
             deployments: vec![deployment("d-1", DeployStatus::InProgress)],
             ..Default::default()
         };
-        assert_eq!(decide(&obs, false, &HashSet::new(), Duration::from_secs(60), at(100)), Decision::Watch("d-1".into()));
+        assert_eq!(decide(&obs, Route::Direct, &HashSet::new(), Duration::from_secs(60), at(100)), Decision::Watch("d-1".into()));
     }
 
     #[test]
     fn a_new_digest_is_deployed_once_and_never_again() {
         let obs = Observation { tracked: Some(image("sha256:new", 10)), live: Some("sha256:old".into()), ..Default::default() };
         assert_eq!(
-            decide(&obs, false, &HashSet::new(), Duration::from_secs(60), at(100)),
+            decide(&obs, Route::Direct, &HashSet::new(), Duration::from_secs(60), at(100)),
             Decision::DeployDirect { digest: "sha256:new".into() }
         );
         let attempted: HashSet<String> = ["sha256:new".to_string()].into();
         assert_eq!(
-            decide(&obs, false, &attempted, Duration::from_secs(60), at(100)),
+            decide(&obs, Route::Direct, &attempted, Duration::from_secs(60), at(100)),
             Decision::Settled,
             "a digest that was tried (and rolled back) is not deployed again"
         );
         let in_step = Observation { live: Some("sha256:new".into()), ..obs };
-        assert_eq!(decide(&in_step, false, &HashSet::new(), Duration::from_secs(60), at(100)), Decision::Settled);
+        assert_eq!(decide(&in_step, Route::Direct, &HashSet::new(), Duration::from_secs(60), at(100)), Decision::Settled);
     }
 
     #[test]
@@ -264,12 +266,24 @@ mod tests {
         let mut obs = Observation { tracked: Some(image("sha256:new", 100)), live: Some("sha256:old".into()), ..Default::default() };
         let grace = Duration::from_secs(120);
         assert_eq!(
-            decide(&obs, true, &HashSet::new(), grace, at(150)),
+            decide(&obs, Route::PipelineOnPush, &HashSet::new(), grace, at(150)),
             Decision::AwaitEvent { digest: "sha256:new".into(), deadline: at(220) }
         );
-        assert_eq!(decide(&obs, true, &HashSet::new(), grace, at(221)), Decision::StartPipeline { digest: "sha256:new".into() });
+        assert_eq!(
+            decide(&obs, Route::PipelineOnPush, &HashSet::new(), grace, at(221)),
+            Decision::StartPipeline { digest: "sha256:new".into() }
+        );
         obs.executions.push(Execution { id: "e-1".into(), status: "InProgress".into(), started: Some(at(101)), source_revisions: vec![] });
-        assert_eq!(decide(&obs, true, &HashSet::new(), grace, at(221)), Decision::PipelineStarted { digest: "sha256:new".into() });
+        assert_eq!(
+            decide(&obs, Route::PipelineOnPush, &HashSet::new(), grace, at(221)),
+            Decision::PipelineStarted { digest: "sha256:new".into() }
+        );
+    }
+
+    #[test]
+    fn a_pipeline_that_builds_its_image_is_never_started_for_the_image_it_built() {
+        let obs = Observation { tracked: Some(image("sha256:built", 100)), live: Some("sha256:old".into()), ..Default::default() };
+        assert_eq!(decide(&obs, Route::PipelineBuildsImage, &HashSet::new(), Duration::from_secs(1), at(10_000)), Decision::Settled);
     }
 
     #[test]
