@@ -163,3 +163,29 @@ async fn a_real_prometheus_sees_drift_rise_and_fall() {
             .is_some_and(|v| v >= 2.0)
     );
 }
+
+#[test]
+fn the_helm_chart_installs_the_same_alerts() {
+    let ours = std::fs::read_to_string(repo_root().join("manifests/monitoring/alerts.yaml")).unwrap();
+    let chart_copy = std::fs::read_to_string(repo_root().join("charts/slipway/files/alerts.yaml")).unwrap();
+    assert!(ours == chart_copy, "charts/slipway/files/alerts.yaml must be a copy of manifests/monitoring/alerts.yaml");
+    let out = Command::new(repo_root().join(".venv/bin/helm"))
+        .args([
+            "template",
+            "slipway",
+            "charts/slipway",
+            "--set",
+            "prometheusRule.enabled=true",
+            "--show-only",
+            "templates/prometheusrule.yaml",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("helm is installed (scripts/install-helm)");
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rule: serde_yaml_ng::Value = serde_yaml_ng::from_str(&rendered).unwrap();
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap().iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert_eq!(alerts.len(), 7, "{alerts:?}");
+    assert!(rendered.contains("{{ $labels.pipeline }}"), "Prometheus templates pass through Helm untouched");
+}

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::aws::Aws;
 use crate::controller::{Controller, Settings, Shared, SourceSettings};
@@ -48,13 +49,13 @@ pub struct RunArgs {
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// One full pass (fetch, reconcile every pipeline, look for orphans), then exit with its result.
-    #[arg(long, env = "SLIPWAY_ONCE")]
+    #[arg(long, env = "SLIPWAY_ONCE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub once: bool,
     /// Pipelines reconciled at once.
     #[arg(long, env = "SLIPWAY_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
     /// Delete owned resources whose pipeline left Git.
-    #[arg(long, env = "SLIPWAY_PRUNE")]
+    #[arg(long, env = "SLIPWAY_PRUNE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub prune: bool,
     /// Where the repository is cloned (must be writable).
     #[arg(long, env = "SLIPWAY_WORKDIR", default_value = ".slipway/checkout")]
@@ -91,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, env = "SLIPWAY_KNOWN_HOSTS")]
     pub known_hosts: Option<PathBuf>,
     /// Accept any SSH host key. Dangerous: only for throw-away setups.
-    #[arg(long, env = "SLIPWAY_INSECURE_SKIP_HOST_KEY_CHECK")]
+    #[arg(long, env = "SLIPWAY_INSECURE_SKIP_HOST_KEY_CHECK", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure_skip_host_key_check: bool,
     /// Shared token GitLab sends in X-Gitlab-Token to POST /webhooks/gitlab.
     #[arg(long, env = "SLIPWAY_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
@@ -141,7 +142,6 @@ fn source(args: &RunArgs) -> anyhow::Result<SourceSettings> {
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let source = source(&args)?;
     git::set_network_timeouts(args.fetch_timeout);
-    let aws = Aws::from_env().await?;
     let settings = Settings {
         source,
         path: args.path.clone(),
@@ -159,24 +159,38 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         gitlab_token: args.gitlab_webhook_token.map(Secret::new),
         github_secret: args.github_webhook_secret.map(Secret::new),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown signal received: finishing work in progress");
+        let _ = stop_tx.send(true);
+    });
 
+    // Serve first: /healthz answers (and /readyz says why not ready) even while AWS is unreachable.
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("failed to listen on {}", args.listen))?;
-    info!(address = %listener.local_addr()?, "serving /healthz, /readyz, /status and webhooks");
+    info!(address = %listener.local_addr()?, "serving /healthz, /readyz, /status, /metrics and webhooks");
     let mut http_stop = stop_rx.clone();
     let serve = axum::serve(listener, router(shared.clone(), secrets)).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move { serve.await });
 
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        info!("shutdown signal received: finishing work in progress");
-        let _ = stop_tx.send(true);
-    });
-    let ok = Controller::new(settings, aws, shared).run(stop_rx.clone()).await;
+    let aws = loop {
+        match Aws::from_env().await {
+            Ok(aws) => break aws,
+            Err(err) if args.once => return Err(err.into()),
+            Err(err) => {
+                let delay = Duration::from_secs(10);
+                error!(error = %err, retry_in = ?delay, "failed to set up AWS access; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop_rx.wait_for(|stop| *stop) => return Ok(ExitCode::SUCCESS),
+                }
+            }
+        }
+    };
+    let ok = Controller::new(settings, aws, shared).run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
-    drop(stop_rx);
     server.abort();
     info!(ok, "stopped");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 use crate::manifest::ListenerRef;
 use aws_sdk_codedeploy::types::{
     AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration, BlueInstanceTerminationOption, ComputePlatform,
@@ -152,7 +152,7 @@ pub async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, 
         let page =
             aws.codedeploy.list_applications().set_next_token(token).send().await.map_err(aws_err("codedeploy", "ListApplications"))?;
         for app in page.applications.unwrap_or_default() {
-            let tags = read_tags(aws, &application_arn(aws, &app)).await?;
+            let Some(tags) = skip_if_denied(read_tags(aws, &application_arn(aws, &app)).await)? else { continue };
             out.push((app, tags));
         }
         token = page.next_token;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact, OutputArtifact,
     PipelineDeclaration, StageDeclaration, Tag,
@@ -182,7 +182,7 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
             aws.codepipeline.list_pipelines().set_next_token(token).send().await.map_err(aws_err("codepipeline", "ListPipelines"))?;
         for summary in page.pipelines.unwrap_or_default() {
             let Some(name) = summary.name else { continue };
-            let tags = read_tags(aws, &arn(aws, &name)).await?;
+            let Some(tags) = skip_if_denied(read_tags(aws, &arn(aws, &name)).await)? else { continue };
             out.push((name, tags));
         }
         token = page.next_token;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -143,7 +143,12 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
             let (Some(name), Some(arn)) = (repo.repository_name, repo.repository_arn) else {
                 continue;
             };
-            let tags = aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
+            let Some(tags) = skip_if_denied(
+                aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("ecr", "ListTagsForResource")),
+            )?
+            else {
+                continue;
+            };
             out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
         }
         token = page.next_token;

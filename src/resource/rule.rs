@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -150,8 +150,12 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
             let (Some(name), Some(arn)) = (rule.name, rule.arn) else {
                 continue;
             };
-            let tags =
-                aws.events.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
+            let Some(tags) = skip_if_denied(
+                aws.events.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("events", "ListTagsForResource")),
+            )?
+            else {
+                continue;
+            };
             out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
         }
         token = page.next_token;

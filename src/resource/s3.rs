@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
@@ -191,7 +191,7 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
         if bucket.bucket_region.as_deref().is_some_and(|r| r != aws.region) {
             continue;
         }
-        let tags = read_tags(aws, &name).await?;
+        let Some(tags) = skip_if_denied(read_tags(aws, &name).await)? else { continue };
         if !tags.is_empty() {
             out.push((name, tags));
         }

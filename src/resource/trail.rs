@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Live, Spec, Tags};
-use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err};
+use crate::aws::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
 use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,7 +202,8 @@ pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     // ListTags takes at most 20 trails per call.
     for chunk in named.chunks(20) {
         let arns: Vec<String> = chunk.iter().map(|(arn, _)| arn.clone()).collect();
-        for (arn, tags) in read_tags(aws, &arns).await? {
+        // Organisation trails of other accounts may refuse ListTags: they are not slipway's.
+        for (arn, tags) in skip_if_denied(read_tags(aws, &arns).await)?.unwrap_or_default() {
             if let Some((_, name)) = chunk.iter().find(|(a, _)| *a == arn) {
                 out.push((name.clone(), tags));
             }
