@@ -1058,7 +1058,8 @@ fn the_chart_renders_irsa_credentials_and_monitoring_when_asked() {
     }
     let rule = one(&docs, "PrometheusRule");
     assert_eq!(str_of(&rule["apiVersion"]), "monitoring.coreos.com/v1");
-    assert!(rule["spec"]["groups"].as_sequence().is_some_and(|g| g.is_empty()), "no rules until the observability work adds them");
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap().iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert!(alerts.contains(&"SlipwayDriftPersisting") && alerts.contains(&"SlipwayDown"), "slipway's own alerts by default: {alerts:?}");
 }
 
 #[test]
@@ -1129,8 +1130,8 @@ fn the_chart_notes_say_what_is_missing() {
 
 #[test]
 fn the_deployment_guide_explains_every_action_the_policy_grants() {
-    let guide = read("docs/deploying.md");
+    let guide = read("README.md");
     let granted: BTreeSet<String> = statements(&policy("slipway-policy.json")).iter().flat_map(|s| as_list(&s["Action"])).collect();
     let unexplained: Vec<&String> = granted.iter().filter(|a| !guide.contains(&format!("`{a}`"))).collect();
-    assert!(unexplained.is_empty(), "docs/deploying.md does not say why the policy grants {unexplained:?}");
+    assert!(unexplained.is_empty(), "README.md does not say why the policy grants {unexplained:?}");
 }
