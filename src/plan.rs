@@ -8,7 +8,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::desired::{DesiredPipeline, ListenerRefKey, Reference};
 use crate::diff::{FieldChange, diff};
@@ -201,11 +200,6 @@ pub fn discoverable_kinds() -> Vec<Kind> {
     Kind::ALL.into_iter().filter(|k| !matches!(k, Kind::CodeDeployDeploymentGroup | Kind::SourceArtifact)).collect()
 }
 
-/// A summary value for JSON output.
-pub fn spec_value(desired: &Desired) -> Value {
-    serde_json::to_value(&desired.spec).expect("specs serialise")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +219,7 @@ mod tests {
     }
 
     fn live(spec: Spec, tags: &[(&str, &str)]) -> Live {
-        Live { spec, tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), handle: None }
+        Live { spec, tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
     const OURS: [(&str, &str); 2] = [("slipway.dev/managed-by", "slipway"), ("slipway.dev/pipeline", "web")];

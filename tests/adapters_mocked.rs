@@ -69,7 +69,7 @@ async fn a_drifted_deployment_group_is_updated_with_its_whole_blue_green_configu
 
     let desired =
         Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
-    let live = Live { spec: Spec::Group(group(60)), tags: tags(), handle: None };
+    let live = Live { spec: Spec::Group(group(60)), tags: tags() };
     resource::update(&aws, &desired, &live).await.unwrap();
     assert_eq!(update.num_calls(), 1, "one UpdateDeploymentGroup and no tagging call: the tags were already right");
 }
@@ -109,7 +109,7 @@ async fn a_missing_deployment_group_reads_as_absent_and_access_denied_is_not_ret
 
     let desired =
         Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
-    let live = Live { spec: Spec::Group(group(60)), tags: tags(), handle: None };
+    let live = Live { spec: Spec::Group(group(60)), tags: tags() };
     let err = resource::update(&aws, &desired, &live).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);
     assert!(!err.is_retryable());
@@ -164,7 +164,7 @@ async fn a_drifted_build_project_is_updated_and_adopting_keeps_the_tags_others_s
 
     let desired =
         Desired { key: Key::new(Kind::CodeBuildProject, "web-build"), spec: Spec::Build(project(true)), tags: tags(), payload: None };
-    let live = Live { spec: Spec::Build(project(false)), tags: [("owner".to_string(), "alice".to_string())].into(), handle: None };
+    let live = Live { spec: Spec::Build(project(false)), tags: [("owner".to_string(), "alice".to_string())].into() };
     resource::update(&aws, &desired, &live).await.unwrap();
     assert_eq!((update.num_calls(), retag.num_calls(), unused.num_calls()), (1, 1, 0));
 }

@@ -92,9 +92,6 @@ impl Delivery for Fake {
     async fn deployments(&self, _app: &str, _group: &str, limit: usize) -> Result<Vec<Deployment>, AwsError> {
         Ok(self.state.lock().unwrap().deployments.iter().take(limit).cloned().collect())
     }
-    async fn deployment(&self, id: &str) -> Result<Deployment, AwsError> {
-        Ok(self.state.lock().unwrap().deployments.iter().find(|d| d.id == id).cloned().unwrap())
-    }
     async fn create_deployment(&self, _app: &str, _group: &str, app_spec: &str, description: &str) -> Result<String, AwsError> {
         let task_definition = slipway::deploy::aws::task_definition_in_app_spec(app_spec);
         let mut st = self.state.lock().unwrap();

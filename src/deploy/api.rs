@@ -125,7 +125,6 @@ pub trait Registry: Send + Sync {
 pub trait Delivery: Send + Sync {
     /// The group's deployments, newest first, at most `limit`.
     fn deployments(&self, application: &str, group: &str, limit: usize) -> impl Future<Output = Result<Vec<Deployment>, AwsError>> + Send;
-    fn deployment(&self, id: &str) -> impl Future<Output = Result<Deployment, AwsError>> + Send;
     fn create_deployment(
         &self,
         application: &str,

@@ -145,13 +145,6 @@ impl Delivery for Aws {
         Ok(out)
     }
 
-    async fn deployment(&self, id: &str) -> Result<Deployment, AwsError> {
-        let got = self.codedeploy.get_deployment().deployment_id(id).send().await.map_err(aws_err("codedeploy", "GetDeployment"))?;
-        got.deployment_info
-            .map(deployment)
-            .ok_or_else(|| AwsError::refused("codedeploy", "GetDeployment", format!("deployment {id} has no information")))
-    }
-
     async fn create_deployment(&self, application: &str, group: &str, app_spec: &str, description: &str) -> Result<String, AwsError> {
         use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
         let revision = RevisionLocation::builder()

@@ -24,7 +24,6 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         // A multipart ETag ("…-N") is no MD5: it never matches, so the zip is uploaded again.
         spec: Spec::Artifact(ArtifactSpec { md5: h.e_tag.unwrap_or_default().trim_matches('"').to_string() }),
         tags: Default::default(),
-        handle: h.version_id,
     }))
 }
 

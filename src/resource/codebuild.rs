@@ -54,9 +54,8 @@ fn normalise(project: Project) -> (ProjectSpec, Tags) {
 pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let got = aws.codebuild.batch_get_projects().names(name).send().await.map_err(aws_err("codebuild", "BatchGetProjects"))?;
     Ok(got.projects.unwrap_or_default().into_iter().next().map(|project| {
-        let arn = project.arn.clone();
         let (spec, tags) = normalise(project);
-        Live { spec: Spec::Build(spec), tags, handle: arn }
+        Live { spec: Spec::Build(spec), tags }
     }))
 }
 

@@ -97,7 +97,6 @@ pub async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, Aws
             compute_platform: info.compute_platform.map(|p| p.as_str().to_owned()).unwrap_or_else(|| "Server".into()),
         }),
         tags: read_tags(aws, &application_arn(aws, name)).await?,
-        handle: None,
     }))
 }
 
@@ -220,7 +219,7 @@ pub async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError>
         test_listener_arns: listeners(pair.and_then(|p| p.test_traffic_route)),
         listener_refs: None,
     };
-    Ok(Some(Live { spec: Spec::Group(spec), tags: read_tags(aws, &group_arn(aws, name)).await?, handle: info.deployment_group_id }))
+    Ok(Some(Live { spec: Spec::Group(spec), tags: read_tags(aws, &group_arn(aws, name)).await? }))
 }
 
 struct GroupParts {

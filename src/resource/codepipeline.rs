@@ -89,7 +89,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
         artifact_bucket: declaration.artifact_store.map(|s| s.location).unwrap_or_default(),
         stages,
     };
-    Ok(Some(Live { spec: Spec::Pipeline(spec), tags: read_tags(aws, &pipeline_arn).await?, handle: Some(pipeline_arn) }))
+    Ok(Some(Live { spec: Spec::Pipeline(spec), tags: read_tags(aws, &pipeline_arn).await? }))
 }
 
 fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {

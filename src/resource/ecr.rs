@@ -52,7 +52,6 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             lifecycle_policy,
         }),
         tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
-        handle: Some(repo_arn),
     }))
 }
 

@@ -138,8 +138,6 @@ pub struct Desired {
 pub struct Live {
     pub spec: Spec,
     pub tags: Tags,
-    /// Identifier the update calls need (a pipeline's version, a rule's ARN), when any.
-    pub handle: Option<String>,
 }
 
 /// Who owns a live resource, judged from its tags.

@@ -69,7 +69,6 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             targets,
         }),
         tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
-        handle: Some(arn),
     }))
 }
 

@@ -70,7 +70,6 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             encryption,
         }),
         tags: read_tags(aws, name).await?,
-        handle: None,
     }))
 }
 

@@ -76,7 +76,6 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
             event_selectors,
         }),
         tags,
-        handle: Some(arn),
     }))
 }
 
