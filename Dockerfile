@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # slipway's container image: `slipway run` (the GitOps controller), configured entirely by
-# SLIPWAY_* environment variables (see README "Settings" and docs/deploying.md).
+# SLIPWAY_* environment variables (see the README: "Settings" and "Running slipway on ECS or EKS").
 #
 #   docker build -t slipway .
 #   docker run --rm -e SLIPWAY_REPO=https://gitlab.example.com/platform/pipelines.git \
