@@ -404,7 +404,6 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("codedeploy", "TagResource", &["codedeploy:TagResource"]),
     ("codedeploy", "ListDeployments", &["codedeploy:ListDeployments"]),
     ("codedeploy", "BatchGetDeployments", &["codedeploy:BatchGetDeployments"]),
-    ("codedeploy", "GetDeployment", &["codedeploy:GetDeployment"]),
     // CodeDeploy also authorises the deployment configuration and registers the revision.
     (
         "codedeploy",
