@@ -141,7 +141,11 @@ async fn image_digest_of<R: Registry, D: Delivery>(
     t: &Target,
     task_definition: &str,
 ) -> Result<Option<String>, AwsError> {
-    let definition = delivery.task_definition(task_definition).await?;
+    digest_in(registry, t, &delivery.task_definition(task_definition).await?).await
+}
+
+/// The digest of the pipeline's container image in an already read task definition.
+async fn digest_in<R: Registry>(registry: &R, t: &Target, definition: &api::TaskDefinition) -> Result<Option<String>, AwsError> {
     let Some((_, image)) = definition.images.iter().find(|(name, _)| *name == t.container) else { return Ok(None) };
     let ours = |repo: &str| repo == t.repository || repo.ends_with(&format!("/{}", t.repository));
     match parse_image_ref(image) {
@@ -280,8 +284,10 @@ pub async fn history<R: Registry, D: Delivery>(
     for d in delivery.deployments(&t.application, &t.group, limit).await? {
         let (mut image_digest, mut git_revision) = (None, None);
         if let Some(arn) = &d.task_definition {
-            git_revision = delivery.task_definition(arn).await?.revision;
-            image_digest = image_digest_of(registry, delivery, t, arn).await?;
+            // One read for both the revision tag and the image.
+            let definition = delivery.task_definition(arn).await?;
+            image_digest = digest_in(registry, t, &definition).await?;
+            git_revision = definition.revision;
         }
         let stamp = |t: Option<SystemTime>| t.map(crate::controller::status::timestamp);
         out.push(HistoryEntry {
