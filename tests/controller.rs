@@ -151,9 +151,13 @@ async fn the_controller_follows_git_isolates_a_broken_manifest_repairs_drift_and
             .is_some_and(|(s, reason, message)| s == "True" && reason == "InvalidManifest" && message.contains("sauce"))
     })
     .await;
+    // The lifecycle policy is written mid-apply; the revision is recorded when the apply ends.
+    eventually("web records the broken revision as applied", limit, &slipway, || async {
+        pipeline(&slipway.status(), "web").is_some_and(|p| p["lastAppliedRevision"] == broken)
+    })
+    .await;
     let status = slipway.status();
     assert_eq!(status["source"]["revision"], broken);
-    assert_eq!(pipeline(&status, "web").unwrap()["lastAppliedRevision"], broken);
     assert_eq!(status["invalid"][0]["file"], "pipelines/nginx.yaml");
 
     // Fixed: it recovers.
@@ -364,14 +368,15 @@ async fn the_controller_deploys_a_pushed_image_once_and_follows_the_deployment()
             .unwrap_or_default()
     };
     eventually("a deployment is created", limit, &slipway, || async { !deployments().await.is_empty() }).await;
-    let status = slipway.status();
-    let web = pipeline(&status, "web").unwrap();
-    assert_eq!(web["delivery"]["trackedDigest"], digest);
     let id = deployments().await[0].clone();
+    // The deployment is created mid-pass; /status catches up when the pass ends.
     eventually("the deployment is followed", limit, &slipway, || async {
         pipeline(&slipway.status(), "web").is_some_and(|p| p["delivery"]["activeDeployment"] == id.as_str())
     })
     .await;
+    let status = slipway.status();
+    let web = pipeline(&status, "web").unwrap();
+    assert_eq!(web["delivery"]["trackedDigest"], digest);
     assert!(
         web["events"].as_array().unwrap().iter().any(|e| e["reason"] == "Deploying" && e["message"].as_str().unwrap().contains(&digest))
     );

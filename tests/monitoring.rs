@@ -145,15 +145,27 @@ async fn a_real_prometheus_sees_drift_rise_and_fall() {
     let limit = Duration::from_secs(60);
     wait_for("prometheus is ready", limit, || get(prom_port, "/-/ready").is_some_and(|(c, _)| c == 200)).await;
     let drift = r#"slipway_drift_resources{pipeline="web",kind="eventbridge-rule"}"#;
-    wait_for("slipway is scraped and the drift series exists at zero", limit, || {
-        query(prom_port, r#"up{job="slipway"}"#) == Some(1.0) && query(prom_port, drift) == Some(0.0)
+    wait_for("slipway is scraped and the drift series exists", limit, || {
+        query(prom_port, r#"up{job="slipway"}"#) == Some(1.0) && query(prom_port, drift).is_some()
     })
     .await;
     assert_eq!(query(prom_port, r#"slipway_build_info"#), Some(1.0));
+    // The first pass creates everything (which counts as drift); the one after it finds none.
+    wait_for("a second reconcile found no drift", limit, || {
+        query(prom_port, r#"sum(slipway_reconcile_total{pipeline="web"})"#).is_some_and(|v| v >= 2.0)
+            && query(prom_port, drift) == Some(0.0)
+    })
+    .await;
 
     // Behind slipway's back: the rule loses its target.
     aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
-    wait_for("drift rises", limit, || query(prom_port, &format!("max_over_time({drift}[1m])")) == Some(1.0)).await;
+    let removed = Instant::now();
+    // Only samples scraped after the removal count.
+    wait_for("drift rises", limit, || {
+        let since = removed.elapsed().as_secs();
+        since >= 1 && query(prom_port, &format!("max_over_time({drift}[{since}s])")) == Some(1.0)
+    })
+    .await;
     assert!(query(prom_port, r#"sum(slipway_drift_detected_total{pipeline="web",kind="eventbridge-rule"})"#).is_some_and(|v| v >= 1.0));
     wait_for("drift falls after the repair", limit, || query(prom_port, drift) == Some(0.0)).await;
     let targets = aws.events.list_targets_by_rule().rule("slipway-web-ecr").send().await.unwrap().targets.unwrap_or_default();
