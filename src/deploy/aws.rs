@@ -235,7 +235,7 @@ impl Delivery for Aws {
                 source_revisions: e.source_revisions.unwrap_or_default().into_iter().filter_map(|r| r.revision_id).collect(),
             })
             .collect();
-        out.sort_by(|a, b| b.started.cmp(&a.started));
+        out.sort_by_key(|d| std::cmp::Reverse(d.started));
         Ok(out)
     }
 
