@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::aws::Aws;
-use crate::controller::{Controller, Settings, Shared, SourceSettings};
+use crate::controller::{Controller, Live, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
 use crate::source::git::{self, GitAuth, GitRef, GitSettings, Secret, SshKey};
 
@@ -143,14 +143,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let source = source(&args)?;
     git::set_network_timeouts(args.fetch_timeout);
     let settings = Settings {
-        source,
-        path: args.path.clone(),
         interval: args.interval,
         drift_interval: args.drift_interval,
         concurrency: args.concurrency,
         prune: args.prune,
         once: args.once,
-        fetch_timeout: args.fetch_timeout,
         shutdown_grace: args.shutdown_grace,
         watch_interval: args.watch_interval,
     };
@@ -189,7 +186,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let ok = Controller::new(settings, aws, shared).run(stop_rx).await;
+    let world = Arc::new(Live::new(aws, source, args.path.clone(), args.fetch_timeout));
+    let ok = Controller::new(settings, world, shared).run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();
     info!(ok, "stopped");

@@ -10,9 +10,11 @@
 
 pub mod schedule;
 pub mod status;
+#[cfg(test)]
+mod tests;
+pub mod world;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -24,34 +26,25 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::aws::Aws;
 use crate::deploy;
 use crate::desired::{DesiredPipeline, compile};
-use crate::engine::{self, PRUNE_UNSAFE, Prepared, prepare};
+use crate::engine::{self, PRUNE_UNSAFE, Prepared};
 use crate::manifest::SyncMode;
 use crate::metrics::METRICS;
 use crate::resource::{Key, Kind};
-use crate::source::git::{self, GitSettings};
-use crate::source::watch as dir_watch;
 use status::{ControllerStatus, Outcome, record, record_invalid, record_suspended, timestamp};
+use world::{Job, Pass};
+pub use world::{Live, SourceSettings, World};
 
-/// Where the config repository comes from.
-#[derive(Debug, Clone)]
-pub enum SourceSettings {
-    Git(GitSettings),
-    /// A local directory, watched for changes.
-    Dir(PathBuf),
-}
-
+/// The loop's timing and policy. Where the configuration comes from and what it is applied to is
+/// the [`World`]'s business.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub source: SourceSettings,
-    /// Subdirectory of the repository that holds the manifests.
-    pub path: Option<PathBuf>,
+    /// Git poll interval.
     pub interval: Duration,
     pub drift_interval: Duration,
     pub concurrency: usize,
     pub prune: bool,
     /// One full pass, then stop.
     pub once: bool,
-    pub fetch_timeout: Duration,
     /// How long in-flight reconciles may finish after a shutdown signal.
     pub shutdown_grace: Duration,
     /// How often a pipeline is looked at while a deployment runs or a push awaits its pipeline.
@@ -84,22 +77,19 @@ struct Unit {
     reconciled_once: bool,
 }
 
+/// A reconcile task's report to the loop.
 struct Done {
     name: String,
     fingerprint: String,
-    outcome: Outcome,
-    /// Kinds of the resources that differed from Git when observed.
-    drift: Vec<Kind>,
     /// Kinds of all the pipeline's resources.
     kinds: Vec<Kind>,
     duration: Duration,
-    memory: Option<deploy::Memory>,
-    delivery: Option<Result<deploy::Report, String>>,
+    pass: Pass,
 }
 
-pub struct Controller {
+pub struct Controller<W: World = Live> {
     settings: Settings,
-    aws: Aws,
+    world: Arc<W>,
     shared: Arc<Shared>,
     units: BTreeMap<String, Unit>,
     revision: Option<String>,
@@ -110,11 +100,11 @@ pub struct Controller {
     running: HashSet<String>,
 }
 
-impl Controller {
-    pub fn new(settings: Settings, aws: Aws, shared: Arc<Shared>) -> Controller {
+impl<W: World> Controller<W> {
+    pub fn new(settings: Settings, world: Arc<W>, shared: Arc<Shared>) -> Controller<W> {
         Controller {
             settings,
-            aws,
+            world,
             shared,
             units: BTreeMap::new(),
             revision: None,
@@ -130,25 +120,10 @@ impl Controller {
         {
             let mut st = self.shared.status.write().await;
             st.version = env!("CARGO_PKG_VERSION").to_string();
-            st.source.repo = match &self.settings.source {
-                SourceSettings::Git(g) => git::redact_url(&g.url),
-                SourceSettings::Dir(d) => d.display().to_string(),
-            };
-            st.source.reference = match &self.settings.source {
-                SourceSettings::Git(g) => Some(g.reference.to_string()),
-                SourceSettings::Dir(_) => None,
-            };
+            (st.source.repo, st.source.reference) = self.world.source();
         }
-        let (_watch, mut changes) = match &self.settings.source {
-            SourceSettings::Dir(dir) => match dir_watch::watch(dir, Duration::from_millis(500)) {
-                Ok((w, rx)) => (Some(w), rx),
-                Err(err) => {
-                    warn!(error = %err, "failed to watch the repository directory; changes are seen on the poll interval only");
-                    (None, mpsc::channel(1).1)
-                }
-            },
-            SourceSettings::Git(_) => (None, mpsc::channel(1).1),
-        };
+        // Without a watch, a channel that never delivers.
+        let mut changes = self.world.watch().unwrap_or_else(|| mpsc::channel(1).1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let semaphore = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut next_fetch = Instant::now();
@@ -166,7 +141,8 @@ impl Controller {
             }
             self.spawn_due(&semaphore, &done_tx);
             let all_reconciled = self.fetched_once && self.units.values().all(|u| u.reconciled_once || u.suspended || u.due.is_none());
-            if all_reconciled && self.running.is_empty() && Instant::now() >= next_sweep {
+            let can_sweep = all_reconciled && self.running.is_empty();
+            if can_sweep && Instant::now() >= next_sweep {
                 once_failed |= !self.sweep_orphans().await;
                 next_sweep = Instant::now() + self.settings.drift_interval;
                 if !self.shared.ready.swap(true, Ordering::SeqCst) {
@@ -177,7 +153,13 @@ impl Controller {
                 }
             }
             let next_due = self.units.iter().filter(|(n, u)| !self.running.contains(*n) && !u.suspended).filter_map(|(_, u)| u.due).min();
-            let wake = [Some(next_fetch), Some(next_sweep), next_due].into_iter().flatten().min().expect("next_fetch is always set");
+            // A sweep that must wait for reconciles in progress is woken by their `done`, not by
+            // its (already passed) time, which would spin the loop.
+            let wake = [Some(next_fetch), can_sweep.then_some(next_sweep), next_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("next_fetch is always set");
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = self.shared.refresh.notified() => next_fetch = Instant::now(),
@@ -212,74 +194,27 @@ impl Controller {
 
     /// Fetches (or re-reads) the repository and works out which pipelines are now due.
     async fn refresh(&mut self) {
-        let span = info_span!("fetch");
-        let fetched = async {
-            match &self.settings.source {
-                SourceSettings::Dir(dir) => Ok(dir.clone()),
-                SourceSettings::Git(settings) => {
-                    let settings = settings.clone();
-                    let started = std::time::Instant::now();
-                    let workdir = settings.workdir.clone();
-                    let sync = tokio::task::spawn_blocking(move || git::sync(&settings));
-                    // libgit2 also enforces the timeout; this bounds everything else.
-                    let result = match tokio::time::timeout(self.settings.fetch_timeout + Duration::from_secs(5), sync).await {
-                        Ok(Ok(Ok(synced))) => {
-                            info!(commit = %synced.commit, cloned = synced.cloned, seconds = started.elapsed().as_secs_f64(), "fetched");
-                            Ok(workdir)
-                        }
-                        Ok(Ok(Err(err))) => Err(err.to_string()),
-                        Ok(Err(join)) => Err(format!("fetch task failed: {join}")),
-                        Err(_) => Err(format!("fetch timed out after {:?}", self.settings.fetch_timeout)),
-                    };
-                    METRICS.git_fetch_duration_seconds.observe(started.elapsed().as_secs_f64());
-                    METRICS.git_fetch_total.with_label_values(&[if result.is_ok() { "success" } else { "error" }]).inc();
-                    if result.is_ok() {
-                        let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                        METRICS.git_last_success_timestamp_seconds.set(unix.as_secs_f64());
-                    }
-                    result
-                }
-            }
-        }
-        .instrument(span)
-        .await;
+        let fetched = self.world.fetch().await;
         let now = SystemTime::now();
-        let root = match fetched {
-            Ok(root) => {
+        match fetched {
+            Ok(prepared) => {
                 let mut st = self.shared.status.write().await;
                 st.source.last_fetch_time = Some(timestamp(now));
                 st.source.last_fetch_error = None;
-                root
+                drop(st);
+                self.fetched_once = true;
+                self.apply_prepared(prepared, now).await;
             }
             Err(err) => {
-                error!(error = %err, "failed to fetch the config repository; keeping the last good revision");
+                error!(error = %err, "failed to fetch or read the config repository; keeping the last good revision");
                 self.shared.status.write().await.source.last_fetch_error = Some(err);
-                return;
             }
-        };
-        let dir = match &self.settings.path {
-            Some(path) => root.join(path),
-            None => root,
-        };
-        let prepared = match tokio::task::spawn_blocking(move || prepare(&dir)).await {
-            Ok(Ok(prepared)) => prepared,
-            Ok(Err(err)) => {
-                error!(error = %err, "failed to read the config repository");
-                self.shared.status.write().await.source.last_fetch_error = Some(err.to_string());
-                return;
-            }
-            Err(join) => {
-                error!(error = %join, "reading the config repository panicked");
-                return;
-            }
-        };
-        self.fetched_once = true;
-        self.apply_prepared(prepared, now).await;
+        }
     }
 
     /// Merges a freshly prepared repository into the loop's units and the status.
     async fn apply_prepared(&mut self, prepared: Prepared, now: SystemTime) {
-        let target = engine::target(&self.aws);
+        let target = self.world.target();
         let revision = prepared.revision.clone();
         if revision != self.revision {
             info!(revision = revision.as_deref().unwrap_or("-"), "new revision");
@@ -371,17 +306,19 @@ impl Controller {
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Done>) {
         let now = Instant::now();
         for (name, unit) in self.units.iter_mut() {
-            if self.running.contains(name) || unit.suspended || !unit.due.is_some_and(|d| d <= now) {
+            if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
                 continue;
             }
             self.running.insert(name.clone());
-            let aws = self.aws.clone();
-            let desired = unit.desired.clone();
-            let target = unit.target.clone();
-            let mut memory = unit.memory.take();
+            let job = Job {
+                desired: unit.desired.clone(),
+                target: unit.target.clone(),
+                memory: unit.memory.take(),
+                sync: unit.sync,
+                revision: self.revision.clone(),
+            };
             let fingerprint = unit.fingerprint.clone();
-            let sync = unit.sync;
-            let revision = self.revision.clone();
+            let world = self.world.clone();
             let tx = done_tx.clone();
             let semaphore = semaphore.clone();
             let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
@@ -389,22 +326,10 @@ impl Controller {
                 async move {
                     let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
                     let started = std::time::Instant::now();
-                    let (outcome, drift) = reconcile(&aws, &desired, sync).await;
-                    let duration = started.elapsed();
-                    let kinds: Vec<Kind> = desired.resources.iter().map(|r| r.key.kind).collect();
-                    // Delivery runs once the pipeline's resources are in place; with sync: observe
-                    // it only reports.
-                    let delivery = match (&outcome, &target, memory.as_mut()) {
-                        (Outcome::Synced { .. } | Outcome::Observed { .. }, Some(target), Some(memory)) => {
-                            let act = matches!(outcome, Outcome::Synced { .. });
-                            let report = deploy::pass(&aws, &aws, target, memory, revision.as_deref(), act, SystemTime::now())
-                                .instrument(info_span!("deliver"))
-                                .await;
-                            Some(report.map_err(|e| e.to_string()))
-                        }
-                        _ => None,
-                    };
-                    let _ = tx.send(Done { name: desired.name.clone(), fingerprint, outcome, drift, kinds, duration, memory, delivery });
+                    let name = job.desired.name.clone();
+                    let kinds: Vec<Kind> = job.desired.resources.iter().map(|r| r.key.kind).collect();
+                    let pass = world.reconcile(job).await;
+                    let _ = tx.send(Done { name, fingerprint, kinds, duration: started.elapsed(), pass });
                 }
                 .instrument(span),
             );
@@ -412,78 +337,79 @@ impl Controller {
     }
 
     async fn finish(&mut self, done: Done) {
-        self.running.remove(&done.name);
+        let Done { name, fingerprint, kinds, duration, pass: Pass { outcome, drift, memory, delivery } } = done;
+        self.running.remove(&name);
         // A pipeline removed from Git while its reconcile ran is forgotten.
-        let Some(unit) = self.units.get_mut(&done.name) else { return };
+        let Some(unit) = self.units.get_mut(&name) else { return };
         unit.reconciled_once = true;
-        match &done.outcome {
-            Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %done.name, changes = ?repaired, "applied"),
+        match &outcome {
+            Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %name, changes = ?repaired, "applied"),
             Outcome::Observed { drift } if !drift.is_empty() => {
-                warn!(pipeline = %done.name, drift = ?drift, "drift detected (sync: observe)")
+                warn!(pipeline = %name, drift = ?drift, "drift detected (sync: observe)")
             }
-            Outcome::Blocked { reasons } => warn!(pipeline = %done.name, reasons = ?reasons, "pipeline blocked"),
-            Outcome::Failed { error, retryable } => warn!(pipeline = %done.name, error = %error, retryable, "reconcile failed"),
+            Outcome::Blocked { reasons } => warn!(pipeline = %name, reasons = ?reasons, "pipeline blocked"),
+            Outcome::Failed { error, retryable } => warn!(pipeline = %name, error = %error, retryable, "reconcile failed"),
             _ => {}
         }
-        unit.memory = done.memory.or_else(|| Some(deploy::Memory::default()));
-        let (mut delay, attempt) = schedule::next_after(&done.outcome, unit.attempt, self.settings.drift_interval);
+        unit.memory = memory.or_else(|| Some(deploy::Memory::default()));
+        let (mut delay, attempt) = schedule::next_after(&outcome, unit.attempt, self.settings.drift_interval);
         // While a deployment runs (or a push awaits its pipeline), look again soon.
-        if let Some(Ok(report)) = &done.delivery
+        if let Some(Ok(report)) = &delivery
             && (report.active.is_some() || report.action.as_deref().is_some_and(|a| a.starts_with("waiting")))
         {
             delay = delay.min(self.settings.watch_interval);
         }
         unit.attempt = attempt;
         // A newer revision arrived while this ran: reconcile again at once.
-        unit.due = Some(if unit.fingerprint != done.fingerprint { Instant::now() } else { Instant::now() + delay });
+        unit.due = Some(if unit.fingerprint != fingerprint { Instant::now() } else { Instant::now() + delay });
         let now = SystemTime::now();
-        let result = match &done.outcome {
+        let result = match &outcome {
             Outcome::Synced { .. } => "success",
             Outcome::Observed { .. } => "observed",
             Outcome::Blocked { .. } => "blocked",
             Outcome::Failed { .. } => "error",
         };
-        METRICS.reconcile_total.with_label_values(&[&done.name, result]).inc();
-        METRICS.reconcile_duration_seconds.with_label_values(&[&done.name]).observe(done.duration.as_secs_f64());
-        if !matches!(done.outcome, Outcome::Failed { .. }) {
-            METRICS.set_drift(&done.name, &done.kinds, &done.drift);
+        METRICS.reconcile_total.with_label_values(&[&name, result]).inc();
+        METRICS.reconcile_duration_seconds.with_label_values(&[&name]).observe(duration.as_secs_f64());
+        if !matches!(outcome, Outcome::Failed { .. }) {
+            METRICS.set_drift(&name, &kinds, &drift);
         }
         let mut st = self.shared.status.write().await;
-        let ps = st.pipeline_mut(&done.name);
-        record(ps, &done.outcome, self.revision.as_deref(), now);
-        match &done.delivery {
+        let ps = st.pipeline_mut(&name);
+        record(ps, &outcome, self.revision.as_deref(), now);
+        match &delivery {
             Some(Ok(report)) => {
-                record_delivery_metrics(&done.name, report);
+                record_delivery_metrics(&name, report);
                 if let Some(action) = &report.action {
-                    info!(pipeline = %done.name, action = %action, "delivery");
+                    info!(pipeline = %name, action = %action, "delivery");
                 }
                 for problem in &report.problems {
-                    warn!(pipeline = %done.name, problem = %problem, "delivery problem");
+                    warn!(pipeline = %name, problem = %problem, "delivery problem");
                 }
-                for event in status::record_delivery(ps, &done.name, report, now) {
+                for event in status::record_delivery(ps, &name, report, now) {
                     if event.reason == "RolledBack" || event.reason.ends_with("Failed") {
-                        warn!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");
+                        warn!(pipeline = %name, reason = %event.reason, message = %event.message, "deployment event");
                     } else {
-                        info!(pipeline = %done.name, reason = %event.reason, message = %event.message, "deployment event");
+                        info!(pipeline = %name, reason = %event.reason, message = %event.message, "deployment event");
                     }
                 }
             }
             Some(Err(err)) => {
-                warn!(pipeline = %done.name, error = %err, "delivery failed");
+                warn!(pipeline = %name, error = %err, "delivery failed");
                 if let Some(d) = ps.delivery.as_mut() {
                     d.problems = vec![format!("delivery failed: {err}")];
                 }
             }
             None => {}
         }
-        METRICS.set_conditions(&done.name, &ps.conditions);
+        METRICS.set_conditions(&name, &ps.conditions);
     }
 
     /// Looks for orphans (and prunes them when asked). Returns false when that failed.
     async fn sweep_orphans(&mut self) -> bool {
         let Some(prepared) = &self.prepared else { return true };
         let desired: HashSet<Key> = self.units.values().flat_map(|u| u.desired.resources.iter().map(|r| r.key.clone())).collect();
-        let result = engine::find_orphans_in(&self.aws, &desired, &prepared.protected).instrument(info_span!("orphans")).await;
+        let result = self.world.find_orphans(&desired, &prepared.protected).await;
         let mut st = self.shared.status.write().await;
         match result {
             Ok(orphans) => {
@@ -495,15 +421,15 @@ impl Controller {
                         return true;
                     }
                     drop(st);
-                    let (deleted, errors) = engine::prune(&self.aws, &orphans).await;
-                    for d in &deleted {
-                        info!(resource = %d.key, "pruned");
+                    let (deleted, errors) = self.world.prune(&orphans).await;
+                    for key in &deleted {
+                        info!(resource = %key, "pruned");
                     }
                     for e in &errors {
                         warn!(error = %e, "prune failed");
                     }
                     let mut st = self.shared.status.write().await;
-                    st.orphans = orphans.into_iter().filter(|o| !deleted.iter().any(|d| d.key == o.key)).collect();
+                    st.orphans = orphans.into_iter().filter(|o| !deleted.contains(&o.key)).collect();
                     st.last_orphan_check_error = (!errors.is_empty()).then(|| errors.join("; "));
                     return errors.is_empty();
                 }

@@ -1,0 +1,331 @@
+//! The loop's timing on a paused tokio clock: polling with jitter, drift re-checks, backoff,
+//! webhooks, broken manifests, watching a deployment, bounded concurrency and shutdown.
+//!
+//! The world here is scripted (a hand-written fake, on purpose): real Git and AWS calls cannot run
+//! on a paused clock. It reads the real example manifests from a temporary copy the tests edit,
+//! and answers each reconcile from a per-pipeline script. tests/controller.rs runs the same loop
+//! end to end against git servers and moto in real time.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::desired::Target;
+use crate::plan::Orphan;
+
+/// One scripted reconcile: how long it takes and how it ends.
+struct Step {
+    takes: Duration,
+    outcome: Outcome,
+    delivery: Option<deploy::Report>,
+}
+
+impl Step {
+    fn synced() -> Step {
+        Step { takes: Duration::ZERO, outcome: Outcome::Synced { repaired: vec![] }, delivery: None }
+    }
+    fn failed(retryable: bool) -> Step {
+        Step { outcome: Outcome::Failed { error: "scripted failure".into(), retryable }, ..Step::synced() }
+    }
+    fn taking(secs: u64) -> Step {
+        Step { takes: Duration::from_secs(secs), ..Step::synced() }
+    }
+}
+
+struct Scripted {
+    /// A copy of examples/ that the tests edit as if they committed to Git.
+    repo: tempfile::TempDir,
+    start: Instant,
+    /// (seconds since start, what happened)
+    events: Mutex<Vec<(f64, String)>>,
+    /// Per pipeline, what its next reconciles do; an empty script reconciles at once, in sync.
+    steps: Mutex<HashMap<String, VecDeque<Step>>>,
+    fail_fetch: AtomicBool,
+}
+
+impl Scripted {
+    fn new() -> Arc<Scripted> {
+        let repo = tempfile::tempdir().unwrap();
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), repo.path());
+        Arc::new(Scripted {
+            repo,
+            start: Instant::now(),
+            events: Mutex::default(),
+            steps: Mutex::default(),
+            fail_fetch: AtomicBool::new(false),
+        })
+    }
+
+    fn script(&self, pipeline: &str, steps: impl IntoIterator<Item = Step>) {
+        self.steps.lock().unwrap().entry(pipeline.to_string()).or_default().extend(steps);
+    }
+
+    fn log(&self, what: String) {
+        self.events.lock().unwrap().push((self.start.elapsed().as_secs_f64(), what));
+    }
+
+    /// When `what` happened, in seconds since the start.
+    fn times(&self, what: &str) -> Vec<f64> {
+        self.events.lock().unwrap().iter().filter(|(_, w)| w == what).map(|(t, _)| *t).collect()
+    }
+
+    /// Changes a pipeline manifest, as a commit would.
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.repo.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+impl World for Scripted {
+    fn source(&self) -> (String, Option<String>) {
+        ("scripted".into(), None)
+    }
+
+    fn watch(&self) -> Option<mpsc::Receiver<()>> {
+        None
+    }
+
+    async fn fetch(&self) -> Result<Prepared, String> {
+        self.log("fetch".into());
+        if self.fail_fetch.load(Ordering::SeqCst) {
+            return Err("scripted: the Git server is unreachable".into());
+        }
+        engine::prepare(self.repo.path()).map_err(|e| e.to_string())
+    }
+
+    fn target(&self) -> Target {
+        Target { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
+    }
+
+    async fn reconcile(&self, job: Job) -> Pass {
+        let name = job.desired.name.clone();
+        self.log(format!("reconcile {name}"));
+        let step = self.steps.lock().unwrap().get_mut(&name).and_then(VecDeque::pop_front).unwrap_or_else(Step::synced);
+        tokio::time::sleep(step.takes).await;
+        Pass { outcome: step.outcome, drift: vec![], memory: job.memory, delivery: step.delivery.map(Ok) }
+    }
+
+    async fn find_orphans(&self, _desired: &HashSet<Key>, _protected: &HashSet<String>) -> Result<Vec<Orphan>, String> {
+        self.log("sweep".into());
+        Ok(vec![])
+    }
+
+    async fn prune(&self, _orphans: &[Orphan]) -> (Vec<Key>, Vec<String>) {
+        (vec![], vec![])
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target: PathBuf = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        interval: Duration::from_secs(60),
+        drift_interval: Duration::from_secs(300),
+        concurrency: 4,
+        prune: false,
+        once: false,
+        shutdown_grace: Duration::from_secs(20),
+        watch_interval: Duration::from_secs(10),
+    }
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<bool>,
+}
+
+fn start(settings: Settings, world: &Arc<Scripted>) -> Running {
+    let shared = Arc::new(Shared::default());
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(Controller::new(settings, world.clone(), shared.clone()).run(stop_rx));
+    Running { shared, stop, handle }
+}
+
+/// Lets the paused clock run until `secs` after the world's start.
+async fn until(world: &Scripted, secs: u64) {
+    tokio::time::sleep_until(world.start + Duration::from_secs(secs)).await;
+}
+
+#[track_caller]
+fn assert_times(actual: Vec<f64>, expected: &[f64]) {
+    let close = actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| (a - e).abs() < 0.01);
+    assert!(close, "happened at {actual:?}, expected {expected:?}");
+}
+
+async fn ready_condition(shared: &Shared, pipeline: &str) -> Option<(String, String)> {
+    let st = shared.status.read().await;
+    let c = st.pipelines.iter().find(|p| p.name == pipeline)?.condition(status::READY)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
+    let world = Scripted::new();
+    let run = start(settings(), &world);
+    until(&world, 1000).await;
+
+    let fetches = world.times("fetch");
+    assert_eq!(fetches[0], 0.0);
+    for gap in fetches.windows(2).map(|w| w[1] - w[0]) {
+        assert!((54.0..=66.0).contains(&gap), "poll interval 60s ± 10%, got gaps {fetches:?}");
+    }
+    assert!((15..=19).contains(&fetches.len()), "{fetches:?}");
+    // Nothing changes in Git, so each pipeline is looked at once per drift interval, not per poll.
+    for pipeline in ["web", "nginx"] {
+        assert_times(world.times(&format!("reconcile {pipeline}")), &[0.0, 300.0, 600.0, 900.0]);
+    }
+    // Orphans are looked for once every pipeline has had its pass, then each drift interval.
+    assert_times(world.times("sweep"), &[0.0, 300.0, 600.0, 900.0]);
+    assert!(run.shared.ready.load(Ordering::SeqCst));
+    run.stop.send(true).unwrap();
+    assert!(run.handle.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_ones_wait() {
+    let world = Scripted::new();
+    world.script("web", [Step::failed(true), Step::failed(true), Step::failed(true)]);
+    world.script("nginx", [Step::taking(100), Step::failed(false)]);
+    let run = start(settings(), &world);
+    until(&world, 999).await;
+
+    let web = world.times("reconcile web");
+    assert_eq!(web.len(), 7, "{web:?}");
+    let gaps: Vec<f64> = web.windows(2).map(|w| w[1] - w[0]).collect();
+    // Exponential from 2s with jitter of up to one more delay...
+    assert!((2.0..=4.0).contains(&gaps[0]) && (4.0..=8.0).contains(&gaps[1]) && (8.0..=16.0).contains(&gaps[2]), "{web:?}");
+    // ...all while nginx's slow pass (0 → 100s) was still running...
+    assert!(web[3] < 100.0, "{web:?}");
+    // ...and reset by the success: from then on, one look per drift interval.
+    assert!(gaps[3..].iter().all(|g| (g - 300.0).abs() < 0.01), "{web:?}");
+    // nginx: done at 100s, due again at 400s, where a permanent failure waits a full drift interval.
+    assert_times(world.times("reconcile nginx"), &[0.0, 400.0, 700.0]);
+    assert_eq!(ready_condition(&run.shared, "web").await.unwrap().0, "True");
+    run.stop.send(true).unwrap();
+    run.handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded() {
+    let world = Scripted::new();
+    world.script("nginx", [Step::taking(100)]);
+    let run = start(Settings { concurrency: 1, ..settings() }, &world);
+    until(&world, 150).await;
+    // Pipelines go in name order; with one slot, web waits for nginx's 100-second pass.
+    assert_times(world.times("reconcile nginx"), &[0.0]);
+    assert_times(world.times("reconcile web"), &[100.0]);
+    run.stop.send(true).unwrap();
+    run.handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_fetches_at_once_only_changed_pipelines_reconcile_and_a_broken_one_waits_for_a_fix() {
+    let world = Scripted::new();
+    let hour = Duration::from_secs(3600);
+    let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
+
+    // A commit and its webhook at 10s: fetched at once; only the changed pipeline reconciles.
+    until(&world, 10).await;
+    world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+    run.shared.refresh.notify_one();
+    until(&world, 20).await;
+    assert_times(world.times("fetch"), &[0.0, 10.0]);
+    assert_times(world.times("reconcile web"), &[0.0, 10.0]);
+    assert_times(world.times("reconcile nginx"), &[0.0]);
+
+    // A broken manifest at 20s is reported and left alone, past its drift interval, until fixed.
+    world.edit("pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
+    run.shared.refresh.notify_one();
+    until(&world, 30).await;
+    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap(), ("False".into(), "InvalidManifest".into()));
+    until(&world, 3700).await;
+    assert_times(world.times("reconcile nginx"), &[0.0]);
+    assert_times(world.times("reconcile web"), &[0.0, 10.0, 3610.0]);
+    world.edit("pipelines/nginx.yaml", "  sauce:\n", "  source:\n");
+    run.shared.refresh.notify_one();
+    until(&world, 3710).await;
+    assert_times(world.times("reconcile nginx"), &[0.0, 3700.0]);
+    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True");
+
+    // A failed fetch keeps the last good revision: the pipelines stay as they were.
+    world.fail_fetch.store(true, Ordering::SeqCst);
+    run.shared.refresh.notify_one();
+    until(&world, 3720).await;
+    let st = run.shared.status.read().await;
+    assert!(st.source.last_fetch_error.as_deref().is_some_and(|e| e.contains("unreachable")), "{:?}", st.source);
+    assert_eq!(st.pipelines.len(), 2);
+    drop(st);
+    run.stop.send(true).unwrap();
+    assert!(!run.handle.await.unwrap(), "a failing fetch makes the run's result a failure");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_during_a_reconcile_is_applied_right_after_it() {
+    let world = Scripted::new();
+    world.script("web", [Step::taking(50)]);
+    let hour = Duration::from_secs(3600);
+    let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
+    until(&world, 10).await;
+    world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+    run.shared.refresh.notify_one();
+    until(&world, 100).await;
+    // Never two passes of one pipeline at once: the new revision waits for the running pass.
+    assert_times(world.times("reconcile web"), &[0.0, 50.0]);
+    run.stop.send(true).unwrap();
+    run.handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
+    let world = Scripted::new();
+    let waiting = deploy::Report { action: Some("waiting for EventBridge to start web for sha256:abc".into()), ..Default::default() };
+    world.script("web", [Step { delivery: Some(waiting.clone()), ..Step::synced() }, Step { delivery: Some(waiting), ..Step::synced() }]);
+    let run = start(settings(), &world);
+    until(&world, 400).await;
+    // Twice 10s apart while waiting; then the drift interval again.
+    assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0, 320.0]);
+    run.stop.send(true).unwrap();
+    run.handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
+    let world = Scripted::new();
+    world.script("nginx", [Step::taking(10)]);
+    let run = start(settings(), &world);
+    until(&world, 5).await;
+    run.stop.send(true).unwrap();
+    assert!(run.handle.await.unwrap());
+    assert!((world.start.elapsed().as_secs_f64() - 10.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
+    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True", "the finished pass is recorded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
+    let world = Scripted::new();
+    world.script("nginx", [Step::taking(100)]);
+    let run = start(settings(), &world);
+    until(&world, 5).await;
+    run.stop.send(true).unwrap();
+    run.handle.await.unwrap();
+    // 5s + the 20s grace, well inside the 30s ECS gives a task to stop.
+    assert!((world.start.elapsed().as_secs_f64() - 25.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
+}
