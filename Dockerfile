@@ -41,17 +41,16 @@ RUN apt-get update \
 COPY --from=build /out/slipway /usr/local/bin/slipway
 
 # The Git checkout lives in /var/lib/slipway: mount a volume there when the root filesystem is
-# read-only (ECS readonlyRootFilesystem, Kubernetes readOnlyRootFilesystem). SSH host keys are
-# read from the file SLIPWAY_KNOWN_HOSTS names; /etc/slipway/ssh is the place for it (a
-# Kubernetes ConfigMap, or on ECS a volume an init container writes, see manifests/ecs/).
-# Both are VOLUMEs owned by uid 10001 because ECS copies a VOLUME's ownership into the task's
-# bind mount at the same path; without that, a Fargate volume is root-owned 0755 and not
-# writable for a non-root user.
+# read-only (ECS readonlyRootFilesystem, Kubernetes readOnlyRootFilesystem). It is a VOLUME owned
+# by uid 10001 because ECS copies a VOLUME's ownership into the task's bind mount at the same
+# path; without that, a Fargate volume is root-owned 0755 and not writable for a non-root user.
+# SSH host keys come from the file SLIPWAY_KNOWN_HOSTS names (/etc/slipway/ssh is the place to
+# mount one, as the Helm chart does from a ConfigMap) or from SLIPWAY_KNOWN_HOSTS_DATA (ECS).
 ENV SLIPWAY_WORKDIR=/var/lib/slipway \
     SLIPWAY_LISTEN=0.0.0.0:8080 \
     SLIPWAY_LOG=info \
     SLIPWAY_LOG_FORMAT=json
-VOLUME ["/var/lib/slipway", "/etc/slipway/ssh"]
+VOLUME ["/var/lib/slipway"]
 WORKDIR /var/lib/slipway
 USER 10001:10001
 EXPOSE 8080

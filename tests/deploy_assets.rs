@@ -789,35 +789,13 @@ fn the_ecs_task_definitions_configure_slipway_by_environment_with_secrets_from_a
         let check = as_list(&slipway["healthCheck"]["command"]);
         assert_eq!(check[..3], ["CMD", "slipway", "status"], "{file}: health check");
 
-        // SSH checks host keys against SLIPWAY_KNOWN_HOSTS: a file on a volume that a container
-        // slipway waits for has written (ECS has no config files to mount).
+        // SSH checks host keys: the known_hosts lines come from Parameter Store like the key
+        // (ECS has no config files to mount), and checking is never turned off.
         let repo = value("SLIPWAY_REPO");
         if repo.starts_with("ssh://") || repo.contains('@') {
-            let known_hosts = value("SLIPWAY_KNOWN_HOSTS");
-            let dir = Path::new(&known_hosts).parent().unwrap().to_str().unwrap().to_string();
-            let volume_at = |c: &Json, writable: bool| {
-                c["mountPoints"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|m| m["containerPath"] == dir.as_str() && (m["readOnly"] != true) == writable)
-                    .map(|m| m["sourceVolume"].clone())
-            };
-            let volume = volume_at(slipway, false).unwrap_or_else(|| panic!("{file}: {dir} is not mounted read-only into slipway"));
-            let writers: Vec<&String> =
-                containers.iter().filter(|(_, c)| volume_at(c, true) == Some(volume.clone())).map(|(n, _)| n).collect();
-            assert_eq!(writers.len(), 1, "{file}: one container writes {known_hosts}");
-            let waits = slipway["dependsOn"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|d| d["containerName"] == writers[0].as_str() && d["condition"] == "SUCCESS");
-            assert!(waits, "{file}: slipway must wait for {} to finish writing {known_hosts}", writers[0]);
-            assert!(
-                as_list(&containers[writers[0]]["command"]).concat().contains(&known_hosts),
-                "{file}: {} writes {known_hosts}",
-                writers[0]
-            );
+            let hosts = secrets.get("SLIPWAY_KNOWN_HOSTS_DATA").and_then(|s| s["valueFrom"].as_str());
+            assert!(hosts.is_some_and(|h| h.starts_with("arn:aws:ssm:")), "{file}: SLIPWAY_KNOWN_HOSTS_DATA from Parameter Store");
+            assert!(!env.contains_key("SLIPWAY_INSECURE_SKIP_HOST_KEY_CHECK"), "{file}: host key checking stays on");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::git::{GitDaemon, Remote, git};
-use slipway::source::git::{GitAuth, GitError, GitRef, GitSettings, Secret, SshKey, sync};
+use slipway::source::git::{GitAuth, GitError, GitRef, GitSettings, KnownHosts, Secret, SshKey, sync};
 
 fn settings(url: String, reference: GitRef, workdir: &Path) -> GitSettings {
     GitSettings { url, reference, workdir: workdir.to_path_buf(), auth: GitAuth::default(), timeout: Duration::from_secs(30) }
@@ -133,6 +133,10 @@ impl Drop for Sshd {
     }
 }
 
+fn key_file_of(sshd: &Sshd) -> SshKey {
+    SshKey::File(sshd.dir.path().join("client_key"))
+}
+
 fn whoami() -> String {
     String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
 }
@@ -145,16 +149,29 @@ fn ssh_key_authentication_with_a_checked_host_key_and_refusal_of_unknown_or_chan
     let url = format!("ssh://{}@127.0.0.1:{}{}", whoami(), sshd.port, remote.bare().display());
     let workdir = tempfile::tempdir().unwrap();
     let with = |known_hosts: PathBuf, key: SshKey, dir: &str| GitSettings {
-        auth: GitAuth { ssh_key: Some(key), known_hosts: Some(known_hosts), ..Default::default() },
+        auth: GitAuth { ssh_key: Some(key), known_hosts: KnownHosts::File(known_hosts), ..Default::default() },
         ..settings(url.clone(), GitRef::Branch("main".into()), &workdir.path().join(dir))
     };
-    let key_file = SshKey::File(sshd.dir.path().join("client_key"));
+    let key_file = key_file_of(&sshd);
     let head = git(&remote.work(), &["rev-parse", "HEAD"]);
 
     // The right host key in known_hosts: fetched with the key file, and with the key inline.
     assert_eq!(sync(&with(sshd.known_hosts_with("host_key"), key_file.clone(), "file")).unwrap().commit, head);
     let inline = SshKey::Inline(Secret::new(std::fs::read_to_string(sshd.dir.path().join("client_key")).unwrap()));
     assert_eq!(sync(&with(sshd.known_hosts_with("host_key"), inline, "inline")).unwrap().commit, head);
+
+    // known_hosts lines given inline (SLIPWAY_KNOWN_HOSTS_DATA) are checked the same way.
+    let inline_hosts = |key_file: &str, dir: &str| GitSettings {
+        auth: GitAuth {
+            ssh_key: Some(key_file_of(&sshd)),
+            known_hosts: KnownHosts::Inline(std::fs::read_to_string(sshd.known_hosts_with(key_file)).unwrap()),
+            ..Default::default()
+        },
+        ..settings(url.clone(), GitRef::Branch("main".into()), &workdir.path().join(dir))
+    };
+    assert_eq!(sync(&inline_hosts("host_key", "inline-hosts")).unwrap().commit, head);
+    let err = sync(&inline_hosts("other_host_key", "inline-hosts-changed")).unwrap_err().to_string();
+    assert!(err.contains("does not match the known_hosts lines given inline"), "{err}");
 
     // An unknown host is refused.
     let empty = sshd.dir.path().join("empty_known_hosts");

@@ -13,7 +13,7 @@ use tracing::{error, info};
 use crate::aws::Aws;
 use crate::controller::{Controller, Live, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
-use crate::source::git::{self, GitAuth, GitRef, GitSettings, Secret, SshKey};
+use crate::source::git::{self, GitAuth, GitRef, GitSettings, KnownHosts, Secret, SshKey};
 
 /// Durations as `500ms`, `2s`, `5m`, `1h`.
 fn duration(s: &str) -> Result<Duration, String> {
@@ -89,8 +89,11 @@ pub struct RunArgs {
     pub git_ssh_key_passphrase: Option<String>,
     /// known_hosts file that SSH host keys are checked against (default ~/.ssh/known_hosts).
     /// Unknown or changed host keys are refused.
-    #[arg(long, env = "SLIPWAY_KNOWN_HOSTS")]
+    #[arg(long, env = "SLIPWAY_KNOWN_HOSTS", conflicts_with = "known_hosts_data")]
     pub known_hosts: Option<PathBuf>,
+    /// The known_hosts lines themselves instead of a file, e.g. from a secret store on ECS.
+    #[arg(long, env = "SLIPWAY_KNOWN_HOSTS_DATA", value_name = "LINES")]
+    pub known_hosts_data: Option<String>,
     /// Accept any SSH host key. Dangerous: only for throw-away setups.
     #[arg(long, env = "SLIPWAY_INSECURE_SKIP_HOST_KEY_CHECK", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure_skip_host_key_check: bool,
@@ -133,7 +136,11 @@ fn source(args: &RunArgs) -> anyhow::Result<SourceSettings> {
             token: args.git_token.clone().map(Secret::new),
             ssh_key,
             ssh_key_passphrase: args.git_ssh_key_passphrase.clone().map(Secret::new),
-            known_hosts: args.known_hosts.clone(),
+            known_hosts: match (&args.known_hosts, &args.known_hosts_data) {
+                (Some(path), _) => KnownHosts::File(path.clone()),
+                (None, Some(lines)) => KnownHosts::Inline(lines.clone()),
+                (None, None) => KnownHosts::Home,
+            },
             insecure_skip_host_key_check: args.insecure_skip_host_key_check,
         },
     }))

@@ -63,6 +63,33 @@ pub enum SshKey {
     Inline(Secret),
 }
 
+/// The OpenSSH known_hosts lines SSH host keys are checked against.
+#[derive(Debug, Clone, Default)]
+pub enum KnownHosts {
+    /// `~/.ssh/known_hosts`.
+    #[default]
+    Home,
+    File(PathBuf),
+    /// The lines themselves (from an environment variable, so that a container can take them
+    /// from a secret store without a file). Host keys are public: no need to hide them.
+    Inline(String),
+}
+
+impl KnownHosts {
+    /// The lines, and where they came from (for error messages). A missing file reads as empty,
+    /// so every host is unknown and refused.
+    fn read(&self) -> (String, String) {
+        match self {
+            KnownHosts::Home => {
+                let path = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")).join(".ssh/known_hosts");
+                (std::fs::read_to_string(&path).unwrap_or_default(), path.display().to_string())
+            }
+            KnownHosts::File(path) => (std::fs::read_to_string(path).unwrap_or_default(), path.display().to_string()),
+            KnownHosts::Inline(lines) => (lines.clone(), "the known_hosts lines given inline (SLIPWAY_KNOWN_HOSTS_DATA)".into()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GitAuth {
     /// User name for HTTPS (defaults to `x-access-token` with a token) or SSH (defaults to the
@@ -72,8 +99,8 @@ pub struct GitAuth {
     pub token: Option<Secret>,
     pub ssh_key: Option<SshKey>,
     pub ssh_key_passphrase: Option<Secret>,
-    /// OpenSSH known_hosts file; `~/.ssh/known_hosts` when unset.
-    pub known_hosts: Option<PathBuf>,
+    /// Where SSH host keys are checked against.
+    pub known_hosts: KnownHosts,
     /// Accept any SSH host key. Off by default; for throw-away test setups only.
     pub insecure_skip_host_key_check: bool,
 }
@@ -261,22 +288,19 @@ fn callbacks(settings: &GitSettings, host_key_problem: Rc<RefCell<Option<String>
         }
         let (host, port) = ssh_host_port(&url).ok_or_else(|| git2::Error::from_str("cannot tell the SSH host from the repository URL"))?;
         let key = hostkey.hostkey().ok_or_else(|| git2::Error::from_str("the SSH server's host key is not available for checking"))?;
-        let path = auth.known_hosts.clone().unwrap_or_else(default_known_hosts);
-        let file = std::fs::read_to_string(&path).unwrap_or_default();
+        let (lines, source) = auth.known_hosts.read();
         let name = knownhosts::host_pattern_name(&host, port);
-        let problem = match knownhosts::verify(&file, &host, port, key) {
+        let problem = match knownhosts::verify(&lines, &host, port, key) {
             HostKeyVerdict::Trusted => return Ok(CertificateCheckStatus::CertificateOk),
             HostKeyVerdict::Unknown => {
                 format!(
-                    "host key of {name} is not in {}: refusing to connect (add it, e.g. with ssh-keyscan, after checking its fingerprint)",
-                    path.display()
+                    "host key of {name} is not in {source}: refusing to connect (add it, e.g. with ssh-keyscan, after checking its fingerprint)"
                 )
             }
-            HostKeyVerdict::Mismatch => format!(
-                "host key of {name} does not match {}: refusing to connect (the key changed, or someone is in between)",
-                path.display()
-            ),
-            HostKeyVerdict::Revoked => format!("host key of {name} is revoked in {}", path.display()),
+            HostKeyVerdict::Mismatch => {
+                format!("host key of {name} does not match {source}: refusing to connect (the key changed, or someone is in between)")
+            }
+            HostKeyVerdict::Revoked => format!("host key of {name} is revoked in {source}"),
         };
         let err = git2::Error::from_str(&problem);
         *host_key_problem.borrow_mut() = Some(problem);
@@ -285,10 +309,6 @@ fn callbacks(settings: &GitSettings, host_key_problem: Rc<RefCell<Option<String>
     callbacks.transfer_progress(move |_| Instant::now() < deadline);
     callbacks.sideband_progress(move |_| Instant::now() < deadline);
     callbacks
-}
-
-fn default_known_hosts() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")).join(".ssh/known_hosts")
 }
 
 /// Bounds connecting to and waiting on a Git server, for every fetch in this process.
