@@ -7,6 +7,9 @@
 //! drift interval has passed, or when its backoff after a transient error has. Reconcile tasks
 //! run concurrently under a bound and report back over a channel, so a slow or failing
 //! pipeline never delays the others.
+//!
+//! The loop decides when; the [`World`] does the work (Git and AWS in [`Live`]), so the timing
+//! is tested on a paused clock in `tests.rs`.
 
 pub mod schedule;
 pub mod status;
