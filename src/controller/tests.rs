@@ -164,6 +164,25 @@ async fn until(world: &Scripted, secs: u64) {
     tokio::time::sleep_until(world.start + Duration::from_secs(secs)).await;
 }
 
+/// Runs a scenario on a paused clock, and fails (instead of hanging) when it makes no progress in
+/// real time: a loop that never goes idle never lets a paused clock advance.
+fn on_paused_clock(scenario: impl Future<Output = ()> + Send + 'static) {
+    let runner = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(scenario)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !runner.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress on the paused clock after 30 s of real time: the loop never goes idle (is it spinning?)"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Err(panic) = runner.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[track_caller]
 fn assert_times(actual: Vec<f64>, expected: &[f64]) {
     let close = actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| (a - e).abs() < 0.01);
@@ -176,156 +195,175 @@ async fn ready_condition(shared: &Shared, pipeline: &str) -> Option<(String, Str
     Some((c.status.clone(), c.reason.clone()))
 }
 
-#[tokio::test(start_paused = true)]
-async fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
-    let world = Scripted::new();
-    let run = start(settings(), &world);
-    until(&world, 1000).await;
+#[test]
+fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        let run = start(settings(), &world);
+        until(&world, 1000).await;
 
-    let fetches = world.times("fetch");
-    assert_eq!(fetches[0], 0.0);
-    for gap in fetches.windows(2).map(|w| w[1] - w[0]) {
-        assert!((54.0..=66.0).contains(&gap), "poll interval 60s ± 10%, got gaps {fetches:?}");
-    }
-    assert!((15..=19).contains(&fetches.len()), "{fetches:?}");
-    // Nothing changes in Git, so each pipeline is looked at once per drift interval, not per poll.
-    for pipeline in ["web", "nginx"] {
-        assert_times(world.times(&format!("reconcile {pipeline}")), &[0.0, 300.0, 600.0, 900.0]);
-    }
-    // Orphans are looked for once every pipeline has had its pass, then each drift interval.
-    assert_times(world.times("sweep"), &[0.0, 300.0, 600.0, 900.0]);
-    assert!(run.shared.ready.load(Ordering::SeqCst));
-    run.stop.send(true).unwrap();
-    assert!(run.handle.await.unwrap());
+        let fetches = world.times("fetch");
+        assert_eq!(fetches[0], 0.0);
+        for gap in fetches.windows(2).map(|w| w[1] - w[0]) {
+            assert!((54.0..=66.0).contains(&gap), "poll interval 60s ± 10%, got gaps {fetches:?}");
+        }
+        assert!((15..=19).contains(&fetches.len()), "{fetches:?}");
+        // Nothing changes in Git, so each pipeline is looked at once per drift interval, not per poll.
+        for pipeline in ["web", "nginx"] {
+            assert_times(world.times(&format!("reconcile {pipeline}")), &[0.0, 300.0, 600.0, 900.0]);
+        }
+        // Orphans are looked for once every pipeline has had its pass, then each drift interval.
+        assert_times(world.times("sweep"), &[0.0, 300.0, 600.0, 900.0]);
+        assert!(run.shared.ready.load(Ordering::SeqCst));
+        run.stop.send(true).unwrap();
+        assert!(run.handle.await.unwrap());
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_ones_wait() {
-    let world = Scripted::new();
-    world.script("web", [Step::failed(true), Step::failed(true), Step::failed(true)]);
-    world.script("nginx", [Step::taking(100), Step::failed(false)]);
-    let run = start(settings(), &world);
-    until(&world, 999).await;
+#[test]
+fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_ones_wait() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("web", [Step::failed(true), Step::failed(true), Step::failed(true)]);
+        world.script("nginx", [Step::taking(100), Step::failed(false)]);
+        let run = start(settings(), &world);
+        until(&world, 999).await;
 
-    let web = world.times("reconcile web");
-    assert_eq!(web.len(), 7, "{web:?}");
-    let gaps: Vec<f64> = web.windows(2).map(|w| w[1] - w[0]).collect();
-    // Exponential from 2s with jitter of up to one more delay...
-    assert!((2.0..=4.0).contains(&gaps[0]) && (4.0..=8.0).contains(&gaps[1]) && (8.0..=16.0).contains(&gaps[2]), "{web:?}");
-    // ...all while nginx's slow pass (0 → 100s) was still running...
-    assert!(web[3] < 100.0, "{web:?}");
-    // ...and reset by the success: from then on, one look per drift interval.
-    assert!(gaps[3..].iter().all(|g| (g - 300.0).abs() < 0.01), "{web:?}");
-    // nginx: done at 100s, due again at 400s, where a permanent failure waits a full drift interval.
-    assert_times(world.times("reconcile nginx"), &[0.0, 400.0, 700.0]);
-    assert_eq!(ready_condition(&run.shared, "web").await.unwrap().0, "True");
-    run.stop.send(true).unwrap();
-    run.handle.await.unwrap();
+        let web = world.times("reconcile web");
+        assert_eq!(web.len(), 7, "{web:?}");
+        let gaps: Vec<f64> = web.windows(2).map(|w| w[1] - w[0]).collect();
+        // Exponential from 2s with jitter of up to one more delay...
+        assert!((2.0..=4.0).contains(&gaps[0]) && (4.0..=8.0).contains(&gaps[1]) && (8.0..=16.0).contains(&gaps[2]), "{web:?}");
+        // ...all while nginx's slow pass (0 → 100s) was still running...
+        assert!(web[3] < 100.0, "{web:?}");
+        // ...and reset by the success: from then on, one look per drift interval.
+        assert!(gaps[3..].iter().all(|g| (g - 300.0).abs() < 0.01), "{web:?}");
+        // nginx: done at 100s, due again at 400s, where a permanent failure waits a full drift interval.
+        assert_times(world.times("reconcile nginx"), &[0.0, 400.0, 700.0]);
+        assert_eq!(ready_condition(&run.shared, "web").await.unwrap().0, "True");
+        run.stop.send(true).unwrap();
+        run.handle.await.unwrap();
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn concurrency_is_bounded() {
-    let world = Scripted::new();
-    world.script("nginx", [Step::taking(100)]);
-    let run = start(Settings { concurrency: 1, ..settings() }, &world);
-    until(&world, 150).await;
-    // Pipelines go in name order; with one slot, web waits for nginx's 100-second pass.
-    assert_times(world.times("reconcile nginx"), &[0.0]);
-    assert_times(world.times("reconcile web"), &[100.0]);
-    run.stop.send(true).unwrap();
-    run.handle.await.unwrap();
+#[test]
+fn concurrency_is_bounded() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("nginx", [Step::taking(100)]);
+        let run = start(Settings { concurrency: 1, ..settings() }, &world);
+        until(&world, 150).await;
+        // Pipelines go in name order; with one slot, web waits for nginx's 100-second pass.
+        assert_times(world.times("reconcile nginx"), &[0.0]);
+        assert_times(world.times("reconcile web"), &[100.0]);
+        run.stop.send(true).unwrap();
+        run.handle.await.unwrap();
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_webhook_fetches_at_once_only_changed_pipelines_reconcile_and_a_broken_one_waits_for_a_fix() {
-    let world = Scripted::new();
-    let hour = Duration::from_secs(3600);
-    let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
+#[test]
+fn a_webhook_fetches_at_once_only_changed_pipelines_reconcile_and_a_broken_one_waits_for_a_fix() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        let hour = Duration::from_secs(3600);
+        let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
 
-    // A commit and its webhook at 10s: fetched at once; only the changed pipeline reconciles.
-    until(&world, 10).await;
-    world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
-    run.shared.refresh.notify_one();
-    until(&world, 20).await;
-    assert_times(world.times("fetch"), &[0.0, 10.0]);
-    assert_times(world.times("reconcile web"), &[0.0, 10.0]);
-    assert_times(world.times("reconcile nginx"), &[0.0]);
+        // A commit and its webhook at 10s: fetched at once; only the changed pipeline reconciles.
+        until(&world, 10).await;
+        world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+        run.shared.refresh.notify_one();
+        until(&world, 20).await;
+        assert_times(world.times("fetch"), &[0.0, 10.0]);
+        assert_times(world.times("reconcile web"), &[0.0, 10.0]);
+        assert_times(world.times("reconcile nginx"), &[0.0]);
 
-    // A broken manifest at 20s is reported and left alone, past its drift interval, until fixed.
-    world.edit("pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
-    run.shared.refresh.notify_one();
-    until(&world, 30).await;
-    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap(), ("False".into(), "InvalidManifest".into()));
-    until(&world, 3700).await;
-    assert_times(world.times("reconcile nginx"), &[0.0]);
-    assert_times(world.times("reconcile web"), &[0.0, 10.0, 3610.0]);
-    world.edit("pipelines/nginx.yaml", "  sauce:\n", "  source:\n");
-    run.shared.refresh.notify_one();
-    until(&world, 3710).await;
-    assert_times(world.times("reconcile nginx"), &[0.0, 3700.0]);
-    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True");
+        // A broken manifest at 20s is reported and left alone, past its drift interval, until fixed.
+        world.edit("pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
+        run.shared.refresh.notify_one();
+        until(&world, 30).await;
+        assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap(), ("False".into(), "InvalidManifest".into()));
+        until(&world, 3700).await;
+        assert_times(world.times("reconcile nginx"), &[0.0]);
+        assert_times(world.times("reconcile web"), &[0.0, 10.0, 3610.0]);
+        world.edit("pipelines/nginx.yaml", "  sauce:\n", "  source:\n");
+        run.shared.refresh.notify_one();
+        until(&world, 3710).await;
+        assert_times(world.times("reconcile nginx"), &[0.0, 3700.0]);
+        assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True");
 
-    // A failed fetch keeps the last good revision: the pipelines stay as they were.
-    world.fail_fetch.store(true, Ordering::SeqCst);
-    run.shared.refresh.notify_one();
-    until(&world, 3720).await;
-    let st = run.shared.status.read().await;
-    assert!(st.source.last_fetch_error.as_deref().is_some_and(|e| e.contains("unreachable")), "{:?}", st.source);
-    assert_eq!(st.pipelines.len(), 2);
-    drop(st);
-    run.stop.send(true).unwrap();
-    assert!(!run.handle.await.unwrap(), "a failing fetch makes the run's result a failure");
+        // A failed fetch keeps the last good revision: the pipelines stay as they were.
+        world.fail_fetch.store(true, Ordering::SeqCst);
+        run.shared.refresh.notify_one();
+        until(&world, 3720).await;
+        let st = run.shared.status.read().await;
+        assert!(st.source.last_fetch_error.as_deref().is_some_and(|e| e.contains("unreachable")), "{:?}", st.source);
+        assert_eq!(st.pipelines.len(), 2);
+        drop(st);
+        run.stop.send(true).unwrap();
+        assert!(!run.handle.await.unwrap(), "a failing fetch makes the run's result a failure");
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_commit_during_a_reconcile_is_applied_right_after_it() {
-    let world = Scripted::new();
-    world.script("web", [Step::taking(50)]);
-    let hour = Duration::from_secs(3600);
-    let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
-    until(&world, 10).await;
-    world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
-    run.shared.refresh.notify_one();
-    until(&world, 100).await;
-    // Never two passes of one pipeline at once: the new revision waits for the running pass.
-    assert_times(world.times("reconcile web"), &[0.0, 50.0]);
-    run.stop.send(true).unwrap();
-    run.handle.await.unwrap();
+#[test]
+fn a_commit_during_a_reconcile_is_applied_right_after_it() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("web", [Step::taking(50)]);
+        let hour = Duration::from_secs(3600);
+        let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
+        until(&world, 10).await;
+        world.edit("pipelines/web.yaml", "scanOnPush: true", "scanOnPush: false");
+        run.shared.refresh.notify_one();
+        until(&world, 100).await;
+        // Never two passes of one pipeline at once: the new revision waits for the running pass.
+        assert_times(world.times("reconcile web"), &[0.0, 50.0]);
+        run.stop.send(true).unwrap();
+        run.handle.await.unwrap();
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
-    let world = Scripted::new();
-    let waiting = deploy::Report { action: Some("waiting for EventBridge to start web for sha256:abc".into()), ..Default::default() };
-    world.script("web", [Step { delivery: Some(waiting.clone()), ..Step::synced() }, Step { delivery: Some(waiting), ..Step::synced() }]);
-    let run = start(settings(), &world);
-    until(&world, 400).await;
-    // Twice 10s apart while waiting; then the drift interval again.
-    assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0, 320.0]);
-    run.stop.send(true).unwrap();
-    run.handle.await.unwrap();
+#[test]
+fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        let waiting = deploy::Report { action: Some("waiting for EventBridge to start web for sha256:abc".into()), ..Default::default() };
+        world.script(
+            "web",
+            [Step { delivery: Some(waiting.clone()), ..Step::synced() }, Step { delivery: Some(waiting), ..Step::synced() }],
+        );
+        let run = start(settings(), &world);
+        until(&world, 400).await;
+        // Twice 10s apart while waiting; then the drift interval again.
+        assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0, 320.0]);
+        run.stop.send(true).unwrap();
+        run.handle.await.unwrap();
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
-    let world = Scripted::new();
-    world.script("nginx", [Step::taking(10)]);
-    let run = start(settings(), &world);
-    until(&world, 5).await;
-    run.stop.send(true).unwrap();
-    assert!(run.handle.await.unwrap());
-    assert!((world.start.elapsed().as_secs_f64() - 10.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
-    assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True", "the finished pass is recorded");
+#[test]
+fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("nginx", [Step::taking(10)]);
+        let run = start(settings(), &world);
+        until(&world, 5).await;
+        run.stop.send(true).unwrap();
+        assert!(run.handle.await.unwrap());
+        assert!((world.start.elapsed().as_secs_f64() - 10.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
+        assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True", "the finished pass is recorded");
+    });
 }
 
-#[tokio::test(start_paused = true)]
-async fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
-    let world = Scripted::new();
-    world.script("nginx", [Step::taking(100)]);
-    let run = start(settings(), &world);
-    until(&world, 5).await;
-    run.stop.send(true).unwrap();
-    run.handle.await.unwrap();
-    // 5s + the 20s grace, well inside the 30s ECS gives a task to stop.
-    assert!((world.start.elapsed().as_secs_f64() - 25.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
+#[test]
+fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("nginx", [Step::taking(100)]);
+        let run = start(settings(), &world);
+        until(&world, 5).await;
+        run.stop.send(true).unwrap();
+        run.handle.await.unwrap();
+        // 5s + the 20s grace, well inside the 30s ECS gives a task to stop.
+        assert!((world.start.elapsed().as_secs_f64() - 25.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
+    });
 }
