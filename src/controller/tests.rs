@@ -152,6 +152,14 @@ struct Running {
     handle: JoinHandle<bool>,
 }
 
+impl Running {
+    /// Signals shutdown and returns the run's result once the loop has ended.
+    async fn stop(self) -> bool {
+        self.stop.send(true).unwrap();
+        self.handle.await.unwrap()
+    }
+}
+
 fn start(settings: Settings, world: &Arc<Scripted>) -> Running {
     let shared = Arc::new(Shared::default());
     let (stop, stop_rx) = watch::channel(false);
@@ -215,8 +223,7 @@ fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
         // Orphans are looked for once every pipeline has had its pass, then each drift interval.
         assert_times(world.times("sweep"), &[0.0, 300.0, 600.0, 900.0]);
         assert!(run.shared.ready.load(Ordering::SeqCst));
-        run.stop.send(true).unwrap();
-        assert!(run.handle.await.unwrap());
+        assert!(run.stop().await);
     });
 }
 
@@ -241,8 +248,7 @@ fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_on
         // nginx: done at 100s, due again at 400s, where a permanent failure waits a full drift interval.
         assert_times(world.times("reconcile nginx"), &[0.0, 400.0, 700.0]);
         assert_eq!(ready_condition(&run.shared, "web").await.unwrap().0, "True");
-        run.stop.send(true).unwrap();
-        run.handle.await.unwrap();
+        run.stop().await;
     });
 }
 
@@ -256,8 +262,7 @@ fn concurrency_is_bounded() {
         // Pipelines go in name order; with one slot, web waits for nginx's 100-second pass.
         assert_times(world.times("reconcile nginx"), &[0.0]);
         assert_times(world.times("reconcile web"), &[100.0]);
-        run.stop.send(true).unwrap();
-        run.handle.await.unwrap();
+        run.stop().await;
     });
 }
 
@@ -299,8 +304,7 @@ fn a_webhook_fetches_at_once_only_changed_pipelines_reconcile_and_a_broken_one_w
         assert!(st.source.last_fetch_error.as_deref().is_some_and(|e| e.contains("unreachable")), "{:?}", st.source);
         assert_eq!(st.pipelines.len(), 2);
         drop(st);
-        run.stop.send(true).unwrap();
-        assert!(!run.handle.await.unwrap(), "a failing fetch makes the run's result a failure");
+        assert!(!run.stop().await, "a failing fetch makes the run's result a failure");
     });
 }
 
@@ -317,8 +321,7 @@ fn a_commit_during_a_reconcile_is_applied_right_after_it() {
         until(&world, 100).await;
         // Never two passes of one pipeline at once: the new revision waits for the running pass.
         assert_times(world.times("reconcile web"), &[0.0, 50.0]);
-        run.stop.send(true).unwrap();
-        run.handle.await.unwrap();
+        run.stop().await;
     });
 }
 
@@ -335,8 +338,7 @@ fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
         until(&world, 400).await;
         // Twice 10s apart while waiting; then the drift interval again.
         assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0, 320.0]);
-        run.stop.send(true).unwrap();
-        run.handle.await.unwrap();
+        run.stop().await;
     });
 }
 
@@ -347,10 +349,10 @@ fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
         world.script("nginx", [Step::taking(10)]);
         let run = start(settings(), &world);
         until(&world, 5).await;
-        run.stop.send(true).unwrap();
-        assert!(run.handle.await.unwrap());
+        let shared = run.shared.clone();
+        assert!(run.stop().await);
         assert!((world.start.elapsed().as_secs_f64() - 10.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
-        assert_eq!(ready_condition(&run.shared, "nginx").await.unwrap().0, "True", "the finished pass is recorded");
+        assert_eq!(ready_condition(&shared, "nginx").await.unwrap().0, "True", "the finished pass is recorded");
     });
 }
 
@@ -361,8 +363,7 @@ fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
         world.script("nginx", [Step::taking(100)]);
         let run = start(settings(), &world);
         until(&world, 5).await;
-        run.stop.send(true).unwrap();
-        run.handle.await.unwrap();
+        run.stop().await;
         // 5s + the 20s grace, well inside the 30s ECS gives a task to stop.
         assert!((world.start.elapsed().as_secs_f64() - 25.0).abs() < 0.01, "stopped at {:?}", world.start.elapsed());
     });
