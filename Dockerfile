@@ -19,6 +19,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY crates ./crates
 COPY src ./src
 # The target directory and the registry are cache mounts (fast rebuilds), so the binary is
 # copied out of it in the same step.

@@ -11,14 +11,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::artifact::build_zip;
-use crate::aws::{Aws, AwsError};
-use crate::desired::{DesiredPipeline, Target, compile};
-use crate::manifest::validate::ValidPipeline;
-use crate::manifest::{Diagnostic, load_repository, validate};
-use crate::observe::observe_pipeline;
-use crate::plan::{Action, Orphan, PipelinePlan, discoverable_kinds, find_orphans, plan_pipeline};
-use crate::resource::{self, Key};
+use slipway_aws::observe::observe_pipeline;
+use slipway_aws::{Aws, AwsError, resource};
+use slipway_core::artifact::build_zip;
+use slipway_core::compile::{DesiredPipeline, compile};
+use slipway_core::manifest::validate::ValidPipeline;
+use slipway_core::manifest::{Diagnostic, load_repository, validate};
+use slipway_core::plan::{Operation, Orphan, PipelinePlan, find_orphans, plan_pipeline};
+use slipway_core::reconcile::ReconcileError;
+use slipway_core::resource::{Key, Kind};
+
 use crate::source::{RepoDir, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -126,10 +128,6 @@ impl Plan {
     }
 }
 
-pub fn target(aws: &Aws) -> Target {
-    Target { partition: aws.partition.clone(), region: aws.region.clone(), account: aws.account.clone() }
-}
-
 /// Observes and plans every selected pipeline, concurrently up to `concurrency`. Orphans are
 /// looked for only when all pipelines are selected.
 pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: usize) -> Result<Plan, EngineError> {
@@ -138,8 +136,8 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
             return Err(EngineError::UnknownPipeline(name.clone()));
         }
     }
-    let target = target(aws);
-    let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &target)).collect();
+    let placement = aws.placement();
+    let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &placement)).collect();
     let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
     let mut pipelines: Vec<PipelinePlan> =
         futures::stream::iter(selected).map(|d| observe_and_plan(aws, d)).buffer_unordered(concurrency.max(1)).collect().await;
@@ -173,7 +171,7 @@ pub async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelineP
             Ok(observed) => plan_pipeline(desired, &observed),
             Err(err) => {
                 warn!(error = %err, "failed to observe pipeline");
-                PipelinePlan::failed(desired, &err)
+                PipelinePlan::failed(desired, err)
             }
         }
     }
@@ -183,7 +181,7 @@ pub async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelineP
 
 /// Owned resources in the account that no desired pipeline names, sparing `protected` pipelines.
 pub async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
-    let found = futures::future::join_all(discoverable_kinds().into_iter().map(|kind| resource::discover_owned(aws, kind))).await;
+    let found = futures::future::join_all(Kind::discoverable().map(|kind| resource::discover_owned(aws, kind))).await;
     let mut owned = Vec::new();
     for f in found {
         owned.extend(f?);
@@ -192,14 +190,14 @@ pub async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &Hash
 }
 
 /// Deletes orphans in order (dependents first); returns what was deleted and what failed.
-pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Done>, Vec<String>) {
+pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Applied>, Vec<String>) {
     let mut pruned = Vec::new();
     let mut errors = Vec::new();
     for orphan in orphans {
         info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
         match resource::delete(aws, &orphan.key).await {
-            Ok(()) => pruned.push(Done { key: orphan.key.clone(), verb: "deleted" }),
-            Err(err) if err.is_not_found() => pruned.push(Done { key: orphan.key.clone(), verb: "already gone" }),
+            Ok(()) => pruned.push(Applied { key: orphan.key.clone(), verb: "deleted" }),
+            Err(err) if err.is_not_found() => pruned.push(Applied { key: orphan.key.clone(), verb: "already gone" }),
             Err(err) => errors.push(format!("failed to delete {}: {err}", orphan.key)),
         }
     }
@@ -211,7 +209,7 @@ pub const PRUNE_UNSAFE: &str =
 
 /// What apply did to one resource.
 #[derive(Debug, Clone, Serialize)]
-pub struct Done {
+pub struct Applied {
     pub key: Key,
     pub verb: &'static str,
 }
@@ -219,23 +217,28 @@ pub struct Done {
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineOutcome {
     pub pipeline: String,
-    pub done: Vec<Done>,
+    pub done: Vec<Applied>,
     /// Why nothing was attempted (a conflict, a missing reference, a failed read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
-    /// The call that failed; the steps after it were not attempted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Whether `error` is worth another try soon.
-    #[serde(skip)]
-    pub retryable: bool,
+    /// The call that failed; the steps after it were not attempted. Keeps its kind; serialised
+    /// as its message.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_message")]
+    pub error: Option<ReconcileError>,
+}
+
+fn as_message<S: serde::Serializer>(error: &Option<ReconcileError>, serializer: S) -> Result<S::Ok, S::Error> {
+    match error {
+        Some(e) => serializer.collect_str(e),
+        None => serializer.serialize_none(),
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct ApplyReport {
     pub revision: Option<String>,
     pub pipelines: Vec<PipelineOutcome>,
-    pub pruned: Vec<Done>,
+    pub pruned: Vec<Applied>,
     pub prune_errors: Vec<String>,
     /// Orphans left in place because `--prune` was not given.
     pub orphans_kept: usize,
@@ -290,33 +293,31 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
 /// Applies one pipeline's plan: its steps in creation order, stopping at the first failure.
 /// A blocked pipeline is skipped whole.
 pub async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
-    let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None, retryable: false };
+    let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None };
     if p.is_blocked() {
         let reasons = p.blocked_reasons().join("; ");
         warn!(reasons = %reasons, "pipeline blocked; nothing applied");
         outcome.skipped = Some(reasons);
-        outcome.retryable = p.retryable;
         return outcome;
     }
     for step in &p.steps {
-        let artifact = step.key.kind == resource::Kind::SourceArtifact;
+        let artifact = step.key.kind == Kind::SourceArtifact;
         let result = match &step.action {
-            Action::Create => resource::create(aws, &step.desired).await.map(|()| if artifact { "uploaded" } else { "created" }),
-            Action::Update { .. } => {
+            Operation::Create => resource::create(aws, &step.desired).await.map(|()| if artifact { "uploaded" } else { "created" }),
+            Operation::Update { .. } => {
                 let live = step.live.as_ref().expect("updates have a live resource");
                 resource::update(aws, &step.desired, live).await.map(|()| if artifact { "uploaded" } else { "updated" })
             }
-            Action::Noop | Action::Conflict { .. } => continue,
+            Operation::Noop | Operation::Conflict { .. } => continue,
         };
         match result {
             Ok(verb) => {
                 info!(resource = %step.key, verb, "applied");
-                outcome.done.push(Done { key: step.key.clone(), verb });
+                outcome.done.push(Applied { key: step.key.clone(), verb });
             }
             Err(err) => {
                 warn!(resource = %step.key, error = %err, "apply failed; later steps of this pipeline skipped");
-                outcome.error = Some(format!("{}: {err}", step.key));
-                outcome.retryable = err.is_retryable();
+                outcome.error = Some(ReconcileError::Apply { resource: step.key.clone(), source: err });
                 break;
             }
         }

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use tracing::{info, warn};
 
 use crate::controller::Shared;
+use crate::metrics::Metrics;
 use crate::webhook::{self, Verdict};
 
 /// Webhook bodies larger than this are refused (push events are a few KiB).
@@ -28,19 +29,20 @@ pub struct WebhookSecrets {
 #[derive(Clone)]
 struct AppState {
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     secrets: WebhookSecrets,
 }
 
-pub fn router(shared: Arc<Shared>, secrets: WebhookSecrets) -> Router {
+pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, secrets: WebhookSecrets) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(render_metrics))
         .route("/webhooks/gitlab", post(gitlab))
         .route("/webhooks/github", post(github))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
-        .with_state(AppState { shared, secrets })
+        .with_state(AppState { shared, metrics, secrets })
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -51,8 +53,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::METRICS.render()).into_response()
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 async fn status(State(state): State<AppState>) -> Response {

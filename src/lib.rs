@@ -1,23 +1,16 @@
 //! slipway: a GitOps controller that keeps AWS container delivery pipelines exactly as a Git
-//! repository describes them.
+//! repository describes them. This crate is the application: the Git and directory sources, the
+//! engine that runs the one-way flow, the controller loop, HTTP, metrics and the CLI. What slipway
+//! decides is in `slipway-core`; how it talks to AWS is in `slipway-aws` (ARCHITECTURE.md).
 //!
-//! Data flows one way: [`manifest`] (load, validate) → [`desired`] (compile) → [`observe`] →
-//! [`plan`] → [`engine::apply`] → [`report`]. Only loading, observing and applying do I/O.
+//! Data flows one way: `manifest` (load, validate) → `compile` → `observe` → `plan` →
+//! [`engine::apply`] → [`report`] and the controller's status.
 
-pub mod artifact;
-pub mod aws;
 pub mod cli;
 pub mod controller;
-pub mod deploy;
-pub mod desired;
-pub mod diff;
 pub mod engine;
 pub mod http;
-pub mod manifest;
 pub mod metrics;
-pub mod observe;
-pub mod plan;
 pub mod report;
-pub mod resource;
 pub mod source;
 pub mod webhook;

@@ -3,14 +3,21 @@
 //! names, resource kinds, results — never error text. Durations are in seconds.
 //!
 //! A pipeline's series exist, at zero, from its first reconcile, so alerts and dashboards never
-//! see gaps; a pipeline removed from Git loses its series.
+//! see gaps; a pipeline removed from Git loses its series. The label values of bounded labels
+//! come from the enums they describe (`as_str`), never from a list kept by hand.
+//!
+//! One [`Metrics`] is made by `slipway run` and handed to whoever records (the controller, the
+//! Git source, the AWS clients through [`CallObserver`], the HTTP server that renders it).
 
-use std::sync::LazyLock;
+use std::time::Duration;
 
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-
-use crate::controller::status::{DRIFTED, IMAGE_DRIFT, READY, STALLED, SYNCED};
-use crate::resource::Kind;
+use slipway_aws::calls::CallObserver;
+use slipway_core::delivery::Report;
+use slipway_core::delivery::decide::{DeployOutcome, RollbackTrigger, counts_as_deployment, outcome, rollback_trigger};
+use slipway_core::reconcile::ReconcileResult;
+use slipway_core::resource::Kind;
+use slipway_core::status::{Condition, ConditionType, Truth};
 
 pub struct Metrics {
     registry: Registry,
@@ -32,13 +39,6 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
 }
 
-/// Values of the bounded labels, so series can be created at zero and removed whole.
-pub const RECONCILE_RESULTS: [&str; 4] = ["success", "observed", "blocked", "error"];
-pub const DEPLOY_RESULTS: [&str; 4] = ["succeeded", "failed", "rolled_back", "stopped"];
-pub const ROLLBACK_TRIGGERS: [&str; 4] = ["auto_failure", "alarm", "manual", "slipway"];
-pub const CONDITIONS: [&str; 5] = [READY, SYNCED, DRIFTED, STALLED, IMAGE_DRIFT];
-pub const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
-
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     registry.register(Box::new(c.clone())).expect("registered once");
@@ -57,8 +57,14 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
     h
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Metrics {
+    pub fn new() -> Metrics {
         let r = Registry::new();
         let fetch = Histogram::with_opts(
             HistogramOpts::new("slipway_git_fetch_duration_seconds", "Time to fetch the config repository.")
@@ -139,43 +145,43 @@ impl Metrics {
 
     /// Creates a pipeline's series at zero.
     pub fn init_pipeline(&self, pipeline: &str, kinds: &[Kind]) {
-        for result in RECONCILE_RESULTS {
-            self.reconcile_total.with_label_values(&[pipeline, result]);
+        for result in ReconcileResult::ALL {
+            self.reconcile_total.with_label_values(&[pipeline, result.as_str()]);
         }
         for kind in kinds {
             self.drift_resources.with_label_values(&[pipeline, kind.label()]);
             self.drift_detected_total.with_label_values(&[pipeline, kind.label()]);
         }
-        for result in DEPLOY_RESULTS {
-            self.deployments_total.with_label_values(&[pipeline, result]);
+        for result in DeployOutcome::RESULTS {
+            self.deployments_total.with_label_values(&[pipeline, result.as_str()]);
         }
-        for trigger in ROLLBACK_TRIGGERS {
-            self.rollbacks_total.with_label_values(&[pipeline, trigger]);
+        for trigger in RollbackTrigger::ALL {
+            self.rollbacks_total.with_label_values(&[pipeline, trigger.as_str()]);
         }
         self.image_drift.with_label_values(&[pipeline]);
     }
 
     /// Removes every series of a pipeline that left Git.
     pub fn forget_pipeline(&self, pipeline: &str) {
-        for result in RECONCILE_RESULTS {
-            let _ = self.reconcile_total.remove_label_values(&[pipeline, result]);
+        for result in ReconcileResult::ALL {
+            let _ = self.reconcile_total.remove_label_values(&[pipeline, result.as_str()]);
         }
         let _ = self.reconcile_duration_seconds.remove_label_values(&[pipeline]);
         for kind in Kind::ALL {
             let _ = self.drift_resources.remove_label_values(&[pipeline, kind.label()]);
             let _ = self.drift_detected_total.remove_label_values(&[pipeline, kind.label()]);
         }
-        for result in DEPLOY_RESULTS {
-            let _ = self.deployments_total.remove_label_values(&[pipeline, result]);
-            let _ = self.deploy_duration_seconds.remove_label_values(&[pipeline, result]);
+        for result in DeployOutcome::RESULTS {
+            let _ = self.deployments_total.remove_label_values(&[pipeline, result.as_str()]);
+            let _ = self.deploy_duration_seconds.remove_label_values(&[pipeline, result.as_str()]);
         }
-        for trigger in ROLLBACK_TRIGGERS {
-            let _ = self.rollbacks_total.remove_label_values(&[pipeline, trigger]);
+        for trigger in RollbackTrigger::ALL {
+            let _ = self.rollbacks_total.remove_label_values(&[pipeline, trigger.as_str()]);
         }
         let _ = self.image_drift.remove_label_values(&[pipeline]);
-        for condition in CONDITIONS {
-            for status in CONDITION_STATUSES {
-                let _ = self.pipeline_condition.remove_label_values(&[pipeline, condition, status]);
+        for condition in ConditionType::ALL {
+            for status in Truth::ALL {
+                let _ = self.pipeline_condition.remove_label_values(&[pipeline, condition.as_str(), status.as_str()]);
             }
         }
     }
@@ -192,11 +198,45 @@ impl Metrics {
     }
 
     /// Mirrors a pipeline's conditions: 1 on the current status, 0 on the others.
-    pub fn set_conditions(&self, pipeline: &str, conditions: &[crate::controller::status::Condition]) {
+    pub fn set_conditions(&self, pipeline: &str, conditions: &[Condition]) {
         for c in conditions {
-            for status in CONDITION_STATUSES {
-                self.pipeline_condition.with_label_values(&[pipeline, &c.kind, status]).set(i64::from(c.status == status));
+            for status in Truth::ALL {
+                self.pipeline_condition.with_label_values(&[pipeline, c.kind.as_str(), status.as_str()]).set(i64::from(c.status == status));
             }
+        }
+    }
+
+    /// Counts one reconcile of a pipeline and how long it took.
+    pub fn record_reconcile(&self, pipeline: &str, result: ReconcileResult, took: Duration) {
+        self.reconcile_total.with_label_values(&[pipeline, result.as_str()]).inc();
+        self.reconcile_duration_seconds.with_label_values(&[pipeline]).observe(took.as_secs_f64());
+    }
+
+    /// Image drift, and every deployment that ended since the last pass: its result, duration
+    /// and rollback.
+    pub fn record_delivery(&self, pipeline: &str, report: &Report) {
+        self.image_drift.with_label_values(&[pipeline]).set(i64::from(report.image_drift));
+        for d in report.finished.iter().filter(|d| counts_as_deployment(d)) {
+            let result = outcome(d).result().as_str();
+            self.deployments_total.with_label_values(&[pipeline, result]).inc();
+            if let (Some(start), Some(end)) = (d.created, d.completed)
+                && let Ok(took) = end.duration_since(start)
+            {
+                self.deploy_duration_seconds.with_label_values(&[pipeline, result]).observe(took.as_secs_f64());
+            }
+            if let Some(trigger) = rollback_trigger(d) {
+                self.rollbacks_total.with_label_values(&[pipeline, trigger.as_str()]).inc();
+            }
+        }
+    }
+
+    /// One fetch of the config repository.
+    pub fn record_fetch(&self, succeeded: bool, took: Duration) {
+        self.git_fetch_duration_seconds.observe(took.as_secs_f64());
+        self.git_fetch_total.with_label_values(&[if succeeded { "success" } else { "error" }]).inc();
+        if succeeded {
+            let unix = std::time::SystemTime::now().duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap_or_default();
+            self.git_last_success_timestamp_seconds.set(unix.as_secs_f64());
         }
     }
 
@@ -214,8 +254,14 @@ impl Metrics {
     }
 }
 
-/// The process-wide metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+impl CallObserver for Metrics {
+    fn observe(&self, service: &str, operation: &str, succeeded: bool, took: Option<Duration>) {
+        self.aws_requests_total.with_label_values(&[service, operation, if succeeded { "success" } else { "error" }]).inc();
+        if let Some(took) = took {
+            self.aws_request_duration_seconds.with_label_values(&[service]).observe(took.as_secs_f64());
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use slipway_core::plan::Operation;
+
 use crate::engine::{ApplyReport, Plan};
-use crate::plan::Action;
 
 fn short(value: &Option<Value>) -> String {
     match value {
@@ -41,22 +42,22 @@ pub fn render_plan(plan: &Plan) -> String {
         let mut unchanged = 0;
         for step in &p.steps {
             match &step.action {
-                Action::Create => {
+                Operation::Create => {
                     create += 1;
                     let _ = writeln!(out, "  + create {}", step.key);
                 }
-                Action::Update { changes } => {
+                Operation::Update { changes } => {
                     update += 1;
                     let _ = writeln!(out, "  ~ update {}", step.key);
                     for c in changes {
                         let _ = writeln!(out, "      {}: {} → {}", c.path, short(&c.before), short(&c.after));
                     }
                 }
-                Action::Conflict { reason } => {
+                Operation::Conflict { reason } => {
                     conflicts += 1;
                     let _ = writeln!(out, "  ! conflict {}: {reason}", step.key);
                 }
-                Action::Noop => unchanged += 1,
+                Operation::Noop => unchanged += 1,
             }
         }
         if p.is_blocked() {

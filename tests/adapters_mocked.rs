@@ -13,28 +13,31 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::error::ErrorMetadata;
-use slipway::aws::{Aws, ErrorKind};
-use slipway::resource::codebuild::ProjectSpec;
-use slipway::resource::codedeploy::GroupSpec;
-use slipway::resource::{self, Desired, Key, Kind, Live, Spec, Tags, ownership_tags};
+use std::sync::Arc;
+
+use slipway_aws::calls::Unobserved;
+use slipway_aws::{Aws, ErrorKind, resource};
+use slipway_core::resource::codebuild::ProjectSpec;
+use slipway_core::resource::codedeploy::{AutoRollbackEvent, DeploymentOption, DeploymentType, GroupSpec, InstanceAction, ReadyAction};
+use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags, ownership_tags};
 
 fn aws() -> Aws {
     let config = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).region(aws_config::Region::new("ap-northeast-1")).build();
-    Aws::new(&config, "123456789012".into(), "aws".into())
+    Aws::new(&config, "123456789012".into(), "aws".into(), Arc::new(Unobserved))
 }
 
 fn group(wait: i32) -> GroupSpec {
     GroupSpec {
         service_role_arn: "arn:aws:iam::123456789012:role/deploy".into(),
         deployment_config_name: "CodeDeployDefault.ECSAllAtOnce".into(),
-        deployment_type: "BLUE_GREEN".into(),
-        deployment_option: "WITH_TRAFFIC_CONTROL".into(),
-        termination_action: "TERMINATE".into(),
+        deployment_type: DeploymentType::BlueGreen,
+        deployment_option: DeploymentOption::WithTrafficControl,
+        termination_action: InstanceAction::Terminate,
         termination_wait_minutes: wait,
-        ready_action: "CONTINUE_DEPLOYMENT".into(),
+        ready_action: ReadyAction::ContinueDeployment,
         ready_wait_minutes: 0,
         auto_rollback_enabled: true,
-        auto_rollback_events: vec!["DEPLOYMENT_FAILURE".into()],
+        auto_rollback_events: vec![AutoRollbackEvent::DeploymentFailure],
         cluster: "demo".into(),
         service: "web".into(),
         target_groups: vec!["web-blue".into(), "web-green".into()],
@@ -68,8 +71,8 @@ async fn a_drifted_deployment_group_is_updated_with_its_whole_blue_green_configu
     aws.codedeploy = mock_client!(aws_sdk_codedeploy, [&update]);
 
     let desired =
-        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
-    let live = Live { spec: Spec::Group(group(60)), tags: tags() };
+        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(Box::new(group(5))), tags: tags(), payload: None };
+    let live = Live { spec: Spec::Group(Box::new(group(60))), tags: tags() };
     resource::update(&aws, &desired, &live).await.unwrap();
     assert_eq!(update.num_calls(), 1, "one UpdateDeploymentGroup and no tagging call: the tags were already right");
 }
@@ -108,8 +111,8 @@ async fn a_missing_deployment_group_reads_as_absent_and_access_denied_is_not_ret
     assert_eq!(resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web")).await.unwrap(), None);
 
     let desired =
-        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(group(5)), tags: tags(), payload: None };
-    let live = Live { spec: Spec::Group(group(60)), tags: tags() };
+        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(Box::new(group(5))), tags: tags(), payload: None };
+    let live = Live { spec: Spec::Group(Box::new(group(60))), tags: tags() };
     let err = resource::update(&aws, &desired, &live).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);
     assert!(!err.is_retryable());
@@ -171,7 +174,7 @@ async fn a_drifted_build_project_is_updated_and_adopting_keeps_the_tags_others_s
 
 #[tokio::test]
 async fn deployments_are_created_with_the_app_spec_content_and_stopped_with_rollback() {
-    use slipway::deploy::api::Delivery;
+    use slipway_core::delivery::api::Delivery;
     let create = mock!(aws_sdk_codedeploy::Client::create_deployment)
         .match_requests(|r| {
             let revision = r.revision().unwrap();

@@ -11,10 +11,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{Moto, edit, example_repo};
-use slipway::aws::Aws;
-use slipway::aws::calls::is_read_only;
 use slipway::engine::{ApplyReport, Plan, apply, plan, prepare};
-use slipway::plan::Action;
+use slipway_aws::Aws;
+use slipway_aws::calls::is_read_only;
+use slipway_core::plan::Operation;
 
 async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
     plan(aws, &prepare(repo).unwrap(), &[], 4).await.unwrap()
@@ -30,14 +30,14 @@ fn pending(plan: &Plan) -> BTreeSet<(String, String, String, String)> {
     plan.pipelines
         .iter()
         .flat_map(|p| {
-            p.steps.iter().filter(|s| s.action != Action::Noop).map(|s| {
+            p.steps.iter().filter(|s| s.action != Operation::Noop).map(|s| {
                 let action = match &s.action {
-                    Action::Create => "create".to_string(),
-                    Action::Update { changes } => {
+                    Operation::Create => "create".to_string(),
+                    Operation::Update { changes } => {
                         format!("update {}", changes.iter().map(|c| c.path.as_str()).collect::<Vec<_>>().join(","))
                     }
-                    Action::Conflict { .. } => "conflict".to_string(),
-                    Action::Noop => unreachable!(),
+                    Operation::Conflict { .. } => "conflict".to_string(),
+                    Operation::Noop => unreachable!(),
                 };
                 (p.pipeline.clone(), s.key.kind.label().to_string(), s.key.name.clone(), action)
             })
@@ -217,7 +217,7 @@ async fn a_resource_without_slipways_tags_is_a_conflict_and_is_left_alone_until_
     let web = planned.pipelines.iter().find(|p| p.pipeline == "web").unwrap();
     assert!(web.is_blocked());
     let conflict = web.steps.iter().find(|s| s.key.name == "demo-web").unwrap();
-    let Action::Conflict { reason } = &conflict.action else { panic!("expected a conflict, got {:?}", conflict.action) };
+    let Operation::Conflict { reason } = &conflict.action else { panic!("expected a conflict, got {:?}", conflict.action) };
     assert!(reason.contains("adopt"), "{reason}");
 
     let report = apply(&aws, &planned, false, 4).await;
@@ -233,7 +233,7 @@ async fn a_resource_without_slipways_tags_is_a_conflict_and_is_left_alone_until_
     edit(repo.path(), "pipelines/web.yaml", "spec:\n", "spec:\n  adopt: true\n");
     let adopted = plan_repo(&aws, repo.path()).await;
     let step = adopted.pipelines.iter().find(|p| p.pipeline == "web").unwrap().steps.iter().find(|s| s.key.name == "demo-web").unwrap();
-    let Action::Update { changes } = &step.action else { panic!("adopt updates: {:?}", step.action) };
+    let Operation::Update { changes } = &step.action else { panic!("adopt updates: {:?}", step.action) };
     assert!(changes.iter().any(|c| c.path == "tags.slipway.dev/managed-by"));
     assert!(apply(&aws, &adopted, false, 4).await.succeeded());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);

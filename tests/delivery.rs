@@ -11,10 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use common::Moto;
 use serde_json::{Value, json};
-use slipway::aws::{Aws, AwsError};
-use slipway::deploy::api::{Delivery, DeployStatus, Deployment, Execution, Registry, TaskDefinition};
-use slipway::deploy::state::{RollbackTrigger, Route, rollback_trigger};
-use slipway::deploy::{Memory, Target, live_tag, pass};
+use slipway_aws::{Aws, AwsError};
+use slipway_core::delivery::api::{
+    Creator, Delivery, DeployStatus, Deployment, Execution, ExecutionStatus, Registry, StopCode, TaskDefinition,
+};
+use slipway_core::delivery::decide::{RollbackTrigger, Route, rollback_trigger};
+use slipway_core::delivery::{DeployTarget, Memory, Step, live_tag, pass};
 
 /// In-memory CodeDeploy + CodePipeline + ECS service (hand-written: see the file comment).
 #[derive(Default)]
@@ -63,7 +65,7 @@ impl Fake {
         let previous = st.service_task_definition.clone();
         let d = st.deployments.iter_mut().find(|d| d.id == id).unwrap();
         d.status = status;
-        d.error_code = error_code.map(str::to_owned);
+        d.error_code = error_code.map(StopCode::parse);
         if rollback {
             d.rolled_back_by = Some(rollback_id.clone());
         }
@@ -73,7 +75,7 @@ impl Fake {
         }
         if rollback {
             let mut rb = deployment(&rollback_id, DeployStatus::Succeeded, previous);
-            rb.creator = "codeDeployRollback".into();
+            rb.creator = Creator::CodeDeployRollback;
             rb.rollback_of = Some(id.to_string());
             st.deployments.insert(0, rb);
         }
@@ -93,7 +95,7 @@ impl Delivery for Fake {
         Ok(self.state.lock().unwrap().deployments.iter().take(limit).cloned().collect())
     }
     async fn create_deployment(&self, _app: &str, _group: &str, app_spec: &str, description: &str) -> Result<String, AwsError> {
-        let task_definition = slipway::deploy::aws::task_definition_in_app_spec(app_spec);
+        let task_definition = slipway_aws::delivery::task_definition_in_app_spec(app_spec);
         let mut st = self.state.lock().unwrap();
         st.counter += 1;
         let id = format!("d-{}", st.counter);
@@ -125,14 +127,14 @@ impl Delivery for Fake {
         let id = format!("e-{}", st.started.len());
         st.executions.insert(
             0,
-            Execution { id: id.clone(), status: "InProgress".into(), started: Some(SystemTime::now()), source_revisions: vec![] },
+            Execution { id: id.clone(), status: ExecutionStatus::InProgress, started: Some(SystemTime::now()), source_revisions: vec![] },
         );
         Ok(id)
     }
 }
 
-fn target(route: Route) -> Target {
-    Target {
+fn target(route: Route) -> DeployTarget {
+    DeployTarget {
         pipeline: "web".into(),
         repository: "demo-web".into(),
         tag: "latest".into(),
@@ -184,12 +186,12 @@ async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_on
 
     // Nothing pushed yet: nothing to do.
     let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
-    assert_eq!((report.tracked.as_deref(), report.action.as_deref()), (None, None));
+    assert_eq!((report.tracked.as_deref(), report.step.as_ref()), (None, None));
 
     // A push to ECR: exactly one deployment, of that digest, with the Git revision recorded.
     let first = push(&aws, "latest", "1").await;
     let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
-    assert!(report.action.as_deref().unwrap().starts_with("created deployment d-"), "{report:?}");
+    assert!(matches!(&report.step, Some(Step::CreatedDeployment { deployment, .. }) if deployment.starts_with("d-")), "{report:?}");
     let (app_spec, description) = fake.state.lock().unwrap().created[0].clone();
     assert!(app_spec.contains("task-definition/web:2"), "{app_spec}");
     assert!(description.contains(&first) && description.contains("abc123"), "{description}");
@@ -200,7 +202,7 @@ async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_on
     // While it runs: followed, nothing new started, however often we look.
     for _ in 0..3 {
         let report = pass(&aws, &fake, &t, &mut memory, Some("abc123"), true, now).await.unwrap();
-        assert!(report.active.is_some() && report.action.is_none());
+        assert!(report.active.is_some() && report.step.is_none());
     }
     assert_eq!(fake.state.lock().unwrap().created.len(), 1);
     let id = fake.state.lock().unwrap().deployments[0].id.clone();
@@ -222,7 +224,7 @@ async fn a_pushed_image_is_deployed_once_watched_to_its_end_and_a_rolled_back_on
     // Both ends are reported: the failed deployment and CodeDeploy's rollback deployment.
     assert_eq!(report.finished.len(), 2, "{report:#?}");
     assert_eq!(rollback_trigger(&report.finished[0]), Some(RollbackTrigger::AutoFailure));
-    assert_eq!(report.finished[1].creator, "codeDeployRollback");
+    assert_eq!(report.finished[1].creator, Creator::CodeDeployRollback);
     // The seed's trap: `latest` now points at the bad image, the service runs the old one.
     assert!(report.image_drift);
     assert_eq!((report.tracked.as_deref(), report.live.as_deref()), (Some(second.as_str()), Some(first.as_str())));
@@ -259,12 +261,15 @@ async fn pipeline_mode_leaves_the_start_to_eventbridge_and_starts_it_itself_only
     let now = SystemTime::now();
 
     let report = pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
-    assert!(report.action.unwrap().starts_with("waiting for EventBridge"));
+    assert!(matches!(report.step, Some(Step::AwaitingEvent { .. })), "{report:?}");
     assert!(fake.state.lock().unwrap().started.is_empty());
 
     let later = now + Duration::from_secs(300);
     let report = pass(&aws, &fake, &t, &mut memory, None, true, later).await.unwrap();
-    assert!(report.action.unwrap().contains("started web"), "slipway starts the pipeline itself");
+    assert!(
+        matches!(&report.step, Some(Step::StartedPipeline { pipeline, .. }) if pipeline == "web"),
+        "slipway starts the pipeline itself"
+    );
     for _ in 0..3 {
         pass(&aws, &fake, &t, &mut memory, None, true, later).await.unwrap();
         pass(&aws, &fake, &t, &mut Memory::default(), None, true, later).await.unwrap();
@@ -276,12 +281,12 @@ async fn pipeline_mode_leaves_the_start_to_eventbridge_and_starts_it_itself_only
     push(&aws, "latest", "2").await;
     fake.state.lock().unwrap().executions.push(Execution {
         id: "e-event".into(),
-        status: "InProgress".into(),
+        status: ExecutionStatus::InProgress,
         started: Some(SystemTime::now()),
         source_revisions: vec![],
     });
     let report = pass(&aws, &fake, &t, &mut Memory::default(), None, true, SystemTime::now() + Duration::from_secs(600)).await.unwrap();
-    assert!(report.action.unwrap().contains("was started"));
+    assert!(matches!(report.step, Some(Step::PipelineStarted { .. })), "{report:?}");
     assert!(fake.state.lock().unwrap().started.is_empty());
 }
 
@@ -290,14 +295,14 @@ async fn observe_mode_reports_a_new_image_without_deploying_or_tagging() {
     let (_moto, aws, fake) = setup().await;
     push(&aws, "latest", "1").await;
     let report = pass(&aws, &fake, &target(Route::Direct), &mut Memory::default(), None, false, SystemTime::now()).await.unwrap();
-    assert!(report.action.unwrap().starts_with("would deploy"));
+    assert!(matches!(report.step, Some(Step::WouldDeploy { .. })), "{report:?}");
     assert!(report.image_drift);
     assert!(fake.state.lock().unwrap().created.is_empty());
 }
 
 #[tokio::test]
 async fn rollback_stops_a_running_deployment_or_redeploys_the_last_good_task_definition_and_history_says_who_rolled_back() {
-    use slipway::deploy::{RollbackDone, RollbackError, history, rollback};
+    use slipway_core::delivery::{RollbackDone, RollbackError, history, rollback};
     let (_moto, aws, fake) = setup().await;
     let t = target(Route::Direct);
     let mut memory = Memory::default();
@@ -341,7 +346,7 @@ async fn rollback_stops_a_running_deployment_or_redeploys_the_last_good_task_def
     let newest = fake.state.lock().unwrap().deployments[0].id.clone();
     fake.settle(&newest, DeployStatus::Succeeded, None, false);
     let rows = history(&aws, &fake, &t, 10).await.unwrap();
-    let summary: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.outcome, r.rollback)).collect();
+    let summary: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.outcome.as_str(), r.rollback.map(|t| t.as_str()))).collect();
     assert_eq!(
         summary,
         [("rollback", Some("slipway")), ("succeeded", None), ("succeeded", None), ("rolled_back", Some("manual")), ("succeeded", None)]

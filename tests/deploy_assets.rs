@@ -1,7 +1,7 @@
 //! The deployment assets checked against the code they deploy, so the two cannot drift apart:
 //! the Dockerfile (its build command, run here for real), the ECS task and service definitions,
-//! the IAM policy (against every AWS call in src/), the plain Kubernetes manifests and the Helm
-//! chart (linted and rendered with a real helm v4 from `scripts/install-helm`).
+//! the IAM policy (against every AWS call in src/ and crates/), the plain Kubernetes manifests
+//! and the Helm chart (linted and rendered with a real helm v4 from `scripts/install-helm`).
 //!
 //! The release build takes several minutes on a small machine; it reuses the shared target
 //! directory, so later runs only rebuild what changed.
@@ -437,10 +437,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Each source file under src/ with its `//` comment lines blanked (doc examples are not calls).
+/// Each source file of the workspace (src/ and crates/) with its `//` comment lines blanked (doc
+/// examples are not calls).
 fn sources() -> Vec<(String, String)> {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("crates"), &mut files);
     files.sort();
     files
         .into_iter()
@@ -464,7 +466,7 @@ fn literal(s: &str) -> Option<(&str, &str)> {
     Some((&s[..end], &s[end + 1..]))
 }
 
-/// Every `aws_err("service", "Operation")` in src/, with where it is.
+/// Every `aws_err("service", "Operation")` in the workspace's sources, with where it is.
 fn aws_calls() -> BTreeMap<(String, String), Vec<String>> {
     let calls = scan_aws_calls(&sources()).unwrap_or_else(|e| panic!("{e}"));
     assert!(calls.len() > 50, "found only {} AWS calls; is the scan broken?", calls.len());
@@ -567,14 +569,14 @@ fn the_iam_policy_grants_nothing_the_code_does_not_call() {
         .collect();
     let granted: BTreeSet<String> = statements(&policy("slipway-policy.json")).iter().flat_map(|s| as_list(&s["Action"])).collect();
     let unused: Vec<&String> = granted.difference(&needed).collect();
-    assert!(unused.is_empty(), "manifests/iam/slipway-policy.json grants actions no call in src/ needs: {unused:?}");
+    assert!(unused.is_empty(), "manifests/iam/slipway-policy.json grants actions no call in the code needs: {unused:?}");
     // And the table has no entries for calls that are gone.
     let stale: Vec<String> = IAM_ACTIONS
         .iter()
         .filter(|(s, o, _)| !calls.contains_key(&(s.to_string(), o.to_string())))
         .map(|(s, o, _)| format!("{s}:{o}"))
         .collect();
-    assert!(stale.is_empty(), "IAM_ACTIONS maps calls src/ no longer makes: {stale:?}");
+    assert!(stale.is_empty(), "IAM_ACTIONS maps calls the code no longer makes: {stale:?}");
 }
 
 #[test]
@@ -814,7 +816,9 @@ fn the_ecs_health_check_passes_while_slipway_answers_and_fails_when_it_does_not(
         let (mut stream, _) = server.accept().unwrap();
         let mut request = [0u8; 4096];
         let n = stream.read(&mut request).unwrap();
-        let body = r#"{"ready":true,"source":{},"pipelines":[]}"#;
+        // What slipway's /status serves: the struct the server and `slipway status` share.
+        let status = slipway_core::status::ControllerStatus { ready: true, ..Default::default() };
+        let body = serde_json::to_string(&status).unwrap();
         write!(
             stream,
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

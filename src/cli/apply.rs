@@ -1,13 +1,15 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::{ApplyArgs, OutputFormat};
-use crate::aws::Aws;
 use crate::engine::{apply, plan, prepare};
 use crate::report::render_apply;
+use slipway_aws::Aws;
+use slipway_aws::calls::Unobserved;
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args.selection.repo.repo)?;
-    let aws = Aws::from_env().await?;
+    let aws = Aws::from_env(Arc::new(Unobserved)).await?;
     let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency).await?;
     let report = apply(&aws, &plan, args.prune, args.selection.concurrency).await;
     match args.output {

@@ -1,10 +1,12 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::{OutputFormat, RepoArgs, delivery_target};
-use crate::aws::Aws;
-use crate::deploy::history;
+use slipway_aws::Aws;
+use slipway_aws::calls::Unobserved;
+use slipway_core::delivery::history;
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -21,7 +23,7 @@ pub struct HistoryArgs {
 
 pub async fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let target = delivery_target(&args.repo, &args.pipeline)?;
-    let aws = Aws::from_env().await?;
+    let aws = Aws::from_env(Arc::new(Unobserved)).await?;
     let entries = history(&aws, &aws, &target, args.limit).await?;
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
@@ -41,15 +43,15 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     for e in entries {
         let td = e.deployment.task_definition.as_deref().and_then(|a| a.rsplit('/').next()).unwrap_or("-").to_string();
         let rollback = match (e.rollback, &e.deployment.rolled_back_by, &e.deployment.rollback_of) {
-            (Some(trigger), Some(by), _) => format!("{trigger} → {by}"),
-            (Some(trigger), None, _) => trigger.to_string(),
+            (Some(trigger), Some(by), _) => format!("{} → {by}", trigger.as_str()),
+            (Some(trigger), None, _) => trigger.as_str().to_string(),
             (None, _, Some(of)) => format!("rollback of {of}"),
             _ => String::new(),
         };
         println!(
             "{:<14} {:<12} {:<21} {:>9} {:<14} {:<9} {:<26} {}",
             e.deployment.id,
-            e.outcome,
+            e.outcome.as_str(),
             e.started.as_deref().unwrap_or("-"),
             e.duration_seconds.map(|s| format!("{s:.0}s")).unwrap_or_else(|| "-".into()),
             short(&e.image_digest, 12),

@@ -137,14 +137,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => history::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
         Command::Schema => {
-            print!("{}", crate::manifest::schema::pipeline_schema_json());
+            print!("{}", slipway_core::manifest::schema::pipeline_schema_json());
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 /// The delivery target of one pipeline, from a validated manifest in the repository.
-fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<crate::deploy::Target> {
+fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<slipway_core::delivery::DeployTarget> {
     let prepared = crate::engine::prepare(&repo.repo)?;
     let Some((valid, _)) = prepared.pipelines.iter().find(|(v, _)| v.name() == pipeline) else {
         let broken: Vec<String> =
@@ -152,6 +152,6 @@ fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<crate::dep
         anyhow::ensure!(broken.is_empty(), "pipeline `{pipeline}` has invalid manifests:\n{}", broken.join("\n"));
         anyhow::bail!("no pipeline `{pipeline}` in {}", prepared.root.display());
     };
-    crate::deploy::Target::from_valid(valid)
+    slipway_core::delivery::DeployTarget::from_valid(valid)
         .ok_or_else(|| anyhow::anyhow!("pipeline `{pipeline}`: its task definition has no `<IMAGE1_NAME>` container"))
 }

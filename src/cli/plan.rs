@@ -1,13 +1,15 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::{OutputFormat, PlanArgs};
-use crate::aws::Aws;
 use crate::engine::{plan, prepare};
 use crate::report::render_plan;
+use slipway_aws::Aws;
+use slipway_aws::calls::Unobserved;
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args.selection.repo.repo)?;
-    let aws = Aws::from_env().await?;
+    let aws = Aws::from_env(Arc::new(Unobserved)).await?;
     let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency).await?;
     match args.output {
         OutputFormat::Text => print!("{}", render_plan(&plan)),

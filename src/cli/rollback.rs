@@ -1,10 +1,12 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::{RepoArgs, delivery_target};
-use crate::aws::Aws;
-use crate::deploy::{RollbackDone, RollbackError, rollback};
+use slipway_aws::Aws;
+use slipway_aws::calls::Unobserved;
+use slipway_core::delivery::{RollbackDone, RollbackError, live_tag, rollback};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -20,7 +22,7 @@ pub struct RollbackArgs {
 
 pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let target = delivery_target(&args.repo, &args.pipeline)?;
-    let aws = Aws::from_env().await?;
+    let aws = Aws::from_env(Arc::new(Unobserved)).await?;
     match rollback(&aws, &target, args.to.as_deref()).await {
         Ok(RollbackDone::Stopped { deployment }) => {
             println!("stopped deployment {deployment} with rollback: CodeDeploy shifts traffic back to the previous task set");
@@ -37,7 +39,7 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     println!(
         "note: ECR's {} tag still points at the image you rolled back from; fix the app and push again (slipway keeps the running image tagged {})",
         target.tag,
-        crate::deploy::live_tag(&target.pipeline)
+        live_tag(&target.pipeline)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,11 @@ use clap::{ArgAction, Args};
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::aws::Aws;
-use crate::controller::{Controller, Live, Settings, Shared, SourceSettings};
+use slipway_aws::Aws;
+
+use crate::controller::{Controller, RealWorld, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
+use crate::metrics::Metrics;
 use crate::source::git::{self, GitAuth, GitRef, GitSettings, KnownHosts, Secret, SshKey};
 
 /// Durations as `500ms`, `2s`, `5m`, `1h`.
@@ -159,6 +161,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         watch_interval: args.watch_interval,
     };
     let shared = Arc::new(Shared::default());
+    let metrics = Arc::new(Metrics::new());
     let secrets = WebhookSecrets {
         gitlab_token: args.gitlab_webhook_token.map(Secret::new),
         github_secret: args.github_webhook_secret.map(Secret::new),
@@ -174,13 +177,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("failed to listen on {}", args.listen))?;
     info!(address = %listener.local_addr()?, "serving /healthz, /readyz, /status, /metrics and webhooks");
     let mut http_stop = stop_rx.clone();
-    let serve = axum::serve(listener, router(shared.clone(), secrets)).with_graceful_shutdown(async move {
+    let serve = axum::serve(listener, router(shared.clone(), metrics.clone(), secrets)).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(async move { serve.await });
 
     let aws = loop {
-        match Aws::from_env().await {
+        match Aws::from_env(metrics.clone()).await {
             Ok(aws) => break aws,
             Err(err) if args.once => return Err(err.into()),
             Err(err) => {
@@ -193,8 +196,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let world = Arc::new(Live::new(aws, source, args.path.clone(), args.fetch_timeout));
-    let ok = Controller::new(settings, world, shared).run(stop_rx).await;
+    let world = Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout));
+    let ok = Controller::new(settings, world, shared, metrics).run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();
     info!(ok, "stopped");

@@ -1,3 +1,6 @@
+//! `slipway status`: the `/status` of a running `slipway run`, as a table or as JSON. The JSON is
+//! read into the same typed structs the server writes (`slipway_core::status`).
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -5,7 +8,7 @@ use clap::Args;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use slipway_core::status::{ConditionType, ControllerStatus, PipelineStatus};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -27,7 +30,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("failed to reach {url}"))?;
     anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
     let body = response.into_body().collect().await.context("failed to read the status")?.to_bytes();
-    let status: Value = serde_json::from_slice(&body).context("the status is not JSON")?;
+    let status: ControllerStatus = serde_json::from_slice(&body).context("the status is not slipway's status JSON")?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -36,45 +39,37 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn condition(p: &Value, kind: &str) -> String {
-    p["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("-")
-        .to_string()
+fn condition(p: &PipelineStatus, kind: ConditionType) -> &'static str {
+    p.truth(kind).map(|t| t.as_str()).unwrap_or("-")
 }
 
 /// The status as a table a person reads at a glance.
-pub fn render(status: &Value) -> String {
-    let short = |v: &Value| v.as_str().map(|s| s[..s.len().min(8)].to_string()).unwrap_or_else(|| "-".into());
+fn render(status: &ControllerStatus) -> String {
+    let short = |v: &Option<String>| v.as_deref().map(|s| s[..s.len().min(8)].to_string()).unwrap_or_else(|| "-".into());
     let mut out = String::new();
-    let source = &status["source"];
+    let source = &status.source;
     out.push_str(&format!(
         "source {} {} at {}{}\n",
-        source["repo"].as_str().unwrap_or("-"),
-        source["reference"].as_str().unwrap_or(""),
-        short(&source["revision"]),
-        source["lastFetchError"].as_str().map(|e| format!("  (fetch failing: {e})")).unwrap_or_default()
+        source.repo,
+        source.reference.as_deref().unwrap_or(""),
+        short(&source.revision),
+        source.last_fetch_error.as_deref().map(|e| format!("  (fetch failing: {e})")).unwrap_or_default()
     ));
-    out.push_str(&format!("ready {}\n\n", status["ready"]));
-    let rows: Vec<[String; 9]> = status["pipelines"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    out.push_str(&format!("ready {}\n\n", status.ready));
+    let rows: Vec<[String; 9]> = status
+        .pipelines
+        .iter()
         .map(|p| {
-            let message = p["lastError"].as_str().map(str::to_owned).unwrap_or_else(|| {
-                p["conditions"].as_array().and_then(|cs| cs.first()).and_then(|c| c["message"].as_str()).unwrap_or("").to_string()
-            });
+            let message = p.last_error.clone().unwrap_or_else(|| p.conditions.first().map(|c| c.message.clone()).unwrap_or_default());
             [
-                p["name"].as_str().unwrap_or("-").to_string(),
-                p["sync"].as_str().unwrap_or("-").to_string(),
-                condition(p, "Ready"),
-                condition(p, "Synced"),
-                condition(p, "Drifted"),
-                condition(p, "Stalled"),
-                condition(p, "ImageDrift"),
-                short(&p["lastAppliedRevision"]),
+                p.name.clone(),
+                p.sync.as_str().to_string(),
+                condition(p, ConditionType::Ready).into(),
+                condition(p, ConditionType::Synced).into(),
+                condition(p, ConditionType::Drifted).into(),
+                condition(p, ConditionType::Stalled).into(),
+                condition(p, ConditionType::ImageDrift).into(),
+                short(&p.last_applied_revision),
                 message,
             ]
         })
@@ -90,20 +85,14 @@ pub fn render(status: &Value) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    if let Some(invalid) = status["invalid"].as_array().filter(|i| !i.is_empty()) {
+    if !status.invalid.is_empty() {
         out.push_str("\ninvalid manifests:\n");
-        for d in invalid {
-            out.push_str(&format!(
-                "  {}:{}:{}: {}\n",
-                d["file"].as_str().unwrap_or("?"),
-                d["line"],
-                d["column"],
-                d["message"].as_str().unwrap_or("")
-            ));
+        for d in &status.invalid {
+            out.push_str(&format!("  {d}\n"));
         }
     }
-    if let Some(orphans) = status["orphans"].as_array().filter(|o| !o.is_empty()) {
-        out.push_str(&format!("\n{} orphaned resource(s) (owned by slipway, no longer in Git)\n", orphans.len()));
+    if !status.orphans.is_empty() {
+        out.push_str(&format!("\n{} orphaned resource(s) (owned by slipway, no longer in Git)\n", status.orphans.len()));
     }
     out
 }

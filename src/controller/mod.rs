@@ -8,14 +8,15 @@
 //! run concurrently under a bound and report back over a channel, so a slow or failing
 //! pipeline never delays the others.
 //!
-//! The loop decides when; the [`World`] does the work (Git and AWS in [`Live`]), so the timing
-//! is tested on a paused clock in `tests.rs`.
+//! The loop decides when; the [`World`] does the work (Git and AWS in [`RealWorld`]), so the
+//! timing is tested on a paused clock in `tests.rs`. Each reconcile ends in
+//! `Result<Reconciled, ReconcileError>`; when to look again is decided by the pure policies of
+//! `slipway_core::reconcile` ([`requeue`] after a success, [`error_policy`] after an error).
 
-pub mod schedule;
-pub mod status;
+mod schedule;
 #[cfg(test)]
 mod tests;
-pub mod world;
+mod world;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -26,16 +27,17 @@ use tokio::sync::{Notify, RwLock, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::aws::Aws;
-use crate::deploy;
-use crate::desired::{DesiredPipeline, compile};
-use crate::engine::{self, PRUNE_UNSAFE, Prepared};
-use crate::manifest::SyncMode;
-use crate::metrics::METRICS;
-use crate::resource::{Key, Kind};
-use status::{ControllerStatus, Outcome, record, record_invalid, record_suspended, timestamp};
-use world::{Job, Pass};
-pub use world::{Live, SourceSettings, World};
+use slipway_core::compile::{DesiredPipeline, compile};
+use slipway_core::delivery::{DeployTarget, Memory, Step};
+use slipway_core::manifest::SyncMode;
+use slipway_core::reconcile::{Outcome, ReconcileResult, Timing, error_policy, requeue};
+use slipway_core::resource::{Key, Kind};
+use slipway_core::status::{self, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp};
+
+use crate::engine::{PRUNE_UNSAFE, Prepared};
+use crate::metrics::Metrics;
+use world::Job;
+pub use world::{FetchError, Pass, RealWorld, SourceSettings, World};
 
 /// The loop's timing and policy. Where the configuration comes from and what it is applied to is
 /// the [`World`]'s business.
@@ -68,9 +70,9 @@ pub struct Shared {
 struct Unit {
     desired: DesiredPipeline,
     /// What delivery needs; `None` when the task definition names no `<IMAGE1_NAME>` container.
-    target: Option<deploy::Target>,
-    /// Delivery's memory; travels with the reconcile task and comes back in `Done`.
-    memory: Option<deploy::Memory>,
+    target: Option<DeployTarget>,
+    /// Delivery's memory; travels with the reconcile task and comes back in [`Finished`].
+    memory: Option<Memory>,
     fingerprint: String,
     sync: SyncMode,
     suspended: bool,
@@ -81,7 +83,7 @@ struct Unit {
 }
 
 /// A reconcile task's report to the loop.
-struct Done {
+struct Finished {
     name: String,
     fingerprint: String,
     /// Kinds of all the pipeline's resources.
@@ -90,10 +92,11 @@ struct Done {
     pass: Pass,
 }
 
-pub struct Controller<W: World = Live> {
+pub struct Controller<W: World = RealWorld> {
     settings: Settings,
     world: Arc<W>,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     units: BTreeMap<String, Unit>,
     revision: Option<String>,
     fetched_once: bool,
@@ -104,11 +107,12 @@ pub struct Controller<W: World = Live> {
 }
 
 impl<W: World> Controller<W> {
-    pub fn new(settings: Settings, world: Arc<W>, shared: Arc<Shared>) -> Controller<W> {
+    pub fn new(settings: Settings, world: Arc<W>, shared: Arc<Shared>, metrics: Arc<Metrics>) -> Controller<W> {
         Controller {
             settings,
             world,
             shared,
+            metrics,
             units: BTreeMap::new(),
             revision: None,
             fetched_once: false,
@@ -127,7 +131,7 @@ impl<W: World> Controller<W> {
         }
         // Without a watch, a channel that never delivers.
         let mut changes = self.world.watch().unwrap_or_else(|| mpsc::channel(1).1);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let semaphore = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut next_fetch = Instant::now();
         let mut next_sweep = Instant::now();
@@ -189,7 +193,7 @@ impl<W: World> Controller<W> {
             }
         }
         let st = self.shared.status.read().await;
-        let failed = st.pipelines.iter().any(|p| p.condition(status::READY).is_some_and(|c| c.status == "False"))
+        let failed = st.pipelines.iter().any(|p| p.truth(ConditionType::Ready) == Some(Truth::False))
             || !st.invalid.is_empty()
             || st.source.last_fetch_error.is_some();
         !(failed || once_failed)
@@ -210,21 +214,21 @@ impl<W: World> Controller<W> {
             }
             Err(err) => {
                 error!(error = %err, "failed to fetch or read the config repository; keeping the last good revision");
-                self.shared.status.write().await.source.last_fetch_error = Some(err);
+                self.shared.status.write().await.source.last_fetch_error = Some(err.to_string());
             }
         }
     }
 
     /// Merges a freshly prepared repository into the loop's units and the status.
     async fn apply_prepared(&mut self, prepared: Prepared, now: SystemTime) {
-        let target = self.world.target();
+        let placement = self.world.placement();
         let revision = prepared.revision.clone();
         if revision != self.revision {
             info!(revision = revision.as_deref().unwrap_or("-"), "new revision");
         }
         self.revision = revision.clone();
         if let Some(revision) = &revision {
-            METRICS.set_revision(revision);
+            self.metrics.set_revision(revision);
         }
         let mut st = self.shared.status.write().await;
         st.source.revision = revision.clone();
@@ -237,16 +241,13 @@ impl<W: World> Controller<W> {
         for (valid, zip) in &prepared.pipelines {
             let name = valid.name().to_string();
             seen.insert(name.clone());
-            let desired = compile(valid, zip.clone(), &target);
-            let delivery_target = deploy::Target::from_valid(valid);
+            let desired = compile(valid, zip.clone(), &placement);
+            let delivery_target = DeployTarget::from_valid(valid);
             let fingerprint = desired.fingerprint();
             let spec = &valid.pipeline.spec;
             let ps = st.pipeline_mut(&name);
             ps.file = valid.file.display().to_string();
-            ps.sync = match spec.sync {
-                SyncMode::Auto => "auto".into(),
-                SyncMode::Observe => "observe".into(),
-            };
+            ps.sync = spec.sync;
             ps.suspended = spec.suspend;
             ps.last_seen_revision = revision.clone();
             if spec.suspend {
@@ -266,13 +267,13 @@ impl<W: World> Controller<W> {
                     }
                 }
                 None => {
-                    METRICS.init_pipeline(&name, &desired.resources.iter().map(|r| r.key.kind).collect::<Vec<_>>());
+                    self.metrics.init_pipeline(&name, &desired.kinds());
                     self.units.insert(
                         name,
                         Unit {
                             desired,
                             target: delivery_target,
-                            memory: Some(deploy::Memory::default()),
+                            memory: Some(Memory::default()),
                             fingerprint,
                             sync: spec.sync,
                             suspended: spec.suspend,
@@ -298,7 +299,7 @@ impl<W: World> Controller<W> {
         }
         // Pipelines that left Git: forgotten here, series and all; their resources become orphans.
         for gone in self.units.keys().filter(|n| !seen.contains(*n)) {
-            METRICS.forget_pipeline(gone);
+            self.metrics.forget_pipeline(gone);
         }
         self.units.retain(|name, _| seen.contains(name));
         st.pipelines.retain(|p| seen.contains(&p.name));
@@ -306,7 +307,7 @@ impl<W: World> Controller<W> {
         self.prepared = Some(prepared);
     }
 
-    fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Done>) {
+    fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Finished>) {
         let now = Instant::now();
         for (name, unit) in self.units.iter_mut() {
             if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
@@ -330,82 +331,81 @@ impl<W: World> Controller<W> {
                     let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
                     let started = std::time::Instant::now();
                     let name = job.desired.name.clone();
-                    let kinds: Vec<Kind> = job.desired.resources.iter().map(|r| r.key.kind).collect();
+                    let kinds = job.desired.kinds();
                     let pass = world.reconcile(job).await;
-                    let _ = tx.send(Done { name, fingerprint, kinds, duration: started.elapsed(), pass });
+                    let _ = tx.send(Finished { name, fingerprint, kinds, duration: started.elapsed(), pass });
                 }
                 .instrument(span),
             );
         }
     }
 
-    async fn finish(&mut self, done: Done) {
-        let Done { name, fingerprint, kinds, duration, pass: Pass { outcome, drift, memory, delivery } } = done;
+    async fn finish(&mut self, finished: Finished) {
+        let Finished { name, fingerprint, kinds, duration, pass: Pass { result, memory, delivery } } = finished;
         self.running.remove(&name);
         // A pipeline removed from Git while its reconcile ran is forgotten.
         let Some(unit) = self.units.get_mut(&name) else { return };
         unit.reconciled_once = true;
-        match &outcome {
-            Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %name, changes = ?repaired, "applied"),
-            Outcome::Observed { drift } if !drift.is_empty() => {
-                warn!(pipeline = %name, drift = ?drift, "drift detected (sync: observe)")
+        match &result {
+            Ok(r) => match &r.outcome {
+                Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %name, changes = ?repaired, "applied"),
+                Outcome::Observed { drift } if !drift.is_empty() => {
+                    warn!(pipeline = %name, drift = ?drift, "drift detected (sync: observe)")
+                }
+                Outcome::Blocked { reasons } => warn!(pipeline = %name, reasons = ?reasons, "pipeline blocked"),
+                _ => {}
+            },
+            Err(error) => {
+                warn!(pipeline = %name, error = %error, kind = %error.kind(), retryable = error.is_retryable(), "reconcile failed")
             }
-            Outcome::Blocked { reasons } => warn!(pipeline = %name, reasons = ?reasons, "pipeline blocked"),
-            Outcome::Failed { error, retryable } => warn!(pipeline = %name, error = %error, retryable, "reconcile failed"),
-            _ => {}
         }
-        unit.memory = memory.or_else(|| Some(deploy::Memory::default()));
-        let (mut delay, attempt) = schedule::next_after(&outcome, unit.attempt, self.settings.drift_interval);
-        // While a deployment runs (or a push awaits its pipeline), look again soon.
-        if let Some(Ok(report)) = &delivery
-            && (report.active.is_some() || report.action.as_deref().is_some_and(|a| a.starts_with("waiting")))
-        {
-            delay = delay.min(self.settings.watch_interval);
-        }
-        unit.attempt = attempt;
-        // A newer revision arrived while this ran: reconcile again at once.
-        unit.due = Some(if unit.fingerprint != fingerprint { Instant::now() } else { Instant::now() + delay });
-        let now = SystemTime::now();
-        let result = match &outcome {
-            Outcome::Synced { .. } => "success",
-            Outcome::Observed { .. } => "observed",
-            Outcome::Blocked { .. } => "blocked",
-            Outcome::Failed { .. } => "error",
+        unit.memory = memory.or_else(|| Some(Memory::default()));
+        let timing = Timing { drift_interval: self.settings.drift_interval, watch_interval: self.settings.watch_interval };
+        let action = match &result {
+            // While a deployment runs (or a push awaits its pipeline), look again soon.
+            Ok(_) => requeue(
+                matches!(&delivery, Some(Ok(report)) if report.active.is_some() || report.step.as_ref().is_some_and(Step::awaits_event)),
+                &timing,
+            ),
+            Err(error) => error_policy(error, unit.attempt, &timing, fastrand::f64()),
         };
-        METRICS.reconcile_total.with_label_values(&[&name, result]).inc();
-        METRICS.reconcile_duration_seconds.with_label_values(&[&name]).observe(duration.as_secs_f64());
-        if !matches!(outcome, Outcome::Failed { .. }) {
-            METRICS.set_drift(&name, &kinds, &drift);
+        unit.attempt = action.attempt;
+        // A newer revision arrived while this ran: reconcile again at once.
+        unit.due = Some(if unit.fingerprint != fingerprint { Instant::now() } else { Instant::now() + action.requeue_after });
+        let now = SystemTime::now();
+        self.metrics.record_reconcile(&name, ReconcileResult::of(&result), duration);
+        if let Ok(reconciled) = &result {
+            self.metrics.set_drift(&name, &kinds, &reconciled.drift);
         }
         let mut st = self.shared.status.write().await;
         let ps = st.pipeline_mut(&name);
-        record(ps, &outcome, self.revision.as_deref(), now);
+        record(ps, &result, self.revision.as_deref(), now);
         match &delivery {
             Some(Ok(report)) => {
-                record_delivery_metrics(&name, report);
-                if let Some(action) = &report.action {
-                    info!(pipeline = %name, action = %action, "delivery");
+                self.metrics.record_delivery(&name, report);
+                if let Some(step) = &report.step {
+                    info!(pipeline = %name, action = %step, "delivery");
                 }
                 for problem in &report.problems {
                     warn!(pipeline = %name, problem = %problem, "delivery problem");
                 }
                 for event in status::record_delivery(ps, &name, report, now) {
-                    if event.reason == "RolledBack" || event.reason.ends_with("Failed") {
-                        warn!(pipeline = %name, reason = %event.reason, message = %event.message, "deployment event");
+                    if event.reason.is_warning() {
+                        warn!(pipeline = %name, reason = ?event.reason, message = %event.message, "deployment event");
                     } else {
-                        info!(pipeline = %name, reason = %event.reason, message = %event.message, "deployment event");
+                        info!(pipeline = %name, reason = ?event.reason, message = %event.message, "deployment event");
                     }
                 }
             }
             Some(Err(err)) => {
-                warn!(pipeline = %name, error = %err, "delivery failed");
+                warn!(pipeline = %name, error = %err, kind = %err.kind, "delivery failed");
                 if let Some(d) = ps.delivery.as_mut() {
                     d.problems = vec![format!("delivery failed: {err}")];
                 }
             }
             None => {}
         }
-        METRICS.set_conditions(&name, &ps.conditions);
+        self.metrics.set_conditions(&name, &ps.conditions);
     }
 
     /// Looks for orphans (and prunes them when asked). Returns false when that failed.
@@ -446,56 +446,4 @@ impl<W: World> Controller<W> {
             }
         }
     }
-}
-
-fn record_delivery_metrics(pipeline: &str, report: &deploy::Report) {
-    use deploy::state::{outcome, rollback_trigger};
-    METRICS.image_drift.with_label_values(&[pipeline]).set(i64::from(report.image_drift));
-    for d in &report.finished {
-        // CodeDeploy's own rollback deployments are counted as the rollback, not as a deployment.
-        if d.creator == "codeDeployRollback" {
-            continue;
-        }
-        let result = match outcome(d) {
-            "rollback" => "succeeded",
-            other => other,
-        };
-        METRICS.deployments_total.with_label_values(&[pipeline, result]).inc();
-        if let (Some(start), Some(end)) = (d.created, d.completed)
-            && let Ok(took) = end.duration_since(start)
-        {
-            METRICS.deploy_duration_seconds.with_label_values(&[pipeline, result]).observe(took.as_secs_f64());
-        }
-        if let Some(trigger) = rollback_trigger(d) {
-            METRICS.rollbacks_total.with_label_values(&[pipeline, trigger.label()]).inc();
-        }
-    }
-}
-
-/// Observe, plan and (with `sync: auto`) apply one pipeline. Also returns the kinds of the
-/// resources found different from Git (before any repair), for the drift metrics.
-pub async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> (Outcome, Vec<Kind>) {
-    let plan = engine::observe_and_plan(aws, desired).await;
-    if let Some(error) = &plan.error {
-        return (Outcome::Failed { error: error.clone(), retryable: plan.retryable }, Vec::new());
-    }
-    let drifted = plan.drifted();
-    let kinds: Vec<Kind> = drifted.iter().map(|k| k.kind).collect();
-    if plan.is_blocked() {
-        return (Outcome::Blocked { reasons: plan.blocked_reasons() }, kinds);
-    }
-    let drift: Vec<String> = drifted.iter().map(Key::to_string).collect();
-    if sync == SyncMode::Observe || drift.is_empty() {
-        let outcome = match sync {
-            SyncMode::Observe => Outcome::Observed { drift },
-            SyncMode::Auto => Outcome::Synced { repaired: Vec::new() },
-        };
-        return (outcome, kinds);
-    }
-    let outcome = engine::apply_pipeline(aws, &plan).await;
-    let outcome = match outcome.error {
-        Some(error) => Outcome::Failed { error, retryable: outcome.retryable },
-        None => Outcome::Synced { repaired: outcome.done.iter().map(|d| format!("{} {}", d.verb, d.key)).collect() },
-    };
-    (outcome, kinds)
 }

@@ -13,26 +13,38 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::task::JoinHandle;
 
+use slipway_aws::{AwsError, ErrorKind};
+use slipway_core::compile::Placement;
+use slipway_core::delivery::Report;
+use slipway_core::plan::Orphan;
+use slipway_core::reconcile::{ReconcileError, Reconciled};
+
 use super::*;
-use crate::desired::Target;
-use crate::plan::Orphan;
+use crate::engine;
+use crate::source::git::GitError;
 
 /// One scripted reconcile: how long it takes and how it ends.
-struct Step {
+struct Turn {
     takes: Duration,
-    outcome: Outcome,
-    delivery: Option<deploy::Report>,
+    result: Result<Reconciled, ReconcileError>,
+    delivery: Option<Report>,
 }
 
-impl Step {
-    fn synced() -> Step {
-        Step { takes: Duration::ZERO, outcome: Outcome::Synced { repaired: vec![] }, delivery: None }
+impl Turn {
+    fn synced() -> Turn {
+        Turn {
+            takes: Duration::ZERO,
+            result: Ok(Reconciled { outcome: Outcome::Synced { repaired: vec![] }, drift: vec![] }),
+            delivery: None,
+        }
     }
-    fn failed(retryable: bool) -> Step {
-        Step { outcome: Outcome::Failed { error: "scripted failure".into(), retryable }, ..Step::synced() }
+    fn failed(retryable: bool) -> Turn {
+        let kind = if retryable { ErrorKind::Throttled } else { ErrorKind::AccessDenied };
+        let error = AwsError { service: "ecr", operation: "DescribeRepositories", kind, code: None, message: "scripted failure".into() };
+        Turn { result: Err(ReconcileError::Observe(error)), ..Turn::synced() }
     }
-    fn taking(secs: u64) -> Step {
-        Step { takes: Duration::from_secs(secs), ..Step::synced() }
+    fn taking(secs: u64) -> Turn {
+        Turn { takes: Duration::from_secs(secs), ..Turn::synced() }
     }
 }
 
@@ -43,7 +55,7 @@ struct Scripted {
     /// (seconds since start, what happened)
     events: Mutex<Vec<(f64, String)>>,
     /// Per pipeline, what its next reconciles do; an empty script reconciles at once, in sync.
-    steps: Mutex<HashMap<String, VecDeque<Step>>>,
+    steps: Mutex<HashMap<String, VecDeque<Turn>>>,
     fail_fetch: AtomicBool,
 }
 
@@ -60,7 +72,7 @@ impl Scripted {
         })
     }
 
-    fn script(&self, pipeline: &str, steps: impl IntoIterator<Item = Step>) {
+    fn script(&self, pipeline: &str, steps: impl IntoIterator<Item = Turn>) {
         self.steps.lock().unwrap().entry(pipeline.to_string()).or_default().extend(steps);
     }
 
@@ -91,27 +103,28 @@ impl World for Scripted {
         None
     }
 
-    async fn fetch(&self) -> Result<Prepared, String> {
+    async fn fetch(&self) -> Result<Prepared, FetchError> {
         self.log("fetch".into());
         if self.fail_fetch.load(Ordering::SeqCst) {
-            return Err("scripted: the Git server is unreachable".into());
+            let message = "scripted: the Git server is unreachable".to_string();
+            return Err(FetchError::Git(GitError::Fetch { url: "scripted".into(), reference: "main".into(), message }));
         }
-        engine::prepare(self.repo.path()).map_err(|e| e.to_string())
+        Ok(engine::prepare(self.repo.path())?)
     }
 
-    fn target(&self) -> Target {
-        Target { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
+    fn placement(&self) -> Placement {
+        Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
     }
 
     async fn reconcile(&self, job: Job) -> Pass {
         let name = job.desired.name.clone();
         self.log(format!("reconcile {name}"));
-        let step = self.steps.lock().unwrap().get_mut(&name).and_then(VecDeque::pop_front).unwrap_or_else(Step::synced);
+        let step = self.steps.lock().unwrap().get_mut(&name).and_then(VecDeque::pop_front).unwrap_or_else(Turn::synced);
         tokio::time::sleep(step.takes).await;
-        Pass { outcome: step.outcome, drift: vec![], memory: job.memory, delivery: step.delivery.map(Ok) }
+        Pass { result: step.result, memory: job.memory, delivery: step.delivery.map(Ok) }
     }
 
-    async fn find_orphans(&self, _desired: &HashSet<Key>, _protected: &HashSet<String>) -> Result<Vec<Orphan>, String> {
+    async fn find_orphans(&self, _desired: &HashSet<Key>, _protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
         self.log("sweep".into());
         Ok(vec![])
     }
@@ -163,7 +176,7 @@ impl Running {
 fn start(settings: Settings, world: &Arc<Scripted>) -> Running {
     let shared = Arc::new(Shared::default());
     let (stop, stop_rx) = watch::channel(false);
-    let handle = tokio::spawn(Controller::new(settings, world.clone(), shared.clone()).run(stop_rx));
+    let handle = tokio::spawn(Controller::new(settings, world.clone(), shared.clone(), Arc::new(Metrics::new())).run(stop_rx));
     Running { shared, stop, handle }
 }
 
@@ -199,8 +212,8 @@ fn assert_times(actual: Vec<f64>, expected: &[f64]) {
 
 async fn ready_condition(shared: &Shared, pipeline: &str) -> Option<(String, String)> {
     let st = shared.status.read().await;
-    let c = st.pipelines.iter().find(|p| p.name == pipeline)?.condition(status::READY)?;
-    Some((c.status.clone(), c.reason.clone()))
+    let c = st.pipelines.iter().find(|p| p.name == pipeline)?.condition(ConditionType::Ready)?;
+    Some((c.status.as_str().to_string(), c.reason.clone()))
 }
 
 #[test]
@@ -231,8 +244,8 @@ fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
 fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_ones_wait() {
     on_paused_clock(async {
         let world = Scripted::new();
-        world.script("web", [Step::failed(true), Step::failed(true), Step::failed(true)]);
-        world.script("nginx", [Step::taking(100), Step::failed(false)]);
+        world.script("web", [Turn::failed(true), Turn::failed(true), Turn::failed(true)]);
+        world.script("nginx", [Turn::taking(100), Turn::failed(false)]);
         let run = start(settings(), &world);
         until(&world, 999).await;
 
@@ -256,7 +269,7 @@ fn transient_failures_back_off_without_delaying_other_pipelines_and_permanent_on
 fn concurrency_is_bounded() {
     on_paused_clock(async {
         let world = Scripted::new();
-        world.script("nginx", [Step::taking(100)]);
+        world.script("nginx", [Turn::taking(100)]);
         let run = start(Settings { concurrency: 1, ..settings() }, &world);
         until(&world, 150).await;
         // Pipelines go in name order; with one slot, web waits for nginx's 100-second pass.
@@ -312,7 +325,7 @@ fn a_webhook_fetches_at_once_only_changed_pipelines_reconcile_and_a_broken_one_w
 fn a_commit_during_a_reconcile_is_applied_right_after_it() {
     on_paused_clock(async {
         let world = Scripted::new();
-        world.script("web", [Step::taking(50)]);
+        world.script("web", [Turn::taking(50)]);
         let hour = Duration::from_secs(3600);
         let run = start(Settings { interval: hour, drift_interval: hour, ..settings() }, &world);
         until(&world, 10).await;
@@ -329,10 +342,11 @@ fn a_commit_during_a_reconcile_is_applied_right_after_it() {
 fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
     on_paused_clock(async {
         let world = Scripted::new();
-        let waiting = deploy::Report { action: Some("waiting for EventBridge to start web for sha256:abc".into()), ..Default::default() };
+        let waiting =
+            Report { step: Some(Step::AwaitingEvent { pipeline: "web".into(), digest: "sha256:abc".into() }), ..Default::default() };
         world.script(
             "web",
-            [Step { delivery: Some(waiting.clone()), ..Step::synced() }, Step { delivery: Some(waiting), ..Step::synced() }],
+            [Turn { delivery: Some(waiting.clone()), ..Turn::synced() }, Turn { delivery: Some(waiting), ..Turn::synced() }],
         );
         let run = start(settings(), &world);
         until(&world, 400).await;
@@ -346,7 +360,7 @@ fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
 fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
     on_paused_clock(async {
         let world = Scripted::new();
-        world.script("nginx", [Step::taking(10)]);
+        world.script("nginx", [Turn::taking(10)]);
         let run = start(settings(), &world);
         until(&world, 5).await;
         let shared = run.shared.clone();
@@ -360,7 +374,7 @@ fn shutdown_lets_a_pass_in_progress_finish_within_the_grace_period() {
 fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
     on_paused_clock(async {
         let world = Scripted::new();
-        world.script("nginx", [Step::taking(100)]);
+        world.script("nginx", [Turn::taking(100)]);
         let run = start(settings(), &world);
         until(&world, 5).await;
         run.stop().await;

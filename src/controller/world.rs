@@ -1,5 +1,5 @@
 //! What the loop does outside itself: fetch the config repository, reconcile one pipeline, look
-//! for orphans and prune them. [`Live`] does it against Git and AWS. Keeping it behind a trait
+//! for orphans and prune them. [`RealWorld`] does it against Git and AWS. Keeping it behind a trait
 //! lets the loop's timing (polling, drift re-checks, backoff, shutdown) be tested on a paused
 //! tokio clock with a scripted world (see `tests.rs`): real Git and AWS calls cannot run on a
 //! paused clock, and the end-to-end tests in tests/controller.rs cover them in real time.
@@ -7,43 +7,54 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use slipway_aws::{Aws, AwsError};
+use slipway_core::compile::{DesiredPipeline, Placement};
+use slipway_core::delivery::{self, DeployTarget, Memory, Report};
+use slipway_core::manifest::SyncMode;
+use slipway_core::plan::Orphan;
+use slipway_core::reconcile::{Outcome, ReconcileError, Reconciled};
+use slipway_core::resource::Key;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::reconcile;
-use super::status::Outcome;
-use crate::aws::Aws;
-use crate::deploy;
-use crate::desired::{DesiredPipeline, Target};
-use crate::engine::{self, Prepared, prepare};
-use crate::manifest::SyncMode;
-use crate::metrics::METRICS;
-use crate::plan::Orphan;
-use crate::resource::{Key, Kind};
-use crate::source::git::{self, GitSettings};
+use crate::engine::{self, EngineError, Prepared, prepare};
+use crate::metrics::Metrics;
+use crate::source::git::{self, GitError, GitSettings};
 use crate::source::watch::{self as dir_watch, DirWatch};
 
 /// One pipeline's reconcile, handed to a task.
 pub struct Job {
     pub desired: DesiredPipeline,
     /// What delivery needs; `None` when the task definition names no `<IMAGE1_NAME>` container.
-    pub target: Option<deploy::Target>,
+    pub target: Option<DeployTarget>,
     /// Delivery's memory; travels with the job and comes back in the [`Pass`].
-    pub memory: Option<deploy::Memory>,
+    pub memory: Option<Memory>,
     pub sync: SyncMode,
     pub revision: Option<String>,
 }
 
 /// What one reconcile saw and did.
 pub struct Pass {
-    pub outcome: Outcome,
-    /// Kinds of the resources that differed from Git when observed (before any repair).
-    pub drift: Vec<Kind>,
-    pub memory: Option<deploy::Memory>,
-    pub delivery: Option<Result<deploy::Report, String>>,
+    pub result: Result<Reconciled, ReconcileError>,
+    pub memory: Option<Memory>,
+    /// Delivery's pass, when it ran (after a reconcile that synced or observed).
+    pub delivery: Option<Result<Report, AwsError>>,
+}
+
+/// Why the config repository could not be fetched or read. The last good revision stays.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("fetch timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error(transparent)]
+    Read(#[from] EngineError),
+    #[error("the fetch task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 pub trait World: Send + Sync + 'static {
@@ -53,20 +64,24 @@ pub trait World: Send + Sync + 'static {
     fn watch(&self) -> Option<mpsc::Receiver<()>>;
     /// Fetches (or re-reads) the config repository and prepares its manifests. An error keeps the
     /// last good revision in place.
-    fn fetch(&self) -> impl Future<Output = Result<Prepared, String>> + Send;
+    fn fetch(&self) -> impl Future<Output = Result<Prepared, FetchError>> + Send;
     /// The partition, region and account resources are compiled for.
-    fn target(&self) -> Target;
+    fn placement(&self) -> Placement;
     /// Observe, plan, apply (with `sync: auto`) and deliver one pipeline.
     fn reconcile(&self, job: Job) -> impl Future<Output = Pass> + Send;
     /// Resources slipway owns that no pipeline in Git (valid or broken) accounts for.
-    fn find_orphans(&self, desired: &HashSet<Key>, protected: &HashSet<String>)
-    -> impl Future<Output = Result<Vec<Orphan>, String>> + Send;
+    fn find_orphans(
+        &self,
+        desired: &HashSet<Key>,
+        protected: &HashSet<String>,
+    ) -> impl Future<Output = Result<Vec<Orphan>, AwsError>> + Send;
     /// Deletes orphans; returns the keys deleted and the errors.
     fn prune(&self, orphans: &[Orphan]) -> impl Future<Output = (Vec<Key>, Vec<String>)> + Send;
 }
 
 /// Where the config repository comes from.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one value per process, read on every fetch")]
 pub enum SourceSettings {
     Git(GitSettings),
     /// A local directory, watched for changes.
@@ -74,8 +89,9 @@ pub enum SourceSettings {
 }
 
 /// Git (or a local directory) and AWS.
-pub struct Live {
+pub struct RealWorld {
     aws: Aws,
+    metrics: Arc<Metrics>,
     source: SourceSettings,
     /// Subdirectory of the repository that holds the manifests.
     path: Option<PathBuf>,
@@ -84,12 +100,12 @@ pub struct Live {
     dir_watch: Mutex<Option<DirWatch>>,
 }
 
-impl Live {
-    pub fn new(aws: Aws, source: SourceSettings, path: Option<PathBuf>, fetch_timeout: Duration) -> Live {
-        Live { aws, source, path, fetch_timeout, dir_watch: Mutex::new(None) }
+impl RealWorld {
+    pub fn new(aws: Aws, metrics: Arc<Metrics>, source: SourceSettings, path: Option<PathBuf>, fetch_timeout: Duration) -> RealWorld {
+        RealWorld { aws, metrics, source, path, fetch_timeout, dir_watch: Mutex::new(None) }
     }
 
-    async fn sync_git(&self, settings: &GitSettings) -> Result<PathBuf, String> {
+    async fn sync_git(&self, settings: &GitSettings) -> Result<PathBuf, FetchError> {
         let started = std::time::Instant::now();
         let workdir = settings.workdir.clone();
         let owned = settings.clone();
@@ -100,21 +116,16 @@ impl Live {
                 info!(commit = %synced.commit, cloned = synced.cloned, seconds = started.elapsed().as_secs_f64(), "fetched");
                 Ok(workdir)
             }
-            Ok(Ok(Err(err))) => Err(err.to_string()),
-            Ok(Err(join)) => Err(format!("fetch task failed: {join}")),
-            Err(_) => Err(format!("fetch timed out after {:?}", self.fetch_timeout)),
+            Ok(Ok(Err(err))) => Err(err.into()),
+            Ok(Err(join)) => Err(join.into()),
+            Err(_) => Err(FetchError::TimedOut(self.fetch_timeout)),
         };
-        METRICS.git_fetch_duration_seconds.observe(started.elapsed().as_secs_f64());
-        METRICS.git_fetch_total.with_label_values(&[if result.is_ok() { "success" } else { "error" }]).inc();
-        if result.is_ok() {
-            let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-            METRICS.git_last_success_timestamp_seconds.set(unix.as_secs_f64());
-        }
+        self.metrics.record_fetch(result.is_ok(), started.elapsed());
         result
     }
 }
 
-impl World for Live {
+impl World for RealWorld {
     fn source(&self) -> (String, Option<String>) {
         match &self.source {
             SourceSettings::Git(g) => (git::redact_url(&g.url), Some(g.reference.to_string())),
@@ -136,7 +147,7 @@ impl World for Live {
         }
     }
 
-    async fn fetch(&self) -> Result<Prepared, String> {
+    async fn fetch(&self) -> Result<Prepared, FetchError> {
         let root = match &self.source {
             SourceSettings::Dir(dir) => dir.clone(),
             SourceSettings::Git(settings) => self.sync_git(settings).instrument(info_span!("fetch")).await?,
@@ -145,40 +156,66 @@ impl World for Live {
             Some(path) => root.join(path),
             None => root,
         };
-        match tokio::task::spawn_blocking(move || prepare(&dir)).await {
-            Ok(Ok(prepared)) => Ok(prepared),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(join) => Err(format!("reading the config repository failed: {join}")),
-        }
+        Ok(tokio::task::spawn_blocking(move || prepare(&dir)).await??)
     }
 
-    fn target(&self) -> Target {
-        engine::target(&self.aws)
+    fn placement(&self) -> Placement {
+        self.aws.placement()
     }
 
     async fn reconcile(&self, job: Job) -> Pass {
         let Job { desired, target, mut memory, sync, revision } = job;
-        let (outcome, drift) = reconcile(&self.aws, &desired, sync).await;
+        let result = reconcile(&self.aws, &desired, sync).await;
         // Delivery runs once the pipeline's resources are in place; with sync: observe it only reports.
-        let delivery = match (&outcome, &target, memory.as_mut()) {
-            (Outcome::Synced { .. } | Outcome::Observed { .. }, Some(target), Some(memory)) => {
-                let act = matches!(outcome, Outcome::Synced { .. });
-                let report = deploy::pass(&self.aws, &self.aws, target, memory, revision.as_deref(), act, SystemTime::now())
+        let act = match result.as_ref().map(|r| &r.outcome) {
+            Ok(Outcome::Synced { .. }) => Some(true),
+            Ok(Outcome::Observed { .. }) => Some(false),
+            Ok(Outcome::Blocked { .. }) | Err(_) => None,
+        };
+        let delivery = match (act, &target, memory.as_mut()) {
+            (Some(act), Some(target), Some(memory)) => Some(
+                delivery::pass(&self.aws, &self.aws, target, memory, revision.as_deref(), act, SystemTime::now())
                     .instrument(info_span!("deliver"))
-                    .await;
-                Some(report.map_err(|e| e.to_string()))
-            }
+                    .await,
+            ),
             _ => None,
         };
-        Pass { outcome, drift, memory, delivery }
+        Pass { result, memory, delivery }
     }
 
-    async fn find_orphans(&self, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, String> {
-        engine::find_orphans_in(&self.aws, desired, protected).instrument(info_span!("orphans")).await.map_err(|e| e.to_string())
+    async fn find_orphans(&self, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
+        engine::find_orphans_in(&self.aws, desired, protected).instrument(info_span!("orphans")).await
     }
 
     async fn prune(&self, orphans: &[Orphan]) -> (Vec<Key>, Vec<String>) {
         let (deleted, errors) = engine::prune(&self.aws, orphans).await;
         (deleted.into_iter().map(|d| d.key).collect(), errors)
     }
+}
+
+/// Observe, plan and (with `sync: auto`) apply one pipeline. On success, also the kinds of the
+/// resources found different from Git (before any repair), for the drift metrics.
+async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> Result<Reconciled, ReconcileError> {
+    let plan = engine::observe_and_plan(aws, desired).await;
+    if let Some(error) = plan.error {
+        return Err(ReconcileError::Observe(error));
+    }
+    let drifted = plan.drifted();
+    let drift = drifted.iter().map(|k| k.kind).collect();
+    if plan.is_blocked() {
+        return Ok(Reconciled { outcome: Outcome::Blocked { reasons: plan.blocked_reasons() }, drift });
+    }
+    let names: Vec<String> = drifted.iter().map(Key::to_string).collect();
+    let outcome = match sync {
+        SyncMode::Observe => Outcome::Observed { drift: names },
+        SyncMode::Auto if names.is_empty() => Outcome::Synced { repaired: Vec::new() },
+        SyncMode::Auto => {
+            let applied = engine::apply_pipeline(aws, &plan).await;
+            if let Some(error) = applied.error {
+                return Err(error);
+            }
+            Outcome::Synced { repaired: applied.done.iter().map(|d| format!("{} {}", d.verb, d.key)).collect() }
+        }
+    };
+    Ok(Reconciled { outcome, drift })
 }

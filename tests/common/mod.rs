@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, Region};
-use slipway::aws::Aws;
+use slipway_aws::Aws;
+use slipway_aws::calls::Unobserved;
 
 pub const REGION: &str = "ap-northeast-1";
 pub const ACCOUNT: &str = "123456789012";
@@ -87,7 +88,7 @@ impl Moto {
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .load()
             .await;
-        Aws::from_config(&config).await.expect("moto answers sts:GetCallerIdentity")
+        Aws::from_config(&config, std::sync::Arc::new(Unobserved)).await.expect("moto answers sts:GetCallerIdentity")
     }
 }
 

@@ -1,0 +1,129 @@
+//! The adapters, one module per resource kind: read, create, update, tag, delete, and list what
+//! slipway owns. The specs they convert to and from are in `slipway_core::resource`; the
+//! functions here dispatch on the kind, so the compiler names every place a new kind must fill.
+
+pub mod artifact;
+pub mod codebuild;
+pub mod codedeploy;
+pub mod codepipeline;
+pub mod ecr;
+pub mod rule;
+pub mod s3;
+pub mod trail;
+
+use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags, owner};
+
+use crate::{Aws, AwsError};
+
+/// Reads one resource. `Ok(None)` when it does not exist.
+pub async fn read(aws: &Aws, key: &Key) -> Result<Option<Live>, AwsError> {
+    match key.kind {
+        Kind::EcrRepository => ecr::read(aws, &key.name).await,
+        Kind::S3Bucket => s3::read(aws, &key.name).await,
+        Kind::CloudTrailTrail => trail::read(aws, &key.name).await,
+        Kind::CodeBuildProject => codebuild::read(aws, &key.name).await,
+        Kind::CodeDeployApplication => codedeploy::read_application(aws, &key.name).await,
+        Kind::CodeDeployDeploymentGroup => codedeploy::read_group(aws, &key.name).await,
+        Kind::CodePipeline => codepipeline::read(aws, &key.name).await,
+        Kind::EventRule => rule::read(aws, &key.name).await,
+        Kind::SourceArtifact => artifact::read(aws, &key.name).await,
+    }
+}
+
+/// Creates a resource that does not exist.
+pub async fn create(aws: &Aws, desired: &Desired) -> Result<(), AwsError> {
+    match &desired.spec {
+        Spec::Ecr(spec) => ecr::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Bucket(spec) => s3::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Trail(spec) => trail::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Build(spec) => codebuild::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::App(spec) => codedeploy::create_application(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Group(spec) => codedeploy::create_group(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Pipeline(spec) => codepipeline::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Rule(spec) => rule::create(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Artifact(_) => {
+            artifact::upload(aws, &desired.key.name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
+        }
+    }
+}
+
+/// Brings an existing resource to the desired spec and tags. Only called when they differ;
+/// the spec is written only when it differs, and each adapter calls only the APIs for the parts
+/// that differ.
+pub async fn update(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), AwsError> {
+    if desired.spec != live.spec {
+        update_spec(aws, desired, live).await?;
+    }
+    if desired.tags.iter().any(|(k, v)| live.tags.get(k) != Some(v)) {
+        // Some services replace the whole tag set, so always send the tags others added too.
+        let mut merged = live.tags.clone();
+        merged.extend(desired.tags.clone());
+        tag(aws, &desired.key, &merged).await?;
+    }
+    Ok(())
+}
+
+async fn update_spec(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), AwsError> {
+    let name = &desired.key.name;
+    match (&desired.spec, &live.spec) {
+        (Spec::Ecr(want), Spec::Ecr(have)) => ecr::update(aws, name, want, have).await,
+        (Spec::Bucket(want), Spec::Bucket(have)) => s3::update(aws, name, want, have).await,
+        (Spec::Trail(want), Spec::Trail(have)) => trail::update(aws, name, want, have).await,
+        (Spec::Build(want), Spec::Build(have)) => codebuild::update(aws, name, want, have).await,
+        (Spec::App(want), Spec::App(have)) => codedeploy::update_application(want, have),
+        (Spec::Group(want), Spec::Group(have)) => codedeploy::update_group(aws, name, want, have).await,
+        (Spec::Pipeline(want), Spec::Pipeline(have)) => codepipeline::update(aws, name, want, have).await,
+        (Spec::Rule(want), Spec::Rule(have)) => rule::update(aws, name, want, have).await,
+        (Spec::Artifact(_), Spec::Artifact(_)) => {
+            artifact::upload(aws, name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
+        }
+        _ => unreachable!("a key's desired and live specs are of the same kind"),
+    }
+}
+
+async fn tag(aws: &Aws, key: &Key, tags: &Tags) -> Result<(), AwsError> {
+    match key.kind {
+        Kind::EcrRepository => ecr::tag(aws, &key.name, tags).await,
+        Kind::S3Bucket => s3::tag(aws, &key.name, tags).await,
+        Kind::CloudTrailTrail => trail::tag(aws, &key.name, tags).await,
+        Kind::CodeBuildProject => codebuild::tag(aws, &key.name, tags).await,
+        Kind::CodeDeployApplication => codedeploy::tag_application(aws, &key.name, tags).await,
+        Kind::CodeDeployDeploymentGroup => codedeploy::tag_group(aws, &key.name, tags).await,
+        Kind::CodePipeline => codepipeline::tag(aws, &key.name, tags).await,
+        Kind::EventRule => rule::tag(aws, &key.name, tags).await,
+        Kind::SourceArtifact => Ok(()),
+    }
+}
+
+/// Deletes a resource slipway owns. Refuses where deleting would destroy data people may
+/// still need (an ECR repository with images).
+pub async fn delete(aws: &Aws, key: &Key) -> Result<(), AwsError> {
+    match key.kind {
+        Kind::EcrRepository => ecr::delete(aws, &key.name).await,
+        Kind::S3Bucket => s3::delete(aws, &key.name).await,
+        Kind::CloudTrailTrail => trail::delete(aws, &key.name).await,
+        Kind::CodeBuildProject => codebuild::delete(aws, &key.name).await,
+        Kind::CodeDeployApplication => codedeploy::delete_application(aws, &key.name).await,
+        Kind::CodeDeployDeploymentGroup => codedeploy::delete_group(aws, &key.name).await,
+        Kind::CodePipeline => codepipeline::delete(aws, &key.name).await,
+        Kind::EventRule => rule::delete(aws, &key.name).await,
+        Kind::SourceArtifact => artifact::delete(aws, &key.name).await,
+    }
+}
+
+/// Every resource of `kind` in the account that carries slipway's tags, with the pipeline
+/// each belongs to. Used to find orphans: owned resources no manifest asks for any more.
+pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<(Key, String)>, AwsError> {
+    let found = match kind {
+        Kind::EcrRepository => ecr::list_tagged(aws).await?,
+        Kind::S3Bucket => s3::list_tagged(aws).await?,
+        Kind::CloudTrailTrail => trail::list_tagged(aws).await?,
+        Kind::CodeBuildProject => codebuild::list_tagged(aws).await?,
+        Kind::CodeDeployApplication => codedeploy::list_tagged_applications(aws).await?,
+        // Deployment groups and artifacts go with their application and bucket.
+        Kind::CodeDeployDeploymentGroup | Kind::SourceArtifact => Vec::new(),
+        Kind::CodePipeline => codepipeline::list_tagged(aws).await?,
+        Kind::EventRule => rule::list_tagged(aws).await?,
+    };
+    Ok(found.into_iter().filter_map(|(name, tags)| owner(&tags).map(|p| (Key::new(kind, name), p.to_string()))).collect())
+}

@@ -1,0 +1,168 @@
+//! Adapter: S3 bucket for the source zip: versioned (CodePipeline's S3 source requires it), public
+//! access blocked, encrypted by default.
+
+use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    VersioningConfiguration,
+};
+use slipway_core::resource::s3::{BucketSpec, PublicAccessBlock};
+use slipway_core::resource::{Live, Spec, Tags};
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+    if absent_if_not_found(aws.s3.head_bucket().bucket(name).send().await.map_err(aws_err("s3", "HeadBucket")))?.is_none() {
+        return Ok(None);
+    }
+    let versioning = aws.s3.get_bucket_versioning().bucket(name).send().await.map_err(aws_err("s3", "GetBucketVersioning"))?;
+    let block =
+        absent_if_not_found(aws.s3.get_public_access_block().bucket(name).send().await.map_err(aws_err("s3", "GetPublicAccessBlock")))?
+            .and_then(|b| b.public_access_block_configuration)
+            .map(|c| PublicAccessBlock {
+                block_public_acls: c.block_public_acls.unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+                block_public_policy: c.block_public_policy.unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+            })
+            .unwrap_or(PublicAccessBlock::NONE);
+    let encryption =
+        absent_if_not_found(aws.s3.get_bucket_encryption().bucket(name).send().await.map_err(aws_err("s3", "GetBucketEncryption")))?
+            .and_then(|e| e.server_side_encryption_configuration)
+            .and_then(|c| c.rules.into_iter().next())
+            .and_then(|r| r.apply_server_side_encryption_by_default)
+            .map(|d| d.sse_algorithm.as_str().to_owned())
+            .unwrap_or_else(|| "none".into());
+    Ok(Some(Live {
+        spec: Spec::Bucket(BucketSpec {
+            versioning: versioning.status.map(|s| s.as_str().to_owned()).unwrap_or_else(|| "Disabled".into()),
+            public_access_block: block,
+            encryption,
+        }),
+        tags: read_tags(aws, name).await?,
+    }))
+}
+
+async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
+    let tagging = absent_if_not_found(aws.s3.get_bucket_tagging().bucket(name).send().await.map_err(aws_err("s3", "GetBucketTagging")))?;
+    Ok(tagging.map(|t| t.tag_set.into_iter().map(|t| (t.key, t.value)).collect()).unwrap_or_default())
+}
+
+pub async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Result<(), AwsError> {
+    let mut request = aws.s3.create_bucket().bucket(name);
+    // us-east-1 is the one region that refuses an explicit location constraint.
+    if aws.region != "us-east-1" {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(aws.region.as_str())).build(),
+        );
+    }
+    request.send().await.map_err(aws_err("s3", "CreateBucket"))?;
+    put_versioning(aws, name, &spec.versioning).await?;
+    put_public_access_block(aws, name, &spec.public_access_block).await?;
+    put_encryption(aws, name, &spec.encryption).await?;
+    tag(aws, name, tags).await
+}
+
+pub async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
+    if want.versioning != have.versioning {
+        put_versioning(aws, name, &want.versioning).await?;
+    }
+    if want.public_access_block != have.public_access_block {
+        put_public_access_block(aws, name, &want.public_access_block).await?;
+    }
+    if want.encryption != have.encryption {
+        put_encryption(aws, name, &want.encryption).await?;
+    }
+    Ok(())
+}
+
+async fn put_versioning(aws: &Aws, name: &str, status: &str) -> Result<(), AwsError> {
+    let config = VersioningConfiguration::builder().status(BucketVersioningStatus::from(status)).build();
+    aws.s3
+        .put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(config)
+        .send()
+        .await
+        .map_err(aws_err("s3", "PutBucketVersioning"))?;
+    Ok(())
+}
+
+async fn put_public_access_block(aws: &Aws, name: &str, block: &PublicAccessBlock) -> Result<(), AwsError> {
+    let config = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(block.block_public_acls)
+        .ignore_public_acls(block.ignore_public_acls)
+        .block_public_policy(block.block_public_policy)
+        .restrict_public_buckets(block.restrict_public_buckets)
+        .build();
+    aws.s3
+        .put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(config)
+        .send()
+        .await
+        .map_err(aws_err("s3", "PutPublicAccessBlock"))?;
+    Ok(())
+}
+
+async fn put_encryption(aws: &Aws, name: &str, algorithm: &str) -> Result<(), AwsError> {
+    let default =
+        ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(algorithm)).build().expect("algorithm set");
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("rules set");
+    aws.s3
+        .put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await
+        .map_err(aws_err("s3", "PutBucketEncryption"))?;
+    Ok(())
+}
+
+/// `PutBucketTagging` replaces the whole set: callers pass every tag the bucket should keep.
+pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+    let set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
+    let tagging = Tagging::builder().set_tag_set(Some(set)).build().expect("tag set");
+    aws.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.map_err(aws_err("s3", "PutBucketTagging"))?;
+    Ok(())
+}
+
+/// Deletes every object version and delete marker, then the bucket. Only ever called for a
+/// bucket carrying slipway's tags, whose contents are artifacts slipway and CodePipeline wrote.
+pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+    loop {
+        let page = aws.s3.list_object_versions().bucket(name).send().await.map_err(aws_err("s3", "ListObjectVersions"))?;
+        let mut objects = Vec::new();
+        for v in page.versions.unwrap_or_default() {
+            objects.push(ObjectIdentifier::builder().set_key(v.key).set_version_id(v.version_id).build().expect("key set"));
+        }
+        for m in page.delete_markers.unwrap_or_default() {
+            objects.push(ObjectIdentifier::builder().set_key(m.key).set_version_id(m.version_id).build().expect("key set"));
+        }
+        if objects.is_empty() {
+            break;
+        }
+        for chunk in objects.chunks(1000) {
+            let delete = Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().expect("objects set");
+            aws.s3.delete_objects().bucket(name).delete(delete).send().await.map_err(aws_err("s3", "DeleteObjects"))?;
+        }
+    }
+    aws.s3.delete_bucket().bucket(name).send().await.map_err(aws_err("s3", "DeleteBucket"))?;
+    Ok(())
+}
+
+pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+    let buckets = aws.s3.list_buckets().bucket_region(&aws.region).send().await.map_err(aws_err("s3", "ListBuckets"))?;
+    let mut out = Vec::new();
+    for bucket in buckets.buckets.unwrap_or_default() {
+        let Some(name) = bucket.name else { continue };
+        if bucket.bucket_region.as_deref().is_some_and(|r| r != aws.region) {
+            continue;
+        }
+        let Some(tags) = skip_if_denied(read_tags(aws, &name).await)? else { continue };
+        if !tags.is_empty() {
+            out.push((name, tags));
+        }
+    }
+    Ok(out)
+}

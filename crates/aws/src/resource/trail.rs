@@ -1,0 +1,183 @@
+//! Adapter: CloudTrail trail recording writes to the source objects (S3 data events), so EventBridge
+//! sees `PutObject`, `CompleteMultipartUpload` and `CopyObject` on them (seed 000's S3 trigger).
+
+use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag};
+use slipway_core::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
+use slipway_core::resource::{Live, Spec, Tags};
+
+pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+    let Some(got) = absent_if_not_found(aws.cloudtrail.get_trail().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrail")))?
+    else {
+        return Ok(None);
+    };
+    let Some(trail) = got.trail else {
+        return Ok(None);
+    };
+    let status = aws.cloudtrail.get_trail_status().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrailStatus"))?;
+    let selectors =
+        aws.cloudtrail.get_event_selectors().trail_name(name).send().await.map_err(aws_err("cloudtrail", "GetEventSelectors"))?;
+    let arn = trail.trail_arn.clone().unwrap_or_else(|| aws.arn("cloudtrail", &format!("trail/{name}")));
+    let tags = read_tags(aws, std::slice::from_ref(&arn)).await?.into_iter().next().map(|(_, t)| t).unwrap_or_default();
+    let event_selectors = selectors
+        .event_selectors
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| SelectorSpec {
+            read_write_type: s.read_write_type.map(|r| r.as_str().to_owned()).unwrap_or_else(|| "All".into()),
+            include_management_events: s.include_management_events.unwrap_or(true),
+            data_resources: s
+                .data_resources
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| {
+                    let mut values = d.values.unwrap_or_default();
+                    values.sort();
+                    DataResourceSpec { kind: d.r#type.unwrap_or_default(), values }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Some(Live {
+        spec: Spec::Trail(TrailSpec {
+            s3_bucket_name: trail.s3_bucket_name.unwrap_or_default(),
+            s3_key_prefix: trail.s3_key_prefix.filter(|p| !p.is_empty()),
+            is_multi_region_trail: trail.is_multi_region_trail.unwrap_or(false),
+            logging: status.is_logging.unwrap_or(false),
+            event_selectors,
+        }),
+        tags,
+    }))
+}
+
+async fn read_tags(aws: &Aws, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
+    let listed =
+        aws.cloudtrail.list_tags().set_resource_id_list(Some(arns.to_vec())).send().await.map_err(aws_err("cloudtrail", "ListTags"))?;
+    Ok(listed
+        .resource_tag_list
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r.resource_id.unwrap_or_default(),
+                r.tags_list.unwrap_or_default().into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect(),
+            )
+        })
+        .collect())
+}
+
+fn sdk_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key set")).collect()
+}
+
+pub async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Result<(), AwsError> {
+    aws.cloudtrail
+        .create_trail()
+        .name(name)
+        .s3_bucket_name(&spec.s3_bucket_name)
+        .set_s3_key_prefix(spec.s3_key_prefix.clone())
+        .is_multi_region_trail(spec.is_multi_region_trail)
+        .set_tags_list(Some(sdk_tags(tags)))
+        .send()
+        .await
+        .map_err(aws_err("cloudtrail", "CreateTrail"))?;
+    put_selectors(aws, name, &spec.event_selectors).await?;
+    if spec.logging {
+        start_logging(aws, name).await?;
+    }
+    Ok(())
+}
+
+pub async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &TrailSpec) -> Result<(), AwsError> {
+    if (&want.s3_bucket_name, &want.s3_key_prefix, want.is_multi_region_trail)
+        != (&have.s3_bucket_name, &have.s3_key_prefix, have.is_multi_region_trail)
+    {
+        aws.cloudtrail
+            .update_trail()
+            .name(name)
+            .s3_bucket_name(&want.s3_bucket_name)
+            .s3_key_prefix(want.s3_key_prefix.clone().unwrap_or_default())
+            .is_multi_region_trail(want.is_multi_region_trail)
+            .send()
+            .await
+            .map_err(aws_err("cloudtrail", "UpdateTrail"))?;
+    }
+    if want.event_selectors != have.event_selectors {
+        put_selectors(aws, name, &want.event_selectors).await?;
+    }
+    if want.logging != have.logging {
+        if want.logging {
+            start_logging(aws, name).await?;
+        } else {
+            aws.cloudtrail.stop_logging().name(name).send().await.map_err(aws_err("cloudtrail", "StopLogging"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn put_selectors(aws: &Aws, name: &str, selectors: &[SelectorSpec]) -> Result<(), AwsError> {
+    let selectors: Vec<EventSelector> = selectors
+        .iter()
+        .map(|s| {
+            EventSelector::builder()
+                .read_write_type(ReadWriteType::from(s.read_write_type.as_str()))
+                .include_management_events(s.include_management_events)
+                .set_data_resources(Some(
+                    s.data_resources
+                        .iter()
+                        .map(|d| DataResource::builder().r#type(&d.kind).set_values(Some(d.values.clone())).build())
+                        .collect(),
+                ))
+                .build()
+        })
+        .collect();
+    aws.cloudtrail
+        .put_event_selectors()
+        .trail_name(name)
+        .set_event_selectors(Some(selectors))
+        .send()
+        .await
+        .map_err(aws_err("cloudtrail", "PutEventSelectors"))?;
+    Ok(())
+}
+
+async fn start_logging(aws: &Aws, name: &str) -> Result<(), AwsError> {
+    aws.cloudtrail.start_logging().name(name).send().await.map_err(aws_err("cloudtrail", "StartLogging"))?;
+    Ok(())
+}
+
+pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+    let arn = aws.arn("cloudtrail", &format!("trail/{name}"));
+    aws.cloudtrail
+        .add_tags()
+        .resource_id(arn)
+        .set_tags_list(Some(sdk_tags(tags)))
+        .send()
+        .await
+        .map_err(aws_err("cloudtrail", "AddTags"))?;
+    Ok(())
+}
+
+pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+    aws.cloudtrail.delete_trail().name(name).send().await.map_err(aws_err("cloudtrail", "DeleteTrail"))?;
+    Ok(())
+}
+
+pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+    let trails =
+        aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.map_err(aws_err("cloudtrail", "DescribeTrails"))?;
+    let named: Vec<(String, String)> =
+        trails.trail_list.unwrap_or_default().into_iter().filter_map(|t| Some((t.trail_arn?, t.name?))).collect();
+    let mut out = Vec::new();
+    // ListTags takes at most 20 trails per call.
+    for chunk in named.chunks(20) {
+        let arns: Vec<String> = chunk.iter().map(|(arn, _)| arn.clone()).collect();
+        // Organisation trails of other accounts may refuse ListTags: they are not slipway's.
+        for (arn, tags) in skip_if_denied(read_tags(aws, &arns).await)?.unwrap_or_default() {
+            if let Some((_, name)) = chunk.iter().find(|(a, _)| *a == arn) {
+                out.push((name.clone(), tags));
+            }
+        }
+    }
+    Ok(out)
+}

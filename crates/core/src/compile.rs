@@ -1,0 +1,581 @@
+//! Compile: a validated manifest → the AWS resources it needs, with the resources it only
+//! references. Pure: the same manifest, zip and placement give the same result.
+//!
+//! One function per resource kind; [`compile`] calls them and puts the result in the registry's
+//! creation order ([`Kind::REGISTRY`]), so no function has to know where its kind stands.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::artifact::md5_hex;
+use crate::manifest::validate::ValidPipeline;
+use crate::manifest::{ListenerRef, Pipeline, PipelineSettings};
+use crate::resource::artifact::ArtifactSpec;
+use crate::resource::codebuild::ProjectSpec;
+use crate::resource::codedeploy::{
+    ApplicationSpec, AutoRollbackEvent, ComputePlatform, DeploymentOption, DeploymentType, GroupSpec, InstanceAction, ReadyAction,
+    sort_events,
+};
+use crate::resource::codepipeline::{ActionSpec, PipelineSpec, StageSpec};
+use crate::resource::ecr::{EcrSpec, untagged_expiry_policy};
+use crate::resource::reference::{ListenerKey, Reference};
+use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
+use crate::resource::s3::{BucketSpec, PublicAccessBlock};
+use crate::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
+use crate::resource::{Desired, Key, Kind, Spec, Tags, ownership_tags};
+
+/// Where resources live: needed to write the ARNs one resource uses to point at another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+/// Everything one pipeline needs.
+#[derive(Debug, Clone)]
+pub struct DesiredPipeline {
+    pub name: String,
+    /// Manifest file, relative to the repository root.
+    pub file: PathBuf,
+    pub adopt: bool,
+    /// In creation order.
+    pub resources: Vec<Desired>,
+    pub references: Vec<Reference>,
+}
+
+impl DesiredPipeline {
+    /// A digest of everything slipway would do for this pipeline. The controller reconciles a
+    /// pipeline at once when a new revision changes it, and otherwise on the drift interval.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update([u8::from(self.adopt)]);
+        for r in &self.resources {
+            let entry = json!([r.key, r.spec, r.tags]);
+            hasher.update(entry.to_string().as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update(format!("{:?}", self.references).as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    /// The kinds of the pipeline's resources, one entry per resource.
+    pub fn kinds(&self) -> Vec<Kind> {
+        self.resources.iter().map(|r| r.key.kind).collect()
+    }
+}
+
+impl From<&ListenerRef> for ListenerKey {
+    fn from(r: &ListenerRef) -> Self {
+        match r {
+            ListenerRef::Arn(arn) => ListenerKey::Arn(arn.clone()),
+            ListenerRef::ByPort(p) => ListenerKey::ByPort { load_balancer: p.load_balancer.clone(), port: p.port },
+        }
+    }
+}
+
+const SOURCE_ARTIFACT: &str = "source";
+const SETTINGS_ARTIFACT: &str = "settings";
+const IMAGES_ARTIFACT: &str = "images";
+const BUILD_ARTIFACT: &str = "build";
+/// The container name CodeDeployToECS matches against `<IMAGE1_NAME>` in taskdef.json.
+const IMAGE1_CONTAINER_NAME: &str = "IMAGE1_NAME";
+
+/// Compiles one validated pipeline and its zip for `placement`.
+pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) -> DesiredPipeline {
+    let p = &valid.pipeline;
+    let tags = ownership_tags(p.name(), &p.metadata.labels);
+    let mut specs: Vec<(Key, Spec)> = vec![ecr_repository(p)];
+    specs.extend(s3_buckets(p));
+    specs.extend(cloudtrail_trail(p, placement));
+    specs.extend(codebuild_project(p, placement));
+    specs.push(codedeploy_application(p));
+    specs.push(codedeploy_group(p));
+    specs.extend(codepipeline(p));
+    specs.extend(event_rules(p, placement));
+    let mut resources: Vec<Desired> =
+        specs.into_iter().map(|(key, spec)| Desired { key, spec, tags: tags.clone(), payload: None }).collect();
+    resources.push(source_artifact(p, zip));
+    resources.sort_by_key(|r| r.key.kind.order());
+    DesiredPipeline { name: p.name().to_string(), file: valid.file.clone(), adopt: p.spec.adopt, resources, references: references(p) }
+}
+
+fn ecr_repository(p: &Pipeline) -> (Key, Spec) {
+    let image = &p.spec.image;
+    let spec = EcrSpec {
+        image_tag_mutability: image.tag_mutability.as_aws().into(),
+        scan_on_push: image.scan_on_push,
+        lifecycle_policy: untagged_expiry_policy(image.untagged_expiry_days),
+    };
+    (Key::new(Kind::EcrRepository, &image.repository), Spec::Ecr(spec))
+}
+
+/// The source bucket, and the artifact bucket when it is another one.
+fn s3_buckets(p: &Pipeline) -> Vec<(Key, Spec)> {
+    let bucket = || {
+        Spec::Bucket(BucketSpec { versioning: "Enabled".into(), public_access_block: PublicAccessBlock::ALL, encryption: "AES256".into() })
+    };
+    let mut out = vec![(Key::new(Kind::S3Bucket, &p.spec.source.bucket), bucket())];
+    if p.artifact_bucket() != p.spec.source.bucket {
+        out.push((Key::new(Kind::S3Bucket, p.artifact_bucket()), bucket()));
+    }
+    out
+}
+
+/// A trail recording writes to the source object, when the S3 trigger is on.
+fn cloudtrail_trail(p: &Pipeline, placement: &Placement) -> Option<(Key, Spec)> {
+    let (trigger, name) = (p.spec.triggers.s3.as_ref()?, p.trail_name()?);
+    let source = &p.spec.source;
+    let object_arn = format!("arn:{}:s3:::{}/{}", placement.partition, source.bucket, source.key);
+    let spec = TrailSpec {
+        s3_bucket_name: trigger.log_bucket.clone(),
+        s3_key_prefix: trigger.log_prefix.clone().filter(|p| !p.is_empty()),
+        is_multi_region_trail: false,
+        logging: true,
+        event_selectors: vec![SelectorSpec {
+            read_write_type: "WriteOnly".into(),
+            include_management_events: false,
+            data_resources: vec![DataResourceSpec { kind: "AWS::S3::Object".into(), values: vec![object_arn] }],
+        }],
+    };
+    Some((Key::new(Kind::CloudTrailTrail, name), Spec::Trail(spec)))
+}
+
+/// The build project of a pipeline that builds its image (seed 002).
+fn codebuild_project(p: &Pipeline, placement: &Placement) -> Option<(Key, Spec)> {
+    let s = &p.spec;
+    let (build, project) = (s.build.as_ref()?, p.build_project_name()?);
+    if !p.uses_codepipeline() {
+        return None;
+    }
+    let mut variables = BTreeMap::from([
+        ("IMAGE_REPO_NAME".to_string(), s.image.repository.clone()),
+        ("IMAGE_TAG".to_string(), s.image.tag.clone()),
+        ("AWS_ACCOUNT_ID".to_string(), placement.account.clone()),
+    ]);
+    variables.extend(build.environment.clone());
+    let spec = ProjectSpec {
+        service_role: build.service_role_arn.clone(),
+        buildspec: build.buildspec.clone(),
+        environment_type: "LINUX_CONTAINER".into(),
+        image: build.image.clone(),
+        compute_type: build.compute_type.clone(),
+        privileged_mode: build.privileged,
+        environment_variables: variables,
+        timeout_in_minutes: build.timeout_minutes,
+    };
+    Some((Key::new(Kind::CodeBuildProject, project), Spec::Build(spec)))
+}
+
+fn codedeploy_application(p: &Pipeline) -> (Key, Spec) {
+    (Key::new(Kind::CodeDeployApplication, p.application_name()), Spec::App(ApplicationSpec { compute_platform: ComputePlatform::Ecs }))
+}
+
+/// The blue/green deployment group with traffic control; listeners are bound to ARNs at plan time.
+fn codedeploy_group(p: &Pipeline) -> (Key, Spec) {
+    let deploy = &p.spec.deploy;
+    let mut target_groups = deploy.target_groups.to_vec();
+    target_groups.sort();
+    let mut rollback_events: Vec<AutoRollbackEvent> =
+        deploy.auto_rollback_on.iter().map(|e| AutoRollbackEvent::parse(e.as_aws())).collect();
+    sort_events(&mut rollback_events);
+    let (ready_action, ready_wait_minutes) = match deploy.ready_wait_minutes {
+        0 => (ReadyAction::ContinueDeployment, 0),
+        minutes => (ReadyAction::StopDeployment, minutes as i32),
+    };
+    let spec = GroupSpec {
+        service_role_arn: deploy.service_role_arn.clone(),
+        deployment_config_name: deploy.deployment_config.clone(),
+        deployment_type: DeploymentType::BlueGreen,
+        deployment_option: DeploymentOption::WithTrafficControl,
+        termination_action: InstanceAction::Terminate,
+        termination_wait_minutes: deploy.termination_wait_minutes as i32,
+        ready_action,
+        ready_wait_minutes,
+        auto_rollback_enabled: !rollback_events.is_empty(),
+        auto_rollback_events: rollback_events,
+        cluster: deploy.cluster.clone(),
+        service: deploy.service.clone(),
+        target_groups,
+        prod_listener_arns: Vec::new(),
+        test_listener_arns: Vec::new(),
+        listener_refs: Some(((&deploy.prod_listener).into(), deploy.test_listener.as_ref().map(ListenerKey::from))),
+    };
+    let name = format!("{}/{}", p.application_name(), p.deployment_group_name());
+    (Key::new(Kind::CodeDeployDeploymentGroup, name), Spec::Group(Box::new(spec)))
+}
+
+/// The pipeline itself, unless slipway deploys directly (`deploy.mode: direct`).
+fn codepipeline(p: &Pipeline) -> Option<(Key, Spec)> {
+    let settings = p.spec.pipeline.as_ref().filter(|_| p.uses_codepipeline())?;
+    Some((Key::new(Kind::CodePipeline, p.codepipeline_name()), Spec::Pipeline(pipeline_spec(p, settings))))
+}
+
+/// The rules that start the pipeline: on a push of the watched tag, and on a write to the source
+/// object (recorded by the trail).
+fn event_rules(p: &Pipeline, placement: &Placement) -> Vec<(Key, Spec)> {
+    let s = &p.spec;
+    let name = p.name();
+    let pipeline_arn =
+        format!("arn:{}:codepipeline:{}:{}:{}", placement.partition, placement.region, placement.account, p.codepipeline_name());
+    let rule = |pattern: Value, description: String| {
+        Spec::Rule(RuleSpec {
+            event_pattern: canonical_pattern(pattern),
+            state: "ENABLED".into(),
+            description,
+            targets: vec![TargetSpec { id: "codepipeline".into(), arn: pipeline_arn.clone(), role_arn: s.triggers.role_arn.clone() }],
+        })
+    };
+    let mut out = Vec::new();
+    if p.watches_ecr_push() {
+        let pattern = json!({
+            "source": ["aws.ecr"],
+            "detail-type": ["ECR Image Action"],
+            "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"], "repository-name": [s.image.repository], "image-tag": [s.image.tag]}
+        });
+        let description = format!("slipway: start {} on a push of {}:{}", p.codepipeline_name(), s.image.repository, s.image.tag);
+        out.push((Key::new(Kind::EventRule, format!("slipway-{name}-ecr")), rule(pattern, description)));
+    }
+    if p.watches_s3() {
+        let pattern = json!({
+            "source": ["aws.s3"],
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {
+                "eventSource": ["s3.amazonaws.com"],
+                "eventName": ["PutObject", "CompleteMultipartUpload", "CopyObject"],
+                "requestParameters": {"bucketName": [s.source.bucket], "key": [s.source.key]}
+            }
+        });
+        let description = format!("slipway: start {} when s3://{}/{} is written", p.codepipeline_name(), s.source.bucket, s.source.key);
+        out.push((Key::new(Kind::EventRule, format!("slipway-{name}-s3")), rule(pattern, description)));
+    }
+    out
+}
+
+/// The zip in the source bucket. Carries no tags: it belongs to whoever owns its bucket.
+fn source_artifact(p: &Pipeline, zip: Arc<Vec<u8>>) -> Desired {
+    let source = &p.spec.source;
+    Desired {
+        key: Key::new(Kind::SourceArtifact, format!("{}/{}", source.bucket, source.key)),
+        spec: Spec::Artifact(ArtifactSpec { md5: md5_hex(&zip) }),
+        tags: Tags::new(),
+        payload: Some(zip),
+    }
+}
+
+/// What the pipeline uses but slipway does not create.
+fn references(p: &Pipeline) -> Vec<Reference> {
+    let deploy = &p.spec.deploy;
+    let mut references = vec![
+        Reference::EcsService { cluster: deploy.cluster.clone(), service: deploy.service.clone() },
+        Reference::TargetGroup(deploy.target_groups[0].clone()),
+        Reference::TargetGroup(deploy.target_groups[1].clone()),
+        Reference::Listener((&deploy.prod_listener).into()),
+    ];
+    if let Some(test) = &deploy.test_listener {
+        references.push(Reference::Listener(test.into()));
+    }
+    if let (Some(trail), true) = (&p.spec.triggers.s3, p.watches_s3()) {
+        references.push(Reference::Bucket(trail.log_bucket.clone()));
+    }
+    references
+}
+
+fn action(name: &str, category: &str, provider: &str, configuration: &[(&str, &str)], inputs: &[&str], outputs: &[&str]) -> ActionSpec {
+    ActionSpec {
+        name: name.into(),
+        category: category.into(),
+        owner: "AWS".into(),
+        provider: provider.into(),
+        version: "1".into(),
+        run_order: 1,
+        configuration: configuration.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        input_artifacts: inputs.iter().map(|s| s.to_string()).collect(),
+        output_artifacts: outputs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Seed 000: Source (S3 settings + ECR images) → Deploy.
+/// Seed 002: Source (S3 app source) → Build (CodeBuild) → Deploy.
+fn pipeline_spec(p: &Pipeline, settings: &PipelineSettings) -> PipelineSpec {
+    let s = &p.spec;
+    // With the S3 event trigger on, polling would start every execution twice.
+    let poll = if s.triggers.s3.is_some() { "false" } else { "true" };
+    let deploy = |taskdef_artifact: &str, appspec_artifact: &str, image_artifact: &str, inputs: &[&str]| {
+        action(
+            "Deploy",
+            "Deploy",
+            "CodeDeployToECS",
+            &[
+                ("ApplicationName", p.application_name()),
+                ("DeploymentGroupName", p.deployment_group_name()),
+                ("TaskDefinitionTemplateArtifact", taskdef_artifact),
+                ("TaskDefinitionTemplatePath", &s.deploy.task_definition),
+                ("AppSpecTemplateArtifact", appspec_artifact),
+                ("AppSpecTemplatePath", &s.deploy.app_spec),
+                ("Image1ArtifactName", image_artifact),
+                ("Image1ContainerName", IMAGE1_CONTAINER_NAME),
+            ],
+            inputs,
+            &[],
+        )
+    };
+    let s3_source = |name: &str, output: &str| {
+        action(
+            name,
+            "Source",
+            "S3",
+            &[("S3Bucket", &s.source.bucket), ("S3ObjectKey", &s.source.key), ("PollForSourceChanges", poll)],
+            &[],
+            &[output],
+        )
+    };
+    let stages = match (&s.build, p.build_project_name()) {
+        (Some(_), Some(project)) => vec![
+            StageSpec { name: "Source".into(), actions: vec![s3_source("Source", SOURCE_ARTIFACT)] },
+            StageSpec {
+                name: "Build".into(),
+                actions: vec![action("Build", "Build", "CodeBuild", &[("ProjectName", &project)], &[SOURCE_ARTIFACT], &[BUILD_ARTIFACT])],
+            },
+            StageSpec { name: "Deploy".into(), actions: vec![deploy(BUILD_ARTIFACT, BUILD_ARTIFACT, BUILD_ARTIFACT, &[BUILD_ARTIFACT])] },
+        ],
+        _ => vec![
+            StageSpec {
+                name: "Source".into(),
+                actions: vec![
+                    s3_source("Settings", SETTINGS_ARTIFACT),
+                    action(
+                        "Image",
+                        "Source",
+                        "ECR",
+                        &[("RepositoryName", &s.image.repository), ("ImageTag", &s.image.tag)],
+                        &[],
+                        &[IMAGES_ARTIFACT],
+                    ),
+                ],
+            },
+            StageSpec {
+                name: "Deploy".into(),
+                actions: vec![deploy(SETTINGS_ARTIFACT, SETTINGS_ARTIFACT, IMAGES_ARTIFACT, &[SETTINGS_ARTIFACT, IMAGES_ARTIFACT])],
+            },
+        ],
+    };
+    PipelineSpec { role_arn: settings.role_arn.clone(), artifact_bucket: p.artifact_bucket().to_string(), stages }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per compile function, on manifests written here (the defaults a manifest leaves
+    //! out are serde's), plus the order and tags `compile` gives the whole.
+    use super::*;
+
+    /// Seed 000's shape: the image is built elsewhere; settings come from S3, the image from ECR.
+    const SEED_000: &str = r#"
+apiVersion: slipway.dev/v1alpha1
+kind: Pipeline
+metadata: {name: web, labels: {team: platform}}
+spec:
+  image: {repository: demo-web, scanOnPush: false, untaggedExpiryDays: 3}
+  source: {path: apps/web, bucket: web-settings}
+  deploy:
+    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
+    cluster: demo
+    service: web
+    targetGroups: [web-green, web-blue]
+    prodListener: {loadBalancer: web-alb, port: 80}
+    autoRollbackOn: [DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_FAILURE]
+  pipeline: {roleArn: arn:aws:iam::123456789012:role/pipeline}
+  triggers: {roleArn: arn:aws:iam::123456789012:role/events}
+"#;
+
+    fn pipeline(yaml: &str) -> Pipeline {
+        serde_yaml_ng::from_str(yaml).expect("the test manifest parses")
+    }
+
+    /// Seed 002's shape: CodeBuild builds the image from the zipped source; S3 writes start it.
+    fn seed_002() -> Pipeline {
+        pipeline(&seed_002_yaml())
+    }
+
+    fn seed_002_yaml() -> String {
+        SEED_000
+            .replace("name: web, labels: {team: platform}", "name: nginx")
+            .replace(
+                "  pipeline: {roleArn",
+                "  build: {serviceRoleArn: arn:aws:iam::123456789012:role/build, environment: {IMAGE_TAG: v2, STAGE: prod}}\n  pipeline: {roleArn",
+            )
+            .replace("role/events}", "role/events, s3: {logBucket: trail-logs, logPrefix: ''}}")
+    }
+
+    fn placement() -> Placement {
+        Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
+    }
+
+    #[test]
+    fn the_ecr_repository_takes_the_image_settings() {
+        let (key, Spec::Ecr(spec)) = ecr_repository(&pipeline(SEED_000)) else { panic!("an ECR spec") };
+        assert_eq!(key, Key::new(Kind::EcrRepository, "demo-web"));
+        assert_eq!(spec.image_tag_mutability, "MUTABLE");
+        assert!(!spec.scan_on_push);
+        assert_eq!(spec.lifecycle_policy, untagged_expiry_policy(3));
+    }
+
+    #[test]
+    fn the_artifact_bucket_is_a_second_bucket_only_when_it_differs_from_the_source_bucket() {
+        let p = pipeline(SEED_000);
+        let buckets = s3_buckets(&p);
+        assert_eq!(buckets.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["web-settings"]);
+        let Spec::Bucket(spec) = &buckets[0].1 else { panic!("a bucket spec") };
+        assert_eq!((spec.versioning.as_str(), spec.encryption.as_str()), ("Enabled", "AES256"));
+        assert_eq!(spec.public_access_block, PublicAccessBlock::ALL);
+        let p = pipeline(&SEED_000.replace("role/pipeline}", "role/pipeline, artifactBucket: web-artifacts}"));
+        assert_eq!(s3_buckets(&p).iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["web-settings", "web-artifacts"]);
+    }
+
+    #[test]
+    fn a_trail_records_writes_to_the_source_object_only_with_the_s3_trigger() {
+        assert_eq!(cloudtrail_trail(&pipeline(SEED_000), &placement()), None);
+        let china = Placement { partition: "aws-cn".into(), region: "cn-north-1".into(), account: "1".into() };
+        let (key, Spec::Trail(spec)) = cloudtrail_trail(&seed_002(), &china).expect("a trail") else { panic!("a trail spec") };
+        assert_eq!(key, Key::new(Kind::CloudTrailTrail, "slipway-nginx"));
+        assert_eq!(spec.s3_bucket_name, "trail-logs");
+        assert_eq!(spec.s3_key_prefix, None, "an empty prefix is no prefix");
+        assert!(spec.logging && !spec.is_multi_region_trail);
+        let selector = &spec.event_selectors[0];
+        assert_eq!((selector.read_write_type.as_str(), selector.include_management_events), ("WriteOnly", false));
+        assert_eq!(selector.data_resources[0].values, ["arn:aws-cn:s3:::web-settings/settings.zip"]);
+    }
+
+    #[test]
+    fn the_build_project_sets_the_image_variables_and_lets_the_manifest_override_them() {
+        assert_eq!(codebuild_project(&pipeline(SEED_000), &placement()), None);
+        let (key, Spec::Build(spec)) = codebuild_project(&seed_002(), &placement()).expect("a project") else { panic!("a project spec") };
+        assert_eq!(key, Key::new(Kind::CodeBuildProject, "nginx-build"));
+        let vars: Vec<(&str, &str)> = spec.environment_variables.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(vars, [("AWS_ACCOUNT_ID", "123456789012"), ("IMAGE_REPO_NAME", "demo-web"), ("IMAGE_TAG", "v2"), ("STAGE", "prod")]);
+        assert_eq!((spec.environment_type.as_str(), spec.privileged_mode, spec.timeout_in_minutes), ("LINUX_CONTAINER", true, 60));
+        let direct = pipeline(&seed_002_yaml().replace("    prodListener", "    mode: direct\n    prodListener"));
+        assert_eq!(codebuild_project(&direct, &placement()), None, "nothing builds without CodePipeline");
+    }
+
+    #[test]
+    fn the_deployment_group_is_blue_green_with_traffic_control_and_sorted_lists() {
+        assert_eq!(codedeploy_application(&pipeline(SEED_000)).1, Spec::App(ApplicationSpec { compute_platform: ComputePlatform::Ecs }));
+        let (key, Spec::Group(spec)) = codedeploy_group(&pipeline(SEED_000)) else { panic!("a group spec") };
+        assert_eq!(key, Key::new(Kind::CodeDeployDeploymentGroup, "web/web"));
+        assert_eq!((spec.deployment_type, spec.deployment_option), (DeploymentType::BlueGreen, DeploymentOption::WithTrafficControl));
+        assert_eq!(spec.target_groups, ["web-blue", "web-green"]);
+        assert_eq!(spec.auto_rollback_events, [AutoRollbackEvent::DeploymentFailure, AutoRollbackEvent::DeploymentStopOnAlarm]);
+        assert!(spec.auto_rollback_enabled);
+        assert_eq!((spec.ready_action, spec.ready_wait_minutes), (ReadyAction::ContinueDeployment, 0));
+        assert_eq!((spec.termination_action, spec.termination_wait_minutes), (InstanceAction::Terminate, 5));
+        let by_port = ListenerKey::ByPort { load_balancer: "web-alb".into(), port: 80 };
+        assert_eq!(spec.listener_refs, Some((by_port, None)));
+        assert!(spec.prod_listener_arns.is_empty(), "listener ARNs are bound at plan time");
+
+        let manual = pipeline(&SEED_000.replace(
+            "    autoRollbackOn: [DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_FAILURE]",
+            "    readyWaitMinutes: 30\n    autoRollbackOn: []",
+        ));
+        let (_, Spec::Group(spec)) = codedeploy_group(&manual) else { panic!("a group spec") };
+        assert_eq!((spec.ready_action, spec.ready_wait_minutes), (ReadyAction::StopDeployment, 30));
+        assert!(!spec.auto_rollback_enabled && spec.auto_rollback_events.is_empty());
+    }
+
+    fn stages(spec: &PipelineSpec) -> Vec<(String, Vec<String>)> {
+        spec.stages.iter().map(|s| (s.name.clone(), s.actions.iter().map(|a| a.name.clone()).collect())).collect()
+    }
+
+    #[test]
+    fn the_pipeline_has_the_seed_topologies_and_polls_only_without_the_s3_trigger() {
+        let (key, Spec::Pipeline(web)) = codepipeline(&pipeline(SEED_000)).expect("a pipeline") else { panic!("a pipeline spec") };
+        assert_eq!(key, Key::new(Kind::CodePipeline, "web"));
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(stages(&web), [("Source".into(), s(&["Settings", "Image"])), ("Deploy".into(), s(&["Deploy"]))]);
+        assert_eq!(web.stages[0].actions[0].configuration["PollForSourceChanges"], "true");
+        assert_eq!(web.artifact_bucket, "web-settings");
+
+        let (_, Spec::Pipeline(nginx)) = codepipeline(&seed_002()).expect("a pipeline") else { panic!("a pipeline spec") };
+        assert_eq!(stages(&nginx), [("Source".into(), s(&["Source"])), ("Build".into(), s(&["Build"])), ("Deploy".into(), s(&["Deploy"]))]);
+        assert_eq!(nginx.stages[0].actions[0].configuration["PollForSourceChanges"], "false", "the S3 rule starts it");
+        assert_eq!(nginx.stages[1].actions[0].configuration["ProjectName"], "nginx-build");
+
+        assert_eq!(codepipeline(&pipeline(&SEED_000.replace("    prodListener", "    mode: direct\n    prodListener"))), None);
+    }
+
+    #[test]
+    fn rules_start_the_pipeline_on_an_image_push_or_a_source_write() {
+        let rules = event_rules(&pipeline(SEED_000), &placement());
+        assert_eq!(rules.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["slipway-web-ecr"]);
+        let Spec::Rule(rule) = &rules[0].1 else { panic!("a rule spec") };
+        assert_eq!(rule.targets[0].arn, "arn:aws:codepipeline:eu-west-1:123456789012:web");
+        assert_eq!(rule.targets[0].role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/events"));
+        assert_eq!(rule.event_pattern["detail"]["image-tag"], json!(["latest"]));
+
+        // A pipeline that builds its own image is not started by its own push.
+        let rules = event_rules(&seed_002(), &placement());
+        assert_eq!(rules.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["slipway-nginx-s3"]);
+        let Spec::Rule(rule) = &rules[0].1 else { panic!("a rule spec") };
+        assert_eq!(rule.event_pattern["detail"]["requestParameters"]["key"], json!(["settings.zip"]));
+    }
+
+    #[test]
+    fn the_source_artifact_is_untagged_and_identified_by_its_md5() {
+        let zip = Arc::new(b"zip bytes".to_vec());
+        let artifact = source_artifact(&pipeline(SEED_000), zip.clone());
+        assert_eq!(artifact.key, Key::new(Kind::SourceArtifact, "web-settings/settings.zip"));
+        assert_eq!(artifact.spec, Spec::Artifact(ArtifactSpec { md5: md5_hex(&zip) }));
+        assert!(artifact.tags.is_empty());
+        assert_eq!(artifact.payload, Some(zip));
+    }
+
+    #[test]
+    fn references_name_what_the_pipeline_uses_but_does_not_own() {
+        let web = references(&pipeline(SEED_000));
+        let by_port = ListenerKey::ByPort { load_balancer: "web-alb".into(), port: 80 };
+        assert_eq!(
+            web,
+            [
+                Reference::EcsService { cluster: "demo".into(), service: "web".into() },
+                Reference::TargetGroup("web-green".into()),
+                Reference::TargetGroup("web-blue".into()),
+                Reference::Listener(by_port),
+            ]
+        );
+        assert_eq!(references(&seed_002()).last(), Some(&Reference::Bucket("trail-logs".into())));
+    }
+
+    #[test]
+    fn compile_orders_resources_by_the_registry_and_tags_all_but_the_artifact() {
+        let valid = ValidPipeline { pipeline: seed_002(), file: "pipelines/nginx.yaml".into(), source_files: Vec::new() };
+        let desired = compile(&valid, Arc::new(Vec::new()), &placement());
+        let kinds = desired.kinds();
+        assert_eq!(
+            kinds,
+            [
+                Kind::EcrRepository,
+                Kind::S3Bucket,
+                Kind::CloudTrailTrail,
+                Kind::CodeBuildProject,
+                Kind::CodeDeployApplication,
+                Kind::CodeDeployDeploymentGroup,
+                Kind::CodePipeline,
+                Kind::EventRule,
+                Kind::SourceArtifact
+            ]
+        );
+        for r in &desired.resources {
+            assert_eq!(r.tags.is_empty(), r.key.kind == Kind::SourceArtifact, "{}", r.key);
+        }
+        assert_eq!(desired.resources[0].tags, ownership_tags("nginx", &BTreeMap::new()));
+        // The fingerprint follows what would be applied.
+        let again = compile(&valid, Arc::new(Vec::new()), &placement());
+        assert_eq!(desired.fingerprint(), again.fingerprint());
+        let other = compile(&valid, Arc::new(b"changed".to_vec()), &placement());
+        assert_ne!(desired.fingerprint(), other.fingerprint());
+    }
+}

@@ -1,0 +1,391 @@
+//! The manifest types: what people write in the config repository.
+//!
+//! `deny_unknown_fields` everywhere so a typo is an error that names the closest known field,
+//! instead of a silently ignored setting. Defaults match the two seed pipelines.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "slipway.dev/v1alpha1";
+pub const KIND_PIPELINE: &str = "Pipeline";
+
+/// One `kind: Pipeline` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pipeline {
+    /// Always `slipway.dev/v1alpha1`.
+    pub api_version: String,
+    /// Always `Pipeline`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PipelineSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Pipeline name: lower-case letters, digits and `-`, at most 40 characters. It is the
+    /// default name of every resource the pipeline creates and the value of the
+    /// `slipway.dev/pipeline` tag.
+    pub name: String,
+    /// Free-form labels, copied onto every resource as tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PipelineSpec {
+    /// Take over resources of the same name that exist without slipway's ownership tags.
+    /// Without it slipway reports a conflict and never touches them.
+    #[serde(default)]
+    pub adopt: bool,
+    /// What the controller (`slipway run`) does with drift: `auto` applies, `observe` only
+    /// detects and reports it.
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// Leave the pipeline alone in the controller: no reads, no writes, until set back to false.
+    #[serde(default)]
+    pub suspend: bool,
+    pub image: Image,
+    pub source: Source,
+    /// Present for the "build in AWS" topology (seed 002): Source (S3) → Build (CodeBuild) →
+    /// Deploy. Absent for the "image pushed to ECR" topology (seed 000): Source (S3 + ECR) →
+    /// Deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    pub deploy: Deploy,
+    /// The CodePipeline. Required with `deploy.mode: pipeline` (the default); absent with
+    /// `deploy.mode: direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineSettings>,
+    #[serde(default)]
+    pub triggers: Triggers,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Auto,
+    Observe,
+}
+
+impl SyncMode {
+    /// As the manifest writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Auto => "auto",
+            SyncMode::Observe => "observe",
+        }
+    }
+}
+
+/// The ECR repository that holds the application image. slipway creates and owns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Image {
+    /// ECR repository name.
+    pub repository: String,
+    /// The tag that is deployed (the ECR source action watches it).
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    #[serde(default)]
+    pub tag_mutability: TagMutability,
+    #[serde(default = "yes")]
+    pub scan_on_push: bool,
+    /// Untagged images expire this many days after push (lifecycle rule). The image a service
+    /// runs after a rollback may be untagged: see the README.
+    #[serde(default = "default_untagged_expiry_days")]
+    pub untagged_expiry_days: u32,
+    /// Deploy exactly this image instead of following `tag`: `<repository>@sha256:<digest>` or
+    /// `<repository>:<tag>`. Needs `deploy.mode: direct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TagMutability {
+    /// `latest` is moved by every push, as both seeds do.
+    #[default]
+    Mutable,
+    Immutable,
+}
+
+impl TagMutability {
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            TagMutability::Mutable => "MUTABLE",
+            TagMutability::Immutable => "IMMUTABLE",
+        }
+    }
+}
+
+/// What slipway zips from the config repository and publishes to S3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Source {
+    /// Directory in the config repository, relative to its root. Without `build` only the task
+    /// definition and AppSpec files are zipped (seed 000's `settings.zip`); with `build` the whole
+    /// directory is zipped with `git-commit-hash.txt` added (seed 002's `docker_image.zip`).
+    pub path: String,
+    /// S3 bucket for the zip. slipway creates and owns it (versioned, private, encrypted).
+    pub bucket: String,
+    /// Object key of the zip.
+    #[serde(default = "default_source_key")]
+    pub key: String,
+}
+
+/// CodeBuild project that builds and pushes the image (seed 002).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Build {
+    /// Project name; defaults to `<pipeline>-build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// IAM role ARN CodeBuild assumes (slipway creates no IAM).
+    pub service_role_arn: String,
+    #[serde(default = "default_build_image")]
+    pub image: String,
+    #[serde(default = "default_compute_type")]
+    pub compute_type: String,
+    /// Docker-in-docker needs privileged mode.
+    #[serde(default = "yes")]
+    pub privileged: bool,
+    /// Buildspec path inside the source zip.
+    #[serde(default = "default_buildspec")]
+    pub buildspec: String,
+    /// Build timeout in minutes (5..=2160).
+    #[serde(default = "default_build_timeout")]
+    pub timeout_minutes: u32,
+    /// Extra plain-text environment variables. `IMAGE_REPO_NAME`, `IMAGE_TAG` and
+    /// `AWS_ACCOUNT_ID` are set from the manifest unless given here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+}
+
+/// CodeDeploy ECS blue/green deployment of an existing ECS service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Deploy {
+    /// CodeDeploy application name; defaults to the pipeline name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Deployment group name; defaults to the pipeline name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_group: Option<String>,
+    /// IAM role ARN CodeDeploy assumes.
+    pub service_role_arn: String,
+    /// ECS cluster (referenced, not created).
+    pub cluster: String,
+    /// ECS service (referenced; it must use the CODE_DEPLOY deployment controller).
+    pub service: String,
+    /// The blue and green target groups, by name (referenced).
+    pub target_groups: [String; 2],
+    /// Production traffic listener (referenced).
+    pub prod_listener: ListenerRef,
+    /// Optional test traffic listener (referenced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener: Option<ListenerRef>,
+    /// Task definition template, relative to `source.path`; its image is `<IMAGE1_NAME>`.
+    #[serde(default = "default_taskdef")]
+    pub task_definition: String,
+    /// AppSpec template, relative to `source.path`; its task definition is `<TASK_DEFINITION>`.
+    #[serde(default = "default_appspec")]
+    pub app_spec: String,
+    /// How long the old (blue) task set is kept after success, for a fast rollback (0..=2880).
+    #[serde(default = "default_termination_wait")]
+    pub termination_wait_minutes: u32,
+    /// Minutes to wait before rerouting traffic; 0 reroutes at once.
+    #[serde(default)]
+    pub ready_wait_minutes: u32,
+    /// Events that roll a deployment back automatically.
+    #[serde(default = "default_auto_rollback")]
+    pub auto_rollback_on: Vec<RollbackEvent>,
+    #[serde(default = "default_deployment_config")]
+    pub deployment_config: String,
+    /// `pipeline`: new images go through the managed CodePipeline (started by EventBridge, or by
+    /// slipway when no execution appears within `eventGraceSeconds`). `direct`: slipway registers
+    /// the task definition and creates the CodeDeploy deployment itself, without CodePipeline.
+    #[serde(default)]
+    pub mode: DeployMode,
+    /// How long to wait for the EventBridge-started execution before starting one.
+    #[serde(default = "default_event_grace")]
+    pub event_grace_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployMode {
+    #[default]
+    Pipeline,
+    Direct,
+}
+
+/// A listener, by ARN or by load balancer name and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ListenerRef {
+    Arn(String),
+    ByPort(ListenerByPort),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerByPort {
+    pub load_balancer: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RollbackEvent {
+    DeploymentFailure,
+    DeploymentStopOnAlarm,
+    DeploymentStopOnRequest,
+}
+
+impl RollbackEvent {
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            RollbackEvent::DeploymentFailure => "DEPLOYMENT_FAILURE",
+            RollbackEvent::DeploymentStopOnAlarm => "DEPLOYMENT_STOP_ON_ALARM",
+            RollbackEvent::DeploymentStopOnRequest => "DEPLOYMENT_STOP_ON_REQUEST",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PipelineSettings {
+    /// CodePipeline name; defaults to the pipeline name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// IAM role ARN CodePipeline assumes.
+    pub role_arn: String,
+    /// Bucket for CodePipeline's artifact store; defaults to `source.bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_bucket: Option<String>,
+}
+
+/// What starts the pipeline. Events are best effort; slipway reconciles periodically anyway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Triggers {
+    /// Role ARN EventBridge assumes to start the pipeline. Required when any trigger is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Start on a successful push of `image.tag` (only without `build`).
+    #[serde(default = "yes")]
+    pub ecr_push: bool,
+    /// Start when the source zip is written (CloudTrail data events → EventBridge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Trigger>,
+}
+
+impl Default for Triggers {
+    fn default() -> Self {
+        Triggers { role_arn: None, ecr_push: true, s3: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct S3Trigger {
+    /// CloudTrail trail recording writes to the source object; defaults to
+    /// `slipway-<pipeline>`. AWS allows 5 trails per region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail: Option<String>,
+    /// Existing bucket CloudTrail writes its logs to (referenced; it needs CloudTrail's
+    /// bucket policy).
+    pub log_bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_prefix: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_tag() -> String {
+    "latest".into()
+}
+fn default_untagged_expiry_days() -> u32 {
+    1
+}
+fn default_source_key() -> String {
+    "settings.zip".into()
+}
+fn default_build_image() -> String {
+    "aws/codebuild/standard:7.0".into()
+}
+fn default_compute_type() -> String {
+    "BUILD_GENERAL1_SMALL".into()
+}
+fn default_buildspec() -> String {
+    "buildspec.yml".into()
+}
+fn default_build_timeout() -> u32 {
+    60
+}
+fn default_taskdef() -> String {
+    "taskdef.json".into()
+}
+fn default_appspec() -> String {
+    "appspec.yaml".into()
+}
+fn default_termination_wait() -> u32 {
+    5
+}
+fn default_auto_rollback() -> Vec<RollbackEvent> {
+    vec![RollbackEvent::DeploymentFailure]
+}
+fn default_event_grace() -> u32 {
+    120
+}
+fn default_deployment_config() -> String {
+    "CodeDeployDefault.ECSAllAtOnce".into()
+}
+
+impl Pipeline {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+    pub fn application_name(&self) -> &str {
+        self.spec.deploy.application.as_deref().unwrap_or(&self.metadata.name)
+    }
+    pub fn deployment_group_name(&self) -> &str {
+        self.spec.deploy.deployment_group.as_deref().unwrap_or(&self.metadata.name)
+    }
+    pub fn codepipeline_name(&self) -> &str {
+        self.spec.pipeline.as_ref().and_then(|p| p.name.as_deref()).unwrap_or(&self.metadata.name)
+    }
+    pub fn artifact_bucket(&self) -> &str {
+        self.spec.pipeline.as_ref().and_then(|p| p.artifact_bucket.as_deref()).unwrap_or(&self.spec.source.bucket)
+    }
+    /// Whether new images go through a managed CodePipeline (otherwise slipway deploys directly).
+    pub fn uses_codepipeline(&self) -> bool {
+        self.spec.deploy.mode == DeployMode::Pipeline
+    }
+    pub fn build_project_name(&self) -> Option<String> {
+        self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
+    }
+    pub fn trail_name(&self) -> Option<String> {
+        self.spec
+            .triggers
+            .s3
+            .as_ref()
+            .filter(|_| self.uses_codepipeline())
+            .map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
+    }
+    /// The ECR push trigger only makes sense when the image is pushed from outside (seed 000).
+    pub fn watches_ecr_push(&self) -> bool {
+        self.uses_codepipeline() && self.spec.build.is_none() && self.spec.triggers.ecr_push
+    }
+    /// Whether the S3 write trigger (trail + rule) is set up.
+    pub fn watches_s3(&self) -> bool {
+        self.uses_codepipeline() && self.spec.triggers.s3.is_some()
+    }
+}

@@ -1,0 +1,277 @@
+//! The AWS resources slipway manages: the kind registry, resource identity and ownership, and one
+//! module per kind with its normalised spec (the fields slipway sets, in a shape both the manifest
+//! side and the live side are converted into). The adapters that read and write them live in the
+//! `slipway-aws` crate.
+//!
+//! Comparing normalised specs is what makes "apply, then plan is empty" hold: server-side
+//! defaults are filled in or left out, unordered lists are sorted, JSON documents are compared
+//! as values rather than text.
+
+#[macro_use]
+mod values;
+
+pub mod artifact;
+pub mod codebuild;
+pub mod codedeploy;
+pub mod codepipeline;
+pub mod ecr;
+pub mod reference;
+pub mod rule;
+pub mod s3;
+pub mod trail;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Tag that marks a resource as created (or adopted) by slipway.
+pub const TAG_MANAGED_BY: &str = "slipway.dev/managed-by";
+pub const MANAGED_BY_VALUE: &str = "slipway";
+/// Tag naming the pipeline a resource belongs to.
+pub const TAG_PIPELINE: &str = "slipway.dev/pipeline";
+
+pub type Tags = BTreeMap<String, String>;
+
+/// A resource kind. What each kind declares (its label, its place in the creation order, whether
+/// it carries tags and is discovered for orphans) is in [`Kind::REGISTRY`], in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    EcrRepository,
+    S3Bucket,
+    CloudTrailTrail,
+    CodeBuildProject,
+    CodeDeployApplication,
+    CodeDeployDeploymentGroup,
+    CodePipeline,
+    EventRule,
+    /// The zip in the source bucket. Uploaded last: writing it starts the pipeline.
+    SourceArtifact,
+}
+
+/// What a kind declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: Kind,
+    /// As used in plan output and metric labels.
+    pub label: &'static str,
+    /// Carries ownership tags. The artifact belongs to whoever owns its bucket.
+    pub tagged: bool,
+    /// Listed across the account to find orphans. Deployment groups go with their application,
+    /// artifacts with their bucket.
+    pub discoverable: bool,
+}
+
+const fn info(kind: Kind, label: &'static str, tagged: bool, discoverable: bool) -> KindInfo {
+    KindInfo { kind, label, tagged, discoverable }
+}
+
+impl Kind {
+    /// Every kind, in creation order: each may refer to the ones before it (a rule targets the
+    /// pipeline, the pipeline deploys with the group). Deletion runs in the reverse order.
+    pub const REGISTRY: [KindInfo; 9] = [
+        info(Kind::EcrRepository, "ecr-repository", true, true),
+        info(Kind::S3Bucket, "s3-bucket", true, true),
+        info(Kind::CloudTrailTrail, "cloudtrail-trail", true, true),
+        info(Kind::CodeBuildProject, "codebuild-project", true, true),
+        info(Kind::CodeDeployApplication, "codedeploy-application", true, true),
+        info(Kind::CodeDeployDeploymentGroup, "codedeploy-deployment-group", true, false),
+        info(Kind::CodePipeline, "codepipeline", true, true),
+        info(Kind::EventRule, "eventbridge-rule", true, true),
+        info(Kind::SourceArtifact, "source-artifact", false, false),
+    ];
+
+    /// Every kind, in creation order.
+    pub const ALL: [Kind; 9] = {
+        let mut all = [Kind::EcrRepository; 9];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = Kind::REGISTRY[i].kind;
+            i += 1;
+        }
+        all
+    };
+
+    pub fn info(self) -> &'static KindInfo {
+        Kind::REGISTRY.iter().find(|i| i.kind == self).expect("every kind is in the registry")
+    }
+
+    /// Position in the creation order.
+    pub fn order(self) -> usize {
+        Kind::REGISTRY.iter().position(|i| i.kind == self).expect("every kind is in the registry")
+    }
+
+    /// Human name, as used in plan output and metric labels.
+    pub fn label(self) -> &'static str {
+        self.info().label
+    }
+
+    /// Whether the kind carries ownership tags.
+    pub fn is_tagged(self) -> bool {
+        self.info().tagged
+    }
+
+    /// The kinds whose owned resources are discovered for orphan detection.
+    pub fn discoverable() -> impl Iterator<Item = Kind> {
+        Kind::REGISTRY.iter().filter(|i| i.discoverable).map(|i| i.kind)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Identifies one resource. Names are unique per kind within an account and region, except
+/// deployment groups (`application/group`) and artifacts (`bucket/key`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Key {
+        Key { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// A normalised spec of any kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Spec {
+    Ecr(ecr::EcrSpec),
+    Bucket(s3::BucketSpec),
+    Trail(trail::TrailSpec),
+    Build(codebuild::ProjectSpec),
+    App(codedeploy::ApplicationSpec),
+    /// Boxed: the largest spec by far, and every resource of every pipeline carries a `Spec`.
+    Group(Box<codedeploy::GroupSpec>),
+    Pipeline(codepipeline::PipelineSpec),
+    Rule(rule::RuleSpec),
+    Artifact(artifact::ArtifactSpec),
+}
+
+/// What Git says a resource should be.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub key: Key,
+    pub spec: Spec,
+    /// Ownership tags and the pipeline's labels. Live tags outside this set are left alone.
+    pub tags: Tags,
+    /// Bytes to upload, for artifacts.
+    pub payload: Option<Arc<Vec<u8>>>,
+}
+
+/// What AWS has now for one resource, normalised into the same shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub spec: Spec,
+    pub tags: Tags,
+}
+
+/// Who owns a live resource, judged from its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Tagged by slipway for this pipeline.
+    Ours,
+    /// Tagged by slipway for another pipeline.
+    OtherPipeline(String),
+    /// No slipway tags: created by someone else.
+    Foreign,
+}
+
+pub fn ownership(tags: &Tags, pipeline: &str) -> Ownership {
+    match owner(tags) {
+        None => Ownership::Foreign,
+        Some(p) if p == pipeline => Ownership::Ours,
+        Some(p) => Ownership::OtherPipeline(p.to_string()),
+    }
+}
+
+/// The pipeline a resource belongs to, when slipway's tags say so.
+pub fn owner(tags: &Tags) -> Option<&str> {
+    if tags.get(TAG_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
+        return None;
+    }
+    tags.get(TAG_PIPELINE).map(String::as_str)
+}
+
+/// The tags every resource of `pipeline` carries.
+pub fn ownership_tags(pipeline: &str, labels: &BTreeMap<String, String>) -> Tags {
+    let mut tags: Tags = labels.clone();
+    tags.insert(TAG_MANAGED_BY.into(), MANAGED_BY_VALUE.into());
+    tags.insert(TAG_PIPELINE.into(), pipeline.into());
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_lists_every_kind_once_in_creation_order() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, info) in Kind::REGISTRY.iter().enumerate() {
+            assert!(seen.insert(info.kind), "{:?} is listed twice", info.kind);
+            assert_eq!(info.kind.order(), i);
+        }
+        assert_eq!(Kind::ALL.len(), Kind::REGISTRY.len());
+        // The artifact is uploaded last: writing it starts the pipeline.
+        assert_eq!(Kind::ALL.last(), Some(&Kind::SourceArtifact));
+        let labels: std::collections::HashSet<&str> = Kind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), Kind::ALL.len(), "labels are unique");
+    }
+
+    #[test]
+    fn every_kind_is_in_the_registry() {
+        // Exhaustive on purpose: a new variant does not compile here until it is listed, and the
+        // assertion fails until the registry has its entry.
+        let every = |kind: Kind| match kind {
+            Kind::EcrRepository
+            | Kind::S3Bucket
+            | Kind::CloudTrailTrail
+            | Kind::CodeBuildProject
+            | Kind::CodeDeployApplication
+            | Kind::CodeDeployDeploymentGroup
+            | Kind::CodePipeline
+            | Kind::EventRule
+            | Kind::SourceArtifact => kind,
+        };
+        for kind in Kind::ALL {
+            assert_eq!(every(kind), kind);
+        }
+        let listed: std::collections::HashSet<Kind> = Kind::ALL.into_iter().collect();
+        for kind in [
+            Kind::EcrRepository,
+            Kind::S3Bucket,
+            Kind::CloudTrailTrail,
+            Kind::CodeBuildProject,
+            Kind::CodeDeployApplication,
+            Kind::CodeDeployDeploymentGroup,
+            Kind::CodePipeline,
+            Kind::EventRule,
+            Kind::SourceArtifact,
+        ] {
+            assert!(listed.contains(&every(kind)), "{kind:?} has no entry in Kind::REGISTRY");
+        }
+    }
+
+    #[test]
+    fn ownership_is_read_from_both_tags() {
+        let ours = ownership_tags("web", &BTreeMap::from([("team".to_string(), "a".to_string())]));
+        assert_eq!(ownership(&ours, "web"), Ownership::Ours);
+        assert_eq!(ownership(&ours, "api"), Ownership::OtherPipeline("web".into()));
+        let mut foreign = ours.clone();
+        foreign.remove(TAG_MANAGED_BY);
+        assert_eq!(ownership(&foreign, "web"), Ownership::Foreign);
+    }
+}
