@@ -120,7 +120,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.pipelines.iter().any(|p| p.has_changes()) || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
     }
     pub fn has_errors(&self) -> bool {
@@ -164,7 +164,7 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
 }
 
 /// Observes one pipeline and plans it. A failed read becomes a failed plan, never a panic.
-pub async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelinePlan {
+pub(crate) async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelinePlan {
     let span = info_span!("observe", pipeline = %desired.name);
     async {
         match observe_pipeline(aws, desired).await {
@@ -180,7 +180,7 @@ pub async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> PipelineP
 }
 
 /// Owned resources in the account that no desired pipeline names, sparing `protected` pipelines.
-pub async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
+pub(crate) async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
     let found = futures::future::join_all(Kind::discoverable().map(|kind| resource::discover_owned(aws, kind))).await;
     let mut owned = Vec::new();
     for f in found {
@@ -204,7 +204,7 @@ pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Applied>, Vec<String>)
     (pruned, errors)
 }
 
-pub const PRUNE_UNSAFE: &str =
+pub(crate) const PRUNE_UNSAFE: &str =
     "not pruning: a manifest failed to parse before its pipeline name could be read, so any owned resource might still be wanted";
 
 /// What apply did to one resource.
@@ -292,7 +292,7 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
 
 /// Applies one pipeline's plan: its steps in creation order, stopping at the first failure.
 /// A blocked pipeline is skipped whole.
-pub async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
+pub(crate) async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
     let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None };
     if p.is_blocked() {
         let reasons = p.blocked_reasons().join("; ");

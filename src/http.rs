@@ -21,7 +21,7 @@ use crate::webhook::{self, Verdict};
 pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
 
 #[derive(Clone, Default)]
-pub struct WebhookSecrets {
+pub(crate) struct WebhookSecrets {
     pub gitlab_token: Option<crate::source::git::Secret>,
     pub github_secret: Option<crate::source::git::Secret>,
 }
@@ -33,7 +33,7 @@ struct AppState {
     secrets: WebhookSecrets,
 }
 
-pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, secrets: WebhookSecrets) -> Router {
+pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, secrets: WebhookSecrets) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -7,10 +7,10 @@
 //! [`engine::apply`] → [`report`] and the controller's status.
 
 pub mod cli;
-pub mod controller;
+pub(crate) mod controller;
 pub mod engine;
 pub mod http;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod report;
 pub mod source;
 pub mod webhook;

@@ -19,7 +19,7 @@ use slipway_core::reconcile::ReconcileResult;
 use slipway_core::resource::Kind;
 use slipway_core::status::{Condition, ConditionType, Truth};
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub reconcile_total: IntCounterVec,
     pub reconcile_duration_seconds: HistogramVec,
@@ -144,7 +144,7 @@ impl Metrics {
     }
 
     /// Creates a pipeline's series at zero.
-    pub fn init_pipeline(&self, pipeline: &str, kinds: &[Kind]) {
+    pub(crate) fn init_pipeline(&self, pipeline: &str, kinds: &[Kind]) {
         for result in ReconcileResult::ALL {
             self.reconcile_total.with_label_values(&[pipeline, result.as_str()]);
         }
@@ -162,7 +162,7 @@ impl Metrics {
     }
 
     /// Removes every series of a pipeline that left Git.
-    pub fn forget_pipeline(&self, pipeline: &str) {
+    pub(crate) fn forget_pipeline(&self, pipeline: &str) {
         for result in ReconcileResult::ALL {
             let _ = self.reconcile_total.remove_label_values(&[pipeline, result.as_str()]);
         }
@@ -187,7 +187,7 @@ impl Metrics {
     }
 
     /// Sets the drift gauge of every kind the pipeline has from the resources found drifted.
-    pub fn set_drift(&self, pipeline: &str, kinds: &[Kind], drifted: &[Kind]) {
+    pub(crate) fn set_drift(&self, pipeline: &str, kinds: &[Kind], drifted: &[Kind]) {
         for kind in kinds {
             let n = drifted.iter().filter(|k| *k == kind).count() as i64;
             self.drift_resources.with_label_values(&[pipeline, kind.label()]).set(n);
@@ -198,7 +198,7 @@ impl Metrics {
     }
 
     /// Mirrors a pipeline's conditions: 1 on the current status, 0 on the others.
-    pub fn set_conditions(&self, pipeline: &str, conditions: &[Condition]) {
+    pub(crate) fn set_conditions(&self, pipeline: &str, conditions: &[Condition]) {
         for c in conditions {
             for status in Truth::ALL {
                 self.pipeline_condition.with_label_values(&[pipeline, c.kind.as_str(), status.as_str()]).set(i64::from(c.status == status));
@@ -207,14 +207,14 @@ impl Metrics {
     }
 
     /// Counts one reconcile of a pipeline and how long it took.
-    pub fn record_reconcile(&self, pipeline: &str, result: ReconcileResult, took: Duration) {
+    pub(crate) fn record_reconcile(&self, pipeline: &str, result: ReconcileResult, took: Duration) {
         self.reconcile_total.with_label_values(&[pipeline, result.as_str()]).inc();
         self.reconcile_duration_seconds.with_label_values(&[pipeline]).observe(took.as_secs_f64());
     }
 
     /// Image drift, and every deployment that ended since the last pass: its result, duration
     /// and rollback.
-    pub fn record_delivery(&self, pipeline: &str, report: &Report) {
+    pub(crate) fn record_delivery(&self, pipeline: &str, report: &Report) {
         self.image_drift.with_label_values(&[pipeline]).set(i64::from(report.image_drift));
         for d in report.finished.iter().filter(|d| counts_as_deployment(d)) {
             let result = outcome(d).result().as_str();
@@ -231,7 +231,7 @@ impl Metrics {
     }
 
     /// One fetch of the config repository.
-    pub fn record_fetch(&self, succeeded: bool, took: Duration) {
+    pub(crate) fn record_fetch(&self, succeeded: bool, took: Duration) {
         self.git_fetch_duration_seconds.observe(took.as_secs_f64());
         self.git_fetch_total.with_label_values(&[if succeeded { "success" } else { "error" }]).inc();
         if succeeded {
@@ -241,7 +241,7 @@ impl Metrics {
     }
 
     /// Records the revision fetched, keeping a single `slipway_git_revision_info` series.
-    pub fn set_revision(&self, revision: &str) {
+    pub(crate) fn set_revision(&self, revision: &str) {
         self.git_revision_info.reset();
         self.git_revision_info.with_label_values(&[revision]).set(1);
     }

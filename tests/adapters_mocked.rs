@@ -70,8 +70,12 @@ async fn a_drifted_deployment_group_is_updated_with_its_whole_blue_green_configu
     let mut aws = aws();
     aws.codedeploy = mock_client!(aws_sdk_codedeploy, [&update]);
 
-    let desired =
-        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(Box::new(group(5))), tags: tags(), payload: None };
+    let desired = Desired {
+        key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"),
+        spec: Spec::Group(Box::new(group(5))),
+        tags: tags(),
+        payload: None,
+    };
     let live = Live { spec: Spec::Group(Box::new(group(60))), tags: tags() };
     resource::update(&aws, &desired, &live).await.unwrap();
     assert_eq!(update.num_calls(), 1, "one UpdateDeploymentGroup and no tagging call: the tags were already right");
@@ -110,8 +114,12 @@ async fn a_missing_deployment_group_reads_as_absent_and_access_denied_is_not_ret
 
     assert_eq!(resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web")).await.unwrap(), None);
 
-    let desired =
-        Desired { key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), spec: Spec::Group(Box::new(group(5))), tags: tags(), payload: None };
+    let desired = Desired {
+        key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"),
+        spec: Spec::Group(Box::new(group(5))),
+        tags: tags(),
+        payload: None,
+    };
     let live = Live { spec: Spec::Group(Box::new(group(60))), tags: tags() };
     let err = resource::update(&aws, &desired, &live).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied);

@@ -37,12 +37,12 @@ use slipway_core::status::{self, ConditionType, ControllerStatus, Truth, record,
 use crate::engine::{PRUNE_UNSAFE, Prepared};
 use crate::metrics::Metrics;
 use world::Job;
-pub use world::{FetchError, Pass, RealWorld, SourceSettings, World};
+pub(crate) use world::{Pass, RealWorld, SourceSettings, World};
 
 /// The loop's timing and policy. Where the configuration comes from and what it is applied to is
 /// the [`World`]'s business.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Git poll interval.
     pub interval: Duration,
     pub drift_interval: Duration,
@@ -92,7 +92,7 @@ struct Finished {
     pass: Pass,
 }
 
-pub struct Controller<W: World = RealWorld> {
+pub(crate) struct Controller<W: World = RealWorld> {
     settings: Settings,
     world: Arc<W>,
     shared: Arc<Shared>,

@@ -22,6 +22,7 @@ use slipway_core::reconcile::{ReconcileError, Reconciled};
 use super::*;
 use crate::engine;
 use crate::source::git::GitError;
+use world::FetchError;
 
 /// One scripted reconcile: how long it takes and how it ends.
 struct Turn {

@@ -26,7 +26,7 @@ use crate::source::git::{self, GitError, GitSettings};
 use crate::source::watch::{self as dir_watch, DirWatch};
 
 /// One pipeline's reconcile, handed to a task.
-pub struct Job {
+pub(crate) struct Job {
     pub desired: DesiredPipeline,
     /// What delivery needs; `None` when the task definition names no `<IMAGE1_NAME>` container.
     pub target: Option<DeployTarget>,
@@ -37,7 +37,7 @@ pub struct Job {
 }
 
 /// What one reconcile saw and did.
-pub struct Pass {
+pub(crate) struct Pass {
     pub result: Result<Reconciled, ReconcileError>,
     pub memory: Option<Memory>,
     /// Delivery's pass, when it ran (after a reconcile that synced or observed).
@@ -46,7 +46,7 @@ pub struct Pass {
 
 /// Why the config repository could not be fetched or read. The last good revision stays.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error(transparent)]
     Git(#[from] GitError),
     #[error("fetch timed out after {0:?}")]
@@ -82,14 +82,14 @@ pub trait World: Send + Sync + 'static {
 /// Where the config repository comes from.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant, reason = "one value per process, read on every fetch")]
-pub enum SourceSettings {
+pub(crate) enum SourceSettings {
     Git(GitSettings),
     /// A local directory, watched for changes.
     Dir(PathBuf),
 }
 
 /// Git (or a local directory) and AWS.
-pub struct RealWorld {
+pub(crate) struct RealWorld {
     aws: Aws,
     metrics: Arc<Metrics>,
     source: SourceSettings,

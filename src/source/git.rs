@@ -27,7 +27,7 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -137,7 +137,7 @@ pub struct Synced {
 }
 
 /// Shows a URL without any password or token in it.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
     match authority.rsplit_once('@') {
@@ -151,7 +151,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Host and port of an SSH URL: `ssh://user@host:port/path` or scp-style `user@host:path`.
-pub fn ssh_host_port(url: &str) -> Option<(String, u16)> {
+pub(crate) fn ssh_host_port(url: &str) -> Option<(String, u16)> {
     if let Some(rest) = url.strip_prefix("ssh://").or_else(|| url.strip_prefix("git+ssh://")) {
         let authority = rest.split('/').next()?;
         let host_port = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);

@@ -13,7 +13,7 @@ use sha1::Sha1;
 
 /// What `known_hosts` says about a host and the key it presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKeyVerdict {
+pub(crate) enum HostKeyVerdict {
     /// A line for this host has exactly this key.
     Trusted,
     /// Lines for this host exist, none with this key: the key changed (or someone is in between).
@@ -25,12 +25,12 @@ pub enum HostKeyVerdict {
 }
 
 /// The name `known_hosts` uses for a host: `host` on port 22, `[host]:port` otherwise.
-pub fn host_pattern_name(host: &str, port: u16) -> String {
+pub(crate) fn host_pattern_name(host: &str, port: u16) -> String {
     if port == 22 { host.to_string() } else { format!("[{host}]:{port}") }
 }
 
 /// Checks `key` (the raw SSH public key blob the server presented) for `host`.
-pub fn verify(known_hosts: &str, host: &str, port: u16, key: &[u8]) -> HostKeyVerdict {
+pub(crate) fn verify(known_hosts: &str, host: &str, port: u16, key: &[u8]) -> HostKeyVerdict {
     let name = host_pattern_name(host, port);
     let mut seen_host = false;
     for line in known_hosts.lines() {

@@ -19,7 +19,7 @@ pub enum SourceError {
 }
 
 /// A checked-out config repository.
-pub struct RepoDir {
+pub(crate) struct RepoDir {
     /// Canonical path of the directory slipway reads manifests from.
     pub root: PathBuf,
     git: Option<GitInfo>,
@@ -33,7 +33,7 @@ struct GitInfo {
 }
 
 impl RepoDir {
-    pub fn open(path: &Path) -> Result<RepoDir, SourceError> {
+    pub(crate) fn open(path: &Path) -> Result<RepoDir, SourceError> {
         let root = path.canonicalize().map_err(|source| SourceError::Open { path: path.to_path_buf(), source })?;
         if !root.is_dir() {
             return Err(SourceError::NotADirectory { path: root });
@@ -48,14 +48,14 @@ impl RepoDir {
     }
 
     /// The commit checked out, when the directory is in a Git work tree with commits.
-    pub fn head_commit(&self) -> Option<String> {
+    pub(crate) fn head_commit(&self) -> Option<String> {
         self.git.as_ref()?.head.map(|oid| oid.to_string())
     }
 
     /// The latest commit that changed `rel` (a directory relative to `root`). A source zip
     /// names this commit, not HEAD, so a commit elsewhere in the repository does not rebuild
     /// every application.
-    pub fn last_commit_touching(&self, rel: &str) -> Option<String> {
+    pub(crate) fn last_commit_touching(&self, rel: &str) -> Option<String> {
         let git = self.git.as_ref()?;
         let path = git.prefix.join(rel);
         let mut walk = git.repo.revwalk().ok()?;
@@ -76,7 +76,7 @@ impl RepoDir {
 
     /// True when `rel` has changes not yet committed: the zip then holds content that the
     /// commit it names does not.
-    pub fn is_dirty(&self, rel: &str) -> bool {
+    pub(crate) fn is_dirty(&self, rel: &str) -> bool {
         let Some(git) = self.git.as_ref() else {
             return false;
         };

@@ -22,7 +22,7 @@ impl Storable for CallStart {
 }
 
 /// `(service, operation, succeeded)` → number of calls.
-pub type CallCounts = BTreeMap<(String, String, bool), u64>;
+pub(crate) type CallCounts = BTreeMap<(String, String, bool), u64>;
 
 /// Told about every AWS call when it ends. `service` is the SDK's service id in lower case
 /// (`ecr`, `codedeploy`); `took` includes the SDK's retries.

@@ -17,7 +17,7 @@ use slipway_core::resource::{MANAGED_BY_VALUE, TAG_MANAGED_BY};
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 
 /// Tag slipway puts on the task definitions it registers: the Git revision they came from.
-pub const TAG_REVISION: &str = "slipway.dev/revision";
+pub(crate) const TAG_REVISION: &str = "slipway.dev/revision";
 
 fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())

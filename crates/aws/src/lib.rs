@@ -190,7 +190,7 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
 /// `Ok(None)` when access is denied. For discovery across the account: a resource slipway may not
 /// read (a central logging bucket, another team's repository) is not slipway's, and must not stop
 /// the search for the ones that are.
-pub fn skip_if_denied<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+pub(crate) fn skip_if_denied<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind == ErrorKind::AccessDenied => {
@@ -202,7 +202,7 @@ pub fn skip_if_denied<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsEr
 }
 
 /// `Ok(None)` for not-found, so reads can say "absent" without an error.
-pub fn absent_if_not_found<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+pub(crate) fn absent_if_not_found<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_not_found() => Ok(None),

@@ -26,7 +26,7 @@ pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline) -> Result<Ob
     Ok(observed)
 }
 
-pub async fn observe_reference(aws: &Aws, reference: &Reference) -> Result<RefState, AwsError> {
+pub(crate) async fn observe_reference(aws: &Aws, reference: &Reference) -> Result<RefState, AwsError> {
     match reference {
         Reference::EcsService { cluster, service } => ecs_service(aws, cluster, service).await,
         Reference::TargetGroup(name) => {

@@ -13,7 +13,7 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 use crate::manifest::validate::SourceFile;
 
 /// The file seed 002's buildspec reads the image tag from.
-pub const COMMIT_FILE: &str = "git-commit-hash.txt";
+pub(crate) const COMMIT_FILE: &str = "git-commit-hash.txt";
 
 /// Builds the zip. `commit`, when given, is written to `git-commit-hash.txt` as its first 8 hex
 /// digits, as the seed's `git rev-parse HEAD | cut -c 1-8` does.
@@ -39,7 +39,7 @@ pub fn build_zip(files: &[SourceFile], commit: Option<&str>) -> Vec<u8> {
 }
 
 /// Hex MD5: what S3 reports as the ETag of a single-part upload.
-pub fn md5_hex(bytes: &[u8]) -> String {
+pub(crate) fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
 

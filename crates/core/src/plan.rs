@@ -143,7 +143,7 @@ fn bind(want: &Desired, refs: &HashMap<Reference, RefState>) -> Option<Desired> 
 }
 
 /// What to do with one resource, from what Git wants, what AWS has and who owns it.
-pub fn action_for(want: &Desired, live: Option<&Live>, pipeline: &str, adopt: bool) -> Operation {
+pub(crate) fn action_for(want: &Desired, live: Option<&Live>, pipeline: &str, adopt: bool) -> Operation {
     let Some(live) = live else {
         return Operation::Create;
     };

@@ -137,11 +137,11 @@ pub fn error_policy(error: &ReconcileError, attempt: u32, timing: &Timing, jitte
 }
 
 /// The first retry comes after about this long; each later one waits about twice as long.
-pub const FIRST_RETRY: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(2);
 
 /// Delay before retry number `attempt` (0-based): exponential from [`FIRST_RETRY`], capped at
 /// `max`, plus up to as much again by `jitter` (in `[0, 1)`).
-pub fn backoff_delay(attempt: u32, max: Duration, jitter: f64) -> Duration {
+pub(crate) fn backoff_delay(attempt: u32, max: Duration, jitter: f64) -> Duration {
     let base = FIRST_RETRY.as_secs_f64() * 2f64.powi(attempt.min(62) as i32);
     let capped = base.min(max.max(FIRST_RETRY).as_secs_f64());
     Duration::from_secs_f64(capped * (1.0 + jitter.clamp(0.0, 1.0)))

@@ -5,7 +5,7 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use slipway_core::resource::artifact::{ArtifactSpec, split};
 use slipway_core::resource::{Live, Spec};
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let (bucket, key) = split(name);
     let head = absent_if_not_found(aws.s3.head_object().bucket(bucket).key(key).send().await.map_err(aws_err("s3", "HeadObject")))?;
     Ok(head.map(|h| Live {
@@ -15,7 +15,7 @@ pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     }))
 }
 
-pub async fn upload(aws: &Aws, name: &str, bytes: &[u8]) -> Result<(), AwsError> {
+pub(crate) async fn upload(aws: &Aws, name: &str, bytes: &[u8]) -> Result<(), AwsError> {
     let (bucket, key) = split(name);
     aws.s3
         .put_object()
@@ -29,7 +29,7 @@ pub async fn upload(aws: &Aws, name: &str, bytes: &[u8]) -> Result<(), AwsError>
     Ok(())
 }
 
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     let (bucket, key) = split(name);
     aws.s3.delete_object().bucket(bucket).key(key).send().await.map_err(aws_err("s3", "DeleteObject"))?;
     Ok(())

@@ -34,7 +34,7 @@ fn normalise(project: Project) -> (ProjectSpec, Tags) {
     (spec, tags)
 }
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let got = aws.codebuild.batch_get_projects().names(name).send().await.map_err(aws_err("codebuild", "BatchGetProjects"))?;
     Ok(got.projects.unwrap_or_default().into_iter().next().map(|project| {
         let (spec, tags) = normalise(project);
@@ -77,7 +77,7 @@ fn sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &ProjectSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &ProjectSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codebuild
         .create_project()
         .name(name)
@@ -93,7 +93,7 @@ pub async fn create(aws: &Aws, name: &str, spec: &ProjectSpec, tags: &Tags) -> R
     Ok(())
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &ProjectSpec, _have: &ProjectSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &ProjectSpec, _have: &ProjectSpec) -> Result<(), AwsError> {
     aws.codebuild
         .update_project()
         .name(name)
@@ -109,17 +109,17 @@ pub async fn update(aws: &Aws, name: &str, want: &ProjectSpec, _have: &ProjectSp
 }
 
 /// `UpdateProject` replaces the tag set: callers pass every tag the project should keep.
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.codebuild.update_project().name(name).set_tags(Some(sdk_tags(tags))).send().await.map_err(aws_err("codebuild", "UpdateProject"))?;
     Ok(())
 }
 
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codebuild.delete_project().name(name).send().await.map_err(aws_err("codebuild", "DeleteProject"))?;
     Ok(())
 }
 
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let names: Vec<String> =
         aws.codebuild.list_projects().into_paginator().items().send().try_collect().await.map_err(aws_err("codebuild", "ListProjects"))?;
     let mut out = Vec::new();

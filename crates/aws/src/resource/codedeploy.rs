@@ -37,7 +37,7 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(got.tags.unwrap_or_default().into_iter().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect())
 }
 
-pub async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let got = absent_if_not_found(
         aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
     )?;
@@ -52,7 +52,7 @@ pub async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, Aws
     }))
 }
 
-pub async fn create_application(aws: &Aws, name: &str, spec: &ApplicationSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create_application(aws: &Aws, name: &str, spec: &ApplicationSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codedeploy
         .create_application()
         .application_name(name)
@@ -65,7 +65,7 @@ pub async fn create_application(aws: &Aws, name: &str, spec: &ApplicationSpec, t
 }
 
 /// The compute platform cannot change in place.
-pub fn update_application(want: &ApplicationSpec, have: &ApplicationSpec) -> Result<(), AwsError> {
+pub(crate) fn update_application(want: &ApplicationSpec, have: &ApplicationSpec) -> Result<(), AwsError> {
     if want.compute_platform != have.compute_platform {
         return Err(AwsError::refused(
             "codedeploy",
@@ -79,7 +79,7 @@ pub fn update_application(want: &ApplicationSpec, have: &ApplicationSpec) -> Res
     Ok(())
 }
 
-pub async fn tag_application(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag_application(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.codedeploy
         .tag_resource()
         .resource_arn(application_arn(aws, name))
@@ -91,12 +91,12 @@ pub async fn tag_application(aws: &Aws, name: &str, tags: &Tags) -> Result<(), A
 }
 
 /// Deleting the application deletes its deployment groups too.
-pub async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codedeploy.delete_application().application_name(name).send().await.map_err(aws_err("codedeploy", "DeleteApplication"))?;
     Ok(())
 }
 
-pub async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let applications = aws
         .codedeploy
         .list_applications()
@@ -114,7 +114,7 @@ pub async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, 
     Ok(out)
 }
 
-pub async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let (app, group) = split(name);
     let got = absent_if_not_found(
         aws.codedeploy
@@ -222,7 +222,7 @@ fn group_parts(spec: &GroupSpec) -> GroupParts {
     }
 }
 
-pub async fn create_group(aws: &Aws, name: &str, spec: &GroupSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create_group(aws: &Aws, name: &str, spec: &GroupSpec, tags: &Tags) -> Result<(), AwsError> {
     let (app, group) = split(name);
     let parts = group_parts(spec);
     aws.codedeploy
@@ -243,7 +243,7 @@ pub async fn create_group(aws: &Aws, name: &str, spec: &GroupSpec, tags: &Tags) 
     Ok(())
 }
 
-pub async fn update_group(aws: &Aws, name: &str, want: &GroupSpec, _have: &GroupSpec) -> Result<(), AwsError> {
+pub(crate) async fn update_group(aws: &Aws, name: &str, want: &GroupSpec, _have: &GroupSpec) -> Result<(), AwsError> {
     let (app, group) = split(name);
     let parts = group_parts(want);
     aws.codedeploy
@@ -263,7 +263,7 @@ pub async fn update_group(aws: &Aws, name: &str, want: &GroupSpec, _have: &Group
     Ok(())
 }
 
-pub async fn tag_group(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag_group(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.codedeploy
         .tag_resource()
         .resource_arn(group_arn(aws, name))
@@ -274,7 +274,7 @@ pub async fn tag_group(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsErro
     Ok(())
 }
 
-pub async fn delete_group(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete_group(aws: &Aws, name: &str) -> Result<(), AwsError> {
     let (app, group) = split(name);
     aws.codedeploy
         .delete_deployment_group()

@@ -18,7 +18,7 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(got.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())
 }
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let Some(got) =
         absent_if_not_found(aws.codepipeline.get_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "GetPipeline")))?
     else {
@@ -111,7 +111,7 @@ fn sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &PipelineSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &PipelineSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.codepipeline
         .create_pipeline()
         .pipeline(declaration(name, spec))
@@ -122,12 +122,12 @@ pub async fn create(aws: &Aws, name: &str, spec: &PipelineSpec, tags: &Tags) -> 
     Ok(())
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &PipelineSpec, _have: &PipelineSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &PipelineSpec, _have: &PipelineSpec) -> Result<(), AwsError> {
     aws.codepipeline.update_pipeline().pipeline(declaration(name, want)).send().await.map_err(aws_err("codepipeline", "UpdatePipeline"))?;
     Ok(())
 }
 
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.codepipeline
         .tag_resource()
         .resource_arn(arn(aws, name))
@@ -138,12 +138,12 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     Ok(())
 }
 
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codepipeline.delete_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "DeletePipeline"))?;
     Ok(())
 }
 
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let pipelines = aws
         .codepipeline
         .list_pipelines()

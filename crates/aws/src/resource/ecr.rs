@@ -11,7 +11,7 @@ fn arn(aws: &Aws, name: &str) -> String {
     aws.arn("ecr", &format!("repository/{name}"))
 }
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let described = absent_if_not_found(
         aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
     )?;
@@ -41,7 +41,7 @@ fn sdk_tags(tags: &Tags) -> Vec<aws_sdk_ecr::types::Tag> {
     tags.iter().map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &EcrSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &EcrSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.ecr
         .create_repository()
         .repository_name(name)
@@ -65,7 +65,7 @@ async fn put_lifecycle_policy(aws: &Aws, name: &str, policy: &Value) -> Result<(
     Ok(())
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &EcrSpec, have: &EcrSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &EcrSpec, have: &EcrSpec) -> Result<(), AwsError> {
     if want.image_tag_mutability != have.image_tag_mutability {
         aws.ecr
             .put_image_tag_mutability()
@@ -90,7 +90,7 @@ pub async fn update(aws: &Aws, name: &str, want: &EcrSpec, have: &EcrSpec) -> Re
     Ok(())
 }
 
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     aws.ecr
         .tag_resource()
         .resource_arn(arn(aws, name))
@@ -102,7 +102,7 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 }
 
 /// Never forces: images are data people may still need, and the running service may use them.
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     match aws.ecr.delete_repository().repository_name(name).force(false).send().await.map_err(aws_err("ecr", "DeleteRepository")) {
         Ok(_) => Ok(()),
         Err(e) if e.code.as_deref() == Some("RepositoryNotEmptyException") => Err(AwsError {
@@ -115,7 +115,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     }
 }
 
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let repositories = aws
         .ecr
         .describe_repositories()

@@ -2,14 +2,14 @@
 //! slipway owns. The specs they convert to and from are in `slipway_core::resource`; the
 //! functions here dispatch on the kind, so the compiler names every place a new kind must fill.
 
-pub mod artifact;
-pub mod codebuild;
-pub mod codedeploy;
-pub mod codepipeline;
-pub mod ecr;
-pub mod rule;
-pub mod s3;
-pub mod trail;
+mod artifact;
+mod codebuild;
+mod codedeploy;
+mod codepipeline;
+mod ecr;
+mod rule;
+mod s3;
+mod trail;
 
 use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags, owner};
 

@@ -8,7 +8,7 @@ use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use slipway_core::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let Some(rule) = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?
     else {
         return Ok(None);
@@ -66,12 +66,12 @@ async fn put_targets(aws: &Aws, name: &str, targets: &[TargetSpec]) -> Result<()
     Ok(())
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &RuleSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &RuleSpec, tags: &Tags) -> Result<(), AwsError> {
     put_rule(aws, name, spec, Some(tags)).await?;
     put_targets(aws, name, &spec.targets).await
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &RuleSpec, have: &RuleSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &RuleSpec, have: &RuleSpec) -> Result<(), AwsError> {
     if (&want.event_pattern, &want.state, &want.description) != (&have.event_pattern, &have.state, &have.description) {
         put_rule(aws, name, want, None).await?;
     }
@@ -85,13 +85,13 @@ pub async fn update(aws: &Aws, name: &str, want: &RuleSpec, have: &RuleSpec) -> 
     Ok(())
 }
 
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     let arn = aws.arn("events", &format!("rule/{name}"));
     aws.events.tag_resource().resource_arn(arn).set_tags(Some(sdk_tags(tags))).send().await.map_err(aws_err("events", "TagResource"))?;
     Ok(())
 }
 
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     let targets = aws.events.list_targets_by_rule().rule(name).send().await.map_err(aws_err("events", "ListTargetsByRule"))?;
     let ids: Vec<String> = targets.targets.unwrap_or_default().into_iter().map(|t| t.id).collect();
     if !ids.is_empty() {
@@ -103,7 +103,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
 
 /// Rules slipway creates are named `slipway-…`; only those are looked at. EventBridge's model
 /// declares no paginator for ListRules, so this one pages by hand.
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let mut out = Vec::new();
     let mut token = None;
     loop {

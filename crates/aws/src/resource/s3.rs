@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 use slipway_core::resource::s3::{BucketSpec, PublicAccessBlock};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     if absent_if_not_found(aws.s3.head_bucket().bucket(name).send().await.map_err(aws_err("s3", "HeadBucket")))?.is_none() {
         return Ok(None);
     }
@@ -47,7 +47,7 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     Ok(tagging.map(|t| t.tag_set.into_iter().map(|t| (t.key, t.value)).collect()).unwrap_or_default())
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Result<(), AwsError> {
     let mut request = aws.s3.create_bucket().bucket(name);
     // us-east-1 is the one region that refuses an explicit location constraint.
     if aws.region != "us-east-1" {
@@ -62,7 +62,7 @@ pub async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Re
     tag(aws, name, tags).await
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
     if want.versioning != have.versioning {
         put_versioning(aws, name, &want.versioning).await?;
     }
@@ -120,7 +120,7 @@ async fn put_encryption(aws: &Aws, name: &str, algorithm: &str) -> Result<(), Aw
 }
 
 /// `PutBucketTagging` replaces the whole set: callers pass every tag the bucket should keep.
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     let set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
     let tagging = Tagging::builder().set_tag_set(Some(set)).build().expect("tag set");
     aws.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.map_err(aws_err("s3", "PutBucketTagging"))?;
@@ -129,7 +129,7 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
 
 /// Deletes every object version and delete marker, then the bucket. Only ever called for a
 /// bucket carrying slipway's tags, whose contents are artifacts slipway and CodePipeline wrote.
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     loop {
         let page = aws.s3.list_object_versions().bucket(name).send().await.map_err(aws_err("s3", "ListObjectVersions"))?;
         let mut objects = Vec::new();
@@ -151,7 +151,7 @@ pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let buckets = aws.s3.list_buckets().bucket_region(&aws.region).send().await.map_err(aws_err("s3", "ListBuckets"))?;
     let mut out = Vec::new();
     for bucket in buckets.buckets.unwrap_or_default() {

@@ -6,7 +6,7 @@ use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag}
 use slipway_core::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
     let Some(got) = absent_if_not_found(aws.cloudtrail.get_trail().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrail")))?
     else {
         return Ok(None);
@@ -70,7 +70,7 @@ fn sdk_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key set")).collect()
 }
 
-pub async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Result<(), AwsError> {
     aws.cloudtrail
         .create_trail()
         .name(name)
@@ -88,7 +88,7 @@ pub async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags) -> Res
     Ok(())
 }
 
-pub async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &TrailSpec) -> Result<(), AwsError> {
+pub(crate) async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &TrailSpec) -> Result<(), AwsError> {
     if (&want.s3_bucket_name, &want.s3_key_prefix, want.is_multi_region_trail)
         != (&have.s3_bucket_name, &have.s3_key_prefix, have.is_multi_region_trail)
     {
@@ -146,7 +146,7 @@ async fn start_logging(aws: &Aws, name: &str) -> Result<(), AwsError> {
     Ok(())
 }
 
-pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
+pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     let arn = aws.arn("cloudtrail", &format!("trail/{name}"));
     aws.cloudtrail
         .add_tags()
@@ -158,12 +158,12 @@ pub async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
     Ok(())
 }
 
-pub async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.cloudtrail.delete_trail().name(name).send().await.map_err(aws_err("cloudtrail", "DeleteTrail"))?;
     Ok(())
 }
 
-pub async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
+pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
     let trails =
         aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.map_err(aws_err("cloudtrail", "DescribeTrails"))?;
     let named: Vec<(String, String)> =

@@ -195,7 +195,7 @@ impl ExecutionStatus {
     }
 
     /// Whether the execution is over (an unknown state is not).
-    pub fn has_ended(&self) -> bool {
+    pub(crate) fn has_ended(&self) -> bool {
         !matches!(self, ExecutionStatus::InProgress | ExecutionStatus::Stopping | ExecutionStatus::Unknown(_))
     }
 }

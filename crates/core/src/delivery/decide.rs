@@ -17,7 +17,7 @@ pub enum ImageRef {
 }
 
 /// `…/repo@sha256:…` or `…/repo:tag` (a registry host with a port is not mistaken for a tag).
-pub fn parse_image_ref(image: &str) -> Option<ImageRef> {
+pub(crate) fn parse_image_ref(image: &str) -> Option<ImageRef> {
     if let Some((repo, digest)) = image.split_once('@') {
         return Some(ImageRef::Digest { repository: repo.to_string(), digest: digest.to_string() });
     }
@@ -29,7 +29,7 @@ pub fn parse_image_ref(image: &str) -> Option<ImageRef> {
 }
 
 /// The name of the container whose image is `<IMAGE1_NAME>` in the template.
-pub fn image_container(template: &Value) -> Option<String> {
+pub(crate) fn image_container(template: &Value) -> Option<String> {
     template["containerDefinitions"]
         .as_array()?
         .iter()
@@ -39,7 +39,7 @@ pub fn image_container(template: &Value) -> Option<String> {
 }
 
 /// The template with the image filled in, ready to register.
-pub fn render_task_definition(template: &Value, image: &str) -> Value {
+pub(crate) fn render_task_definition(template: &Value, image: &str) -> Value {
     let mut definition = template.clone();
     if let Some(containers) = definition["containerDefinitions"].as_array_mut() {
         for c in containers.iter_mut().filter(|c| c["image"] == IMAGE_PLACEHOLDER) {
@@ -50,7 +50,7 @@ pub fn render_task_definition(template: &Value, image: &str) -> Value {
 }
 
 /// The AppSpec template with the registered task definition filled in.
-pub fn render_app_spec(template: &str, task_definition_arn: &str) -> String {
+pub(crate) fn render_app_spec(template: &str, task_definition_arn: &str) -> String {
     template.replace(TASK_DEFINITION_PLACEHOLDER, task_definition_arn)
 }
 
@@ -156,7 +156,7 @@ impl RollbackTrigger {
 }
 
 /// Prefix of the description `slipway rollback` gives the deployments it creates.
-pub const SLIPWAY_ROLLBACK: &str = "slipway rollback to ";
+pub(crate) const SLIPWAY_ROLLBACK: &str = "slipway rollback to ";
 
 /// Whether `d` was rolled back, and by what. A deployment `slipway rollback` created counts as a
 /// rollback (of whatever ran before it).
@@ -235,7 +235,11 @@ pub fn counts_as_deployment(d: &Deployment) -> bool {
 
 /// The deployment `slipway rollback` goes back to: `to` when given (it must have succeeded), else
 /// the newest successful deployment whose task definition is not the one running now.
-pub fn rollback_target<'a>(deployments: &'a [Deployment], running: Option<&str>, to: Option<&str>) -> Result<&'a Deployment, String> {
+pub(crate) fn rollback_target<'a>(
+    deployments: &'a [Deployment],
+    running: Option<&str>,
+    to: Option<&str>,
+) -> Result<&'a Deployment, String> {
     if let Some(id) = to {
         let d = deployments
             .iter()

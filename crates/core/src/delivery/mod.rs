@@ -117,7 +117,7 @@ impl Step {
     }
 
     /// A deployment starts with this step (an event `Deploying`).
-    pub fn starts_deployment(&self) -> bool {
+    pub(crate) fn starts_deployment(&self) -> bool {
         matches!(self, Step::PipelineStarted { .. } | Step::StartedPipeline { .. } | Step::CreatedDeployment { .. })
     }
 }
@@ -159,7 +159,7 @@ pub struct Report {
 }
 
 /// Recent deployments looked at each pass (and for history).
-pub const HISTORY: usize = 20;
+pub(crate) const HISTORY: usize = 20;
 
 /// Reads what delivery decides on.
 pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &DeployTarget) -> Result<Observation, AwsError> {
@@ -176,7 +176,11 @@ pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &D
 
 /// The digest of the image the service's current task definition runs, when it is an image of
 /// the pipeline's repository.
-pub async fn live_digest<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &DeployTarget) -> Result<Option<String>, AwsError> {
+pub(crate) async fn live_digest<R: Registry, D: Delivery>(
+    registry: &R,
+    delivery: &D,
+    t: &DeployTarget,
+) -> Result<Option<String>, AwsError> {
     let Some(arn) = delivery.service_task_definition(&t.cluster, &t.service).await? else { return Ok(None) };
     image_digest_of(registry, delivery, t, &arn).await
 }

@@ -4,7 +4,7 @@
 //! serde_json reports still points at the author's file.
 
 /// Replaces comments outside strings with spaces, keeping newlines.
-pub fn blank_comments(text: &str) -> String {
+pub(crate) fn blank_comments(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -21,7 +21,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// A diagnostic pointing at `path` (keys from the document root) in this document.
-    pub fn diagnostic(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn diagnostic(&self, path: &[&str], message: impl Into<String>) -> Diagnostic {
         let (line, column) = super::locate::locate(&self.doc_text, path);
         Diagnostic {
             file: self.file.clone(),

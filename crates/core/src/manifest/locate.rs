@@ -6,7 +6,7 @@
 
 /// 1-based line and column of `path` (keys from the document root) in `doc`. When a key is
 /// absent, the position of the deepest key found on the way is returned; `(1, 1)` when none.
-pub fn locate(doc: &str, path: &[&str]) -> (usize, usize) {
+pub(crate) fn locate(doc: &str, path: &[&str]) -> (usize, usize) {
     let lines: Vec<&str> = doc.lines().collect();
     let mut best = (1, 1);
     let mut start = 0;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub const API_VERSION: &str = "slipway.dev/v1alpha1";
-pub const KIND_PIPELINE: &str = "Pipeline";
+pub(crate) const API_VERSION: &str = "slipway.dev/v1alpha1";
+pub(crate) const KIND_PIPELINE: &str = "Pipeline";
 
 /// One `kind: Pipeline` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -116,7 +116,7 @@ pub enum TagMutability {
 }
 
 impl TagMutability {
-    pub fn as_aws(self) -> &'static str {
+    pub(crate) fn as_aws(self) -> &'static str {
         match self {
             TagMutability::Mutable => "MUTABLE",
             TagMutability::Immutable => "IMMUTABLE",
@@ -249,7 +249,7 @@ pub enum RollbackEvent {
 }
 
 impl RollbackEvent {
-    pub fn as_aws(self) -> &'static str {
+    pub(crate) fn as_aws(self) -> &'static str {
         match self {
             RollbackEvent::DeploymentFailure => "DEPLOYMENT_FAILURE",
             RollbackEvent::DeploymentStopOnAlarm => "DEPLOYMENT_STOP_ON_ALARM",
@@ -359,17 +359,17 @@ impl Pipeline {
     pub fn deployment_group_name(&self) -> &str {
         self.spec.deploy.deployment_group.as_deref().unwrap_or(&self.metadata.name)
     }
-    pub fn codepipeline_name(&self) -> &str {
+    pub(crate) fn codepipeline_name(&self) -> &str {
         self.spec.pipeline.as_ref().and_then(|p| p.name.as_deref()).unwrap_or(&self.metadata.name)
     }
     pub fn artifact_bucket(&self) -> &str {
         self.spec.pipeline.as_ref().and_then(|p| p.artifact_bucket.as_deref()).unwrap_or(&self.spec.source.bucket)
     }
     /// Whether new images go through a managed CodePipeline (otherwise slipway deploys directly).
-    pub fn uses_codepipeline(&self) -> bool {
+    pub(crate) fn uses_codepipeline(&self) -> bool {
         self.spec.deploy.mode == DeployMode::Pipeline
     }
-    pub fn build_project_name(&self) -> Option<String> {
+    pub(crate) fn build_project_name(&self) -> Option<String> {
         self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
     }
     pub fn trail_name(&self) -> Option<String> {
@@ -381,11 +381,11 @@ impl Pipeline {
             .map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
     }
     /// The ECR push trigger only makes sense when the image is pushed from outside (seed 000).
-    pub fn watches_ecr_push(&self) -> bool {
+    pub(crate) fn watches_ecr_push(&self) -> bool {
         self.uses_codepipeline() && self.spec.build.is_none() && self.spec.triggers.ecr_push
     }
     /// Whether the S3 write trigger (trail + rule) is set up.
-    pub fn watches_s3(&self) -> bool {
+    pub(crate) fn watches_s3(&self) -> bool {
         self.uses_codepipeline() && self.spec.triggers.s3.is_some()
     }
 }

@@ -10,9 +10,9 @@ use std::path::{Component, Path, PathBuf};
 use super::{Diagnostic, Loaded, Pipeline, jsonc};
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
-pub const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
+pub(crate) const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
 /// The placeholder CodeDeploy replaces with the registered task definition ARN.
-pub const TASK_DEFINITION_PLACEHOLDER: &str = "<TASK_DEFINITION>";
+pub(crate) const TASK_DEFINITION_PLACEHOLDER: &str = "<TASK_DEFINITION>";
 
 /// A file that goes into the source zip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,7 +307,7 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
 }
 
 /// Parses a task definition template (comments allowed) and returns it as clean JSON.
-pub fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, String)> {
+pub(crate) fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("task definition is not UTF-8: {e}")))?;
     let value =
         jsonc::parse(text).map_err(|e| (e.line(), e.column(), format!("invalid JSON in task definition: {}", strip_json_position(&e))))?;
@@ -330,7 +330,7 @@ pub fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usize, Str
 }
 
 /// Checks that an AppSpec template is YAML and leaves the task definition to CodeDeploy.
-pub fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
+pub(crate) fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
     let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
@@ -390,7 +390,7 @@ fn is_executable(_: &Path) -> bool {
 }
 
 /// A path in the repository: relative, no `..`.
-pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
+pub(crate) fn check_relative_path(path: &str) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("must not be empty");
     }
@@ -410,7 +410,7 @@ pub fn check_relative_path(path: &str) -> Result<(), &'static str> {
 
 /// `repository@sha256:<64 hex>` or `repository:tag`, naming the pipeline's repository (a full
 /// registry URI ending in it is fine).
-pub fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
+pub(crate) fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
     let (repo, rest_ok) = match pin.split_once("@sha256:") {
         Some((repo, digest)) => (repo, digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())),
         None => match pin.rsplit_once(':') {
@@ -427,7 +427,7 @@ pub fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 40 {
         return Err("must be 1 to 40 characters");
     }
@@ -440,7 +440,7 @@ pub fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub fn check_ecr_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_ecr_name(name: &str) -> Result<(), &'static str> {
     if name.len() < 2 || name.len() > 256 {
         return Err("must be 2 to 256 characters");
     }
@@ -460,7 +460,7 @@ pub fn check_ecr_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     if name.len() < 3 || name.len() > 63 {
         return Err("must be 3 to 63 characters");
     }
@@ -478,7 +478,7 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub fn is_role_arn(arn: &str) -> bool {
+pub(crate) fn is_role_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     parts.len() == 6
         && parts[0] == "arn"

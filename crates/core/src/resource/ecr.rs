@@ -14,7 +14,7 @@ pub struct EcrSpec {
 }
 
 /// The seeds' rule: untagged images expire `days` after they were pushed.
-pub fn untagged_expiry_policy(days: u32) -> Value {
+pub(crate) fn untagged_expiry_policy(days: u32) -> Value {
     json!({"rules": [{
         "rulePriority": 1,
         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": days},

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub const TAG_MANAGED_BY: &str = "slipway.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "slipway";
 /// Tag naming the pipeline a resource belongs to.
-pub const TAG_PIPELINE: &str = "slipway.dev/pipeline";
+pub(crate) const TAG_PIPELINE: &str = "slipway.dev/pipeline";
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -70,7 +70,7 @@ const fn info(kind: Kind, label: &'static str, tagged: bool, discoverable: bool)
 impl Kind {
     /// Every kind, in creation order: each may refer to the ones before it (a rule targets the
     /// pipeline, the pipeline deploys with the group). Deletion runs in the reverse order.
-    pub const REGISTRY: [KindInfo; 9] = [
+    pub(crate) const REGISTRY: [KindInfo; 9] = [
         info(Kind::EcrRepository, "ecr-repository", true, true),
         info(Kind::S3Bucket, "s3-bucket", true, true),
         info(Kind::CloudTrailTrail, "cloudtrail-trail", true, true),
@@ -108,7 +108,7 @@ impl Kind {
     }
 
     /// Whether the kind carries ownership tags.
-    pub fn is_tagged(self) -> bool {
+    pub(crate) fn is_tagged(self) -> bool {
         self.info().tagged
     }
 
