@@ -187,6 +187,7 @@ fn ssh_key_authentication_with_a_checked_host_key_and_refusal_of_unknown_or_chan
     let wrong = SshKey::File(sshd.dir.path().join("other_host_key"));
     let err = sync(&with(sshd.known_hosts_with("host_key"), wrong, "wrong")).unwrap_err().to_string();
     assert!(err.contains("failed to fetch") && !err.contains("PRIVATE KEY"), "{err}");
+    assert!(err.contains("check the SSH key"), "an authentication failure says what to check: {err}");
 }
 
 /// `git http-backend` (Git's own smart-HTTP server, run as CGI) behind basic auth on loopback:
@@ -284,6 +285,7 @@ async fn https_style_token_and_basic_auth_against_git_http_backend() {
     let wrong = GitAuth { token: Some(Secret::new("tok-wrong")), ..Default::default() };
     let err = run(token_port, wrong, "wrong").unwrap_err().to_string();
     assert!(err.contains("authentication failed") || err.contains("401"), "{err}");
+    assert!(err.contains("check the token or password"), "an authentication failure says what to check: {err}");
     assert!(!err.contains("tok-wrong"), "the token must not appear in errors: {err}");
 
     let err = run(token_port, GitAuth::default(), "none").unwrap_err().to_string();

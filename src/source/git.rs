@@ -200,7 +200,7 @@ pub fn sync(settings: &GitSettings) -> Result<Synced, GitError> {
     drop(options);
     if let Err(e) = fetched {
         // libgit2 replaces a refused host key's message with its own; ours says what to do.
-        let message = host_key_problem.borrow_mut().take().unwrap_or_else(|| describe(&e));
+        let message = host_key_problem.borrow_mut().take().unwrap_or_else(|| describe(&e, ssh_host_port(&settings.url).is_some()));
         return Err(fetch_err(message));
     }
 
@@ -229,17 +229,14 @@ fn open_or_init(workdir: &Path) -> Result<(Repository, bool), git2::Error> {
     Ok((Repository::init(workdir)?, true))
 }
 
-/// libgit2's messages are good; make the common failures say what to do.
-fn describe(err: &git2::Error) -> String {
-    let message = err.message().to_string();
-    match err.class() {
-        git2::ErrorClass::Ssh if message.contains("authentication") => {
-            format!("{message} (check the SSH key and that it is allowed to read the repository)")
-        }
-        git2::ErrorClass::Http if message.contains("401") || message.contains("authentication") => {
-            format!("{message} (check the token or password)")
-        }
-        _ => message,
+/// libgit2's messages are good; make an authentication failure (by its error code, never its
+/// text) say what to check.
+fn describe(err: &git2::Error, over_ssh: bool) -> String {
+    let message = err.message();
+    match err.code() {
+        git2::ErrorCode::Auth if over_ssh => format!("{message} (check the SSH key and that it is allowed to read the repository)"),
+        git2::ErrorCode::Auth => format!("{message} (check the token or password)"),
+        _ => message.to_string(),
     }
 }
 
@@ -253,7 +250,8 @@ fn callbacks(settings: &GitSettings, host_key_problem: Rc<RefCell<Option<String>
         // libgit2 asks again after a rejected credential; three tries is plenty.
         attempts += 1;
         if attempts > 3 {
-            return Err(git2::Error::from_str("authentication failed: the credentials were rejected"));
+            let rejected = "authentication failed: the credentials were rejected";
+            return Err(git2::Error::new(git2::ErrorCode::Auth, git2::ErrorClass::Callback, rejected));
         }
         if allowed.contains(CredentialType::SSH_KEY)
             && let Some(key) = &auth.ssh_key
