@@ -65,19 +65,26 @@ pub async fn update(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), Aws
 
 async fn update_spec(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), AwsError> {
     let name = &desired.key.name;
-    match (&desired.spec, &live.spec) {
-        (Spec::Ecr(want), Spec::Ecr(have)) => ecr::update(aws, name, want, have).await,
-        (Spec::Bucket(want), Spec::Bucket(have)) => s3::update(aws, name, want, have).await,
-        (Spec::Trail(want), Spec::Trail(have)) => trail::update(aws, name, want, have).await,
-        (Spec::Build(want), Spec::Build(have)) => codebuild::update(aws, name, want, have).await,
-        (Spec::App(want), Spec::App(have)) => codedeploy::update_application(want, have),
-        (Spec::Group(want), Spec::Group(have)) => codedeploy::update_group(aws, name, want, have).await,
-        (Spec::Pipeline(want), Spec::Pipeline(have)) => codepipeline::update(aws, name, want, have).await,
-        (Spec::Rule(want), Spec::Rule(have)) => rule::update(aws, name, want, have).await,
-        (Spec::Artifact(_), Spec::Artifact(_)) => {
-            artifact::upload(aws, name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
-        }
-        _ => unreachable!("a key's desired and live specs are of the same kind"),
+    // The live spec of the same variant: a key's desired and live specs are of one kind.
+    macro_rules! have {
+        ($variant:ident) => {
+            match &live.spec {
+                Spec::$variant(have) => have,
+                _ => unreachable!("{name}: the live spec is not a {}", desired.key.kind),
+            }
+        };
+    }
+    // Exhaustive on the desired spec: a new kind does not compile until it can be updated.
+    match &desired.spec {
+        Spec::Ecr(want) => ecr::update(aws, name, want, have!(Ecr)).await,
+        Spec::Bucket(want) => s3::update(aws, name, want, have!(Bucket)).await,
+        Spec::Trail(want) => trail::update(aws, name, want, have!(Trail)).await,
+        Spec::Build(want) => codebuild::update(aws, name, want, have!(Build)).await,
+        Spec::App(want) => codedeploy::update_application(want, have!(App)),
+        Spec::Group(want) => codedeploy::update_group(aws, name, want, have!(Group)).await,
+        Spec::Pipeline(want) => codepipeline::update(aws, name, want, have!(Pipeline)).await,
+        Spec::Rule(want) => rule::update(aws, name, want, have!(Rule)).await,
+        Spec::Artifact(_) => artifact::upload(aws, name, desired.payload.as_deref().expect("artifacts carry their bytes")).await,
     }
 }
 
