@@ -6,6 +6,8 @@
 //! The release build takes several minutes on a small machine; it reuses the shared target
 //! directory, so later runs only rebuild what changed.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -16,6 +18,8 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
+
+use common::rust_files;
 
 /// The one build command the Dockerfile runs, and this test with it.
 const BUILD_COMMAND: &str = "cargo build --release --locked --bin slipway";
@@ -425,17 +429,6 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("codepipeline", "ListPipelineExecutions", &["codepipeline:ListPipelineExecutions"]),
     ("codepipeline", "StartPipelineExecution", &["codepipeline:StartPipelineExecution"]),
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// Each source file of the workspace (src/ and crates/) with its `//` comment lines blanked (doc
 /// examples are not calls).

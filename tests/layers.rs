@@ -4,13 +4,13 @@
 //! core of ours and nothing of the application's. Within the application crate, where the
 //! compiler allows any `crate::` path, it checks each module's imports against the layer table.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{repo_root, rust_files};
 
 /// The packages `package` builds with (normal and build dependencies, for this host; dev
 /// dependencies are the tests' own business), itself included.
@@ -18,7 +18,7 @@ fn build_graph(package: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["tree", "--locked", "--package", package, "--edges", "normal,build", "--prefix", "none", "--format", "{p}"])
-        .current_dir(root())
+        .current_dir(repo_root())
         .output()
         .expect("cargo tree runs");
     assert!(out.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr));
@@ -71,20 +71,9 @@ fn layer_of(module: &str) -> Option<usize> {
     APP_LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The top-level module a file of src/ belongs to (`src/controller/world.rs` → `controller`).
 fn module_of(file: &Path) -> String {
-    let rel = file.strip_prefix(root().join("src")).unwrap();
+    let rel = file.strip_prefix(repo_root().join("src")).unwrap();
     let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
     first.trim_end_matches(".rs").to_string()
 }
@@ -109,7 +98,7 @@ fn upward_imports(module: &str, code: &str) -> Vec<String> {
 #[test]
 fn application_modules_import_only_lower_layers() {
     let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    rust_files(&repo_root().join("src"), &mut files);
     let mut modules = BTreeSet::new();
     let mut upward = Vec::new();
     for file in files {
