@@ -18,6 +18,7 @@ use slipway_core::compile::{DesiredPipeline, compile};
 use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
 use slipway_core::plan::{Operation, Orphan, PipelinePlan, find_orphans, plan_pipeline};
+use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
 use slipway_core::reconcile::ReconcileError;
 use slipway_core::resource::{Key, Kind};
 
@@ -39,10 +40,12 @@ pub struct Prepared {
     pub revision: Option<String>,
     pub pipelines: Vec<(ValidPipeline, Arc<Vec<u8>>)>,
     pub diagnostics: Vec<Diagnostic>,
-    /// Pipelines whose manifests are broken: their resources are never pruned.
+    /// Files that may have been manifests but cannot be read as any: warnings that hold prune.
+    pub suspects: Vec<Diagnostic>,
+    /// Pipelines whose manifests are broken: their resources are never orphans.
     pub protected: HashSet<String>,
-    /// A broken manifest whose pipeline name is unknown: pruning is unsafe.
-    pub prune_unsafe: bool,
+    /// What prune needs to know of this revision.
+    pub health: RevisionHealth,
     pub warnings: Vec<String>,
 }
 
@@ -54,6 +57,10 @@ pub fn prepare(repo: &Path) -> Result<Prepared, EngineError> {
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     let mut protected: HashSet<String> = loaded.broken_names.into_iter().collect();
     protected.extend(diagnostics.iter().filter_map(|d| d.pipeline.clone()));
+    let health = RevisionHealth {
+        pipelines: valid.iter().map(|v| v.name().to_string()).chain(protected.iter().cloned()).collect::<HashSet<_>>().len(),
+        unsafe_files: diagnostics.iter().chain(&loaded.suspects).map(|d| d.file.clone()).collect(),
+    };
     let mut warnings = Vec::new();
     let pipelines = valid
         .into_iter()
@@ -68,8 +75,9 @@ pub fn prepare(repo: &Path) -> Result<Prepared, EngineError> {
         revision: dir.head_commit(),
         pipelines,
         diagnostics,
+        suspects: loaded.suspects,
         protected,
-        prune_unsafe: loaded.unnamed_failures,
+        health,
         warnings,
     })
 }
@@ -114,9 +122,11 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orphan_error: Option<String>,
     pub invalid: Vec<Diagnostic>,
+    /// Files that may have been manifests but cannot be read as any.
+    pub suspects: Vec<Diagnostic>,
     pub warnings: Vec<String>,
-    #[serde(skip)]
-    pub prune_unsafe: bool,
+    /// Why the orphans would be kept by `apply --prune`; empty when they would be deleted.
+    pub prune_holds: Vec<PruneHold>,
 }
 
 impl Plan {
@@ -130,7 +140,7 @@ impl Plan {
 
 /// Observes and plans every selected pipeline, concurrently up to `concurrency`. Orphans are
 /// looked for only when all pipelines are selected.
-pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: usize) -> Result<Plan, EngineError> {
+pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: usize, policy: &PrunePolicy) -> Result<Plan, EngineError> {
     for name in only {
         if !prepared.pipelines.iter().any(|(v, _)| v.name() == name) && !prepared.protected.contains(name) {
             return Err(EngineError::UnknownPipeline(name.clone()));
@@ -152,14 +162,16 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     } else {
         (None, None)
     };
+    let prune_holds = orphans.as_deref().map(|o| prune::holds(o, &prepared.health, policy)).unwrap_or_default();
     Ok(Plan {
         revision: prepared.revision.clone(),
         pipelines,
         orphans,
         orphan_error,
         invalid: prepared.diagnostics.clone(),
+        suspects: prepared.suspects.clone(),
         warnings: prepared.warnings.clone(),
-        prune_unsafe: prepared.prune_unsafe,
+        prune_holds,
     })
 }
 
@@ -203,9 +215,6 @@ pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Applied>, Vec<String>)
     }
     (pruned, errors)
 }
-
-pub(crate) const PRUNE_UNSAFE: &str =
-    "not pruning: a manifest failed to parse before its pipeline name could be read, so any owned resource might still be wanted";
 
 /// What apply did to one resource.
 #[derive(Debug, Clone, Serialize)]
@@ -268,10 +277,10 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     let mut prune_errors = Vec::new();
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if prune && !orphans.is_empty() {
-        if plan.prune_unsafe {
-            prune_errors.push(PRUNE_UNSAFE.into());
-        } else {
+        if plan.prune_holds.is_empty() {
             (pruned, prune_errors) = self::prune(aws, orphans).await;
+        } else {
+            prune_errors.extend(plan.prune_holds.iter().map(ToString::to_string));
         }
     }
     if prune && plan.orphans.is_none() {
@@ -283,7 +292,7 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     ApplyReport {
         revision: plan.revision.clone(),
         pipelines,
-        orphans_kept: if prune { 0 } else { orphans.len() },
+        orphans_kept: orphans.len() - pruned.len(),
         pruned,
         prune_errors,
         invalid: plan.invalid.clone(),

@@ -26,6 +26,9 @@ pub fn render_plan(plan: &Plan) -> String {
     for d in &plan.invalid {
         let _ = writeln!(out, "error: {d}");
     }
+    for d in &plan.suspects {
+        let _ = writeln!(out, "warning: {d}");
+    }
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -70,9 +73,16 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if !orphans.is_empty() {
-        let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes them):");
+        if plan.prune_holds.is_empty() {
+            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` DELETES them):");
+        } else {
+            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; kept even by `apply --prune`):");
+        }
         for o in orphans {
-            let _ = writeln!(out, "  - {} (pipeline {})", o.key, o.pipeline);
+            let _ = writeln!(out, "  - DELETE {} (pipeline {})", o.key, o.pipeline);
+        }
+        for hold in &plan.prune_holds {
+            let _ = writeln!(out, "  ! {hold}");
         }
     }
     if let Some(err) = &plan.orphan_error {
@@ -115,8 +125,10 @@ pub fn render_apply(report: &ApplyReport) -> String {
     for err in &report.prune_errors {
         let _ = writeln!(out, "error: {err}");
     }
-    if report.orphans_kept > 0 {
+    if report.orphans_kept > 0 && report.prune_errors.is_empty() {
         let _ = writeln!(out, "\n{} orphaned resource(s) kept: run `apply --prune` to delete them.", report.orphans_kept);
+    } else if report.orphans_kept > 0 {
+        let _ = writeln!(out, "\n{} orphaned resource(s) kept.", report.orphans_kept);
     }
     let failed = report.pipelines.iter().filter(|p| p.error.is_some() || p.skipped.is_some()).count();
     let _ = writeln!(

@@ -15,9 +15,10 @@ use slipway::engine::{ApplyReport, Plan, apply, plan, prepare};
 use slipway_aws::Aws;
 use slipway_aws::calls::is_read_only;
 use slipway_core::plan::Operation;
+use slipway_core::prune::PrunePolicy;
 
 async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
-    plan(aws, &prepare(repo).unwrap(), &[], 4).await.unwrap()
+    plan(aws, &prepare(repo).unwrap(), &[], 4, &Default::default()).await.unwrap()
 }
 
 async fn apply_repo(aws: &Aws, repo: &Path, prune: bool) -> ApplyReport {
@@ -293,6 +294,77 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     // Unowned resources in the same account are untouched.
     assert!(aws.s3.head_bucket().bucket("slipway-demo-trail-logs").send().await.is_ok());
     assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_ok());
+}
+
+/// Plans with `policy` and applies with --prune; returns the report and whether both pipelines'
+/// CodePipelines still exist.
+async fn prune_with(aws: &Aws, repo: &Path, policy: &PrunePolicy) -> (ApplyReport, [bool; 2]) {
+    let plan = plan(aws, &prepare(repo).unwrap(), &[], 4, policy).await.unwrap();
+    let report = apply(aws, &plan, true, 4).await;
+    let mut alive = [false; 2];
+    for (i, name) in ["nginx", "web"].into_iter().enumerate() {
+        alive[i] = aws.codepipeline.get_pipeline().name(name).send().await.is_ok();
+    }
+    (report, alive)
+}
+
+#[tokio::test]
+async fn prune_deletes_nothing_from_a_broken_or_empty_revision_or_beyond_its_budget() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    let web = repo.path().join("pipelines/web.yaml");
+    let good_web = std::fs::read(&web).unwrap();
+    let policy = PrunePolicy::default();
+    std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
+
+    // One Latin-1 byte in a comment: the file cannot be read, so web's resources look unwanted
+    // and nginx's are orphans, but nothing is deleted; the error names the file and the line.
+    let mut latin1 = good_web.clone();
+    latin1.splice(0..0, b"# caf\xe9\n".iter().copied());
+    std::fs::write(&web, &latin1).unwrap();
+    let (report, alive) = prune_with(&aws, repo.path(), &policy).await;
+    assert_eq!(alive, [true, true], "{:?}", report.pruned);
+    assert!(report.pruned.is_empty());
+    assert_eq!((report.invalid[0].file.as_path(), report.invalid[0].line), (Path::new("pipelines/web.yaml"), 1));
+    assert!(report.prune_errors.iter().any(|e| e.contains("pipelines/web.yaml")), "{:?}", report.prune_errors);
+
+    // A misspelt apiVersion is an error, not "not a manifest".
+    std::fs::write(&web, String::from_utf8(good_web.clone()).unwrap().replace("slipway.dev/", "slipwy.dev/")).unwrap();
+    let (report, alive) = prune_with(&aws, repo.path(), &policy).await;
+    assert_eq!(alive, [true, true]);
+    assert!(report.invalid[0].message.contains("did you mean"), "{}", report.invalid[0]);
+
+    // Any YAML file that does not parse holds prune, even one that is not a manifest.
+    std::fs::write(&web, &good_web).unwrap();
+    std::fs::write(repo.path().join("notes.yaml"), "a: [1, 2\n").unwrap();
+    let (report, alive) = prune_with(&aws, repo.path(), &policy).await;
+    assert_eq!(alive, [true, true]);
+    assert!(report.prune_errors.iter().any(|e| e.contains("notes.yaml")), "{:?}", report.prune_errors);
+    std::fs::remove_file(repo.path().join("notes.yaml")).unwrap();
+
+    // A manifest truncated to nothing holds prune too.
+    std::fs::write(repo.path().join("pipelines/nginx.yaml"), "").unwrap();
+    let (report, alive) = prune_with(&aws, repo.path(), &policy).await;
+    assert_eq!(alive, [true, true]);
+    assert!(report.prune_errors.iter().any(|e| e.contains("pipelines/nginx.yaml")), "{:?}", report.prune_errors);
+
+    // A revision with no pipeline at all (a wrong --repo) deletes nothing without --allow-empty.
+    std::fs::remove_dir_all(repo.path().join("pipelines")).unwrap();
+    let (report, alive) = prune_with(&aws, repo.path(), &policy).await;
+    assert_eq!(alive, [true, true]);
+    assert!(report.prune_errors.iter().any(|e| e.contains("--allow-empty")), "{:?}", report.prune_errors);
+
+    // Two pipelines' resources are more than a budget of one.
+    let one = PrunePolicy { allow_empty: true, max_pipelines: 1 };
+    let (report, alive) = prune_with(&aws, repo.path(), &one).await;
+    assert_eq!(alive, [true, true]);
+    assert!(report.prune_errors.iter().any(|e| e.contains("--prune-max 1")), "{:?}", report.prune_errors);
+
+    // Allowed and within budget, prune does delete.
+    let (report, alive) = prune_with(&aws, repo.path(), &PrunePolicy { allow_empty: true, max_pipelines: 2 }).await;
+    assert_eq!(alive, [false, false], "{:?}", report.prune_errors);
 }
 
 #[tokio::test]

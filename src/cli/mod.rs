@@ -11,7 +11,8 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,10 +99,33 @@ pub struct Selection {
     pub concurrency: usize,
 }
 
+/// The guards on prune (see README, "Ownership, conflicts and pruning").
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Prune even when the revision defines no pipeline at all, deleting everything slipway owns
+    /// in the account and region. Without it, an empty revision (a wrong --repo, a failed
+    /// checkout) deletes nothing.
+    #[arg(long, env = "SLIPWAY_ALLOW_EMPTY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub allow_empty: bool,
+    /// Delete resources of at most this many pipelines in one pass; beyond it nothing is deleted
+    /// and the plan says why.
+    #[arg(long, env = "SLIPWAY_PRUNE_MAX", default_value_t = slipway_core::prune::DEFAULT_MAX_PIPELINES)]
+    pub prune_max: usize,
+}
+
+impl PruneArgs {
+    pub(crate) fn policy(&self) -> slipway_core::prune::PrunePolicy {
+        slipway_core::prune::PrunePolicy { allow_empty: self.allow_empty, max_pipelines: self.prune_max }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub selection: Selection,
+    /// What `apply --prune` would be allowed: the plan says when it would keep the orphans.
+    #[command(flatten)]
+    pub prune: PruneArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
@@ -114,9 +138,12 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub selection: Selection,
     /// Also delete resources slipway owns whose pipeline is no longer in Git. Never touches
-    /// resources without slipway's tags.
+    /// resources without slipway's tags, and deletes nothing when a manifest or any YAML file is
+    /// broken, the revision is empty, or more pipelines than --prune-max would lose resources.
     #[arg(long)]
     pub prune: bool,
+    #[command(flatten)]
+    pub prune_guards: PruneArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }

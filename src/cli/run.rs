@@ -56,9 +56,12 @@ pub struct RunArgs {
     /// Pipelines reconciled at once.
     #[arg(long, env = "SLIPWAY_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
-    /// Delete owned resources whose pipeline left Git.
+    /// Delete owned resources whose pipeline left Git: never when a manifest or any YAML file is
+    /// broken, the revision is empty, or more pipelines than --prune-max would lose resources.
     #[arg(long, env = "SLIPWAY_PRUNE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub prune: bool,
+    #[command(flatten)]
+    pub prune_guards: super::PruneArgs,
     /// Where the repository is cloned (must be writable).
     #[arg(long, env = "SLIPWAY_WORKDIR", default_value = ".slipway/checkout")]
     pub workdir: PathBuf,
@@ -156,6 +159,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         drift_interval: args.drift_interval,
         concurrency: args.concurrency,
         prune: args.prune,
+        prune_policy: args.prune_guards.policy(),
         once: args.once,
         shutdown_grace: args.shutdown_grace,
         watch_interval: args.watch_interval,

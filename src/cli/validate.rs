@@ -8,6 +8,9 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
     for d in &prepared.diagnostics {
         println!("{d}");
     }
+    for d in &prepared.suspects {
+        eprintln!("warning: {d}");
+    }
     for w in &prepared.warnings {
         eprintln!("warning: {w}");
     }

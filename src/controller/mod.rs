@@ -30,11 +30,12 @@ use tracing::{Instrument, error, info, info_span, warn};
 use slipway_core::compile::{DesiredPipeline, compile};
 use slipway_core::delivery::{DeployTarget, Memory, Step};
 use slipway_core::manifest::SyncMode;
+use slipway_core::prune::{self, PrunePolicy};
 use slipway_core::reconcile::{Outcome, ReconcileResult, Timing, error_policy, requeue};
 use slipway_core::resource::{Key, Kind};
 use slipway_core::status::{self, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp};
 
-use crate::engine::{PRUNE_UNSAFE, Prepared};
+use crate::engine::Prepared;
 use crate::metrics::Metrics;
 use world::Job;
 pub(crate) use world::{Pass, RealWorld, SourceSettings, World};
@@ -48,6 +49,8 @@ pub(crate) struct Settings {
     pub drift_interval: Duration,
     pub concurrency: usize,
     pub prune: bool,
+    /// The guards on prune: empty revisions, the deletion budget.
+    pub prune_policy: PrunePolicy,
     /// One full pass, then stop.
     pub once: bool,
     /// How long in-flight reconciles may finish after a shutdown signal.
@@ -417,9 +420,16 @@ impl<W: World> Controller<W> {
         match result {
             Ok(orphans) => {
                 st.last_orphan_check_error = None;
+                let holds = prune::holds(&orphans, &prepared.health, &self.settings.prune_policy);
+                // Said once per change, not on every pass.
+                if self.settings.prune && holds != st.prune_holds {
+                    for hold in &holds {
+                        warn!("{hold}");
+                    }
+                }
+                st.prune_holds = holds;
                 if !orphans.is_empty() && self.settings.prune {
-                    if prepared.prune_unsafe {
-                        warn!("{PRUNE_UNSAFE}");
+                    if !st.prune_holds.is_empty() {
                         st.orphans = orphans;
                         return true;
                     }

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod error;
 pub mod manifest;
 pub mod plan;
+pub mod prune;
 pub mod reconcile;
 pub mod resource;
 pub mod status;

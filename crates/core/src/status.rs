@@ -14,6 +14,7 @@ use crate::delivery::decide::{DeployOutcome, outcome, rollback_trigger};
 use crate::delivery::{Report, live_tag};
 use crate::manifest::{Diagnostic, SyncMode};
 use crate::plan::Orphan;
+use crate::prune::PruneHold;
 use crate::reconcile::{Outcome, ReconcileError, Reconciled};
 pub use crate::time::timestamp;
 
@@ -151,6 +152,9 @@ pub struct ControllerStatus {
     pub invalid: Vec<Diagnostic>,
     /// Owned resources no manifest names any more.
     pub orphans: Vec<Orphan>,
+    /// Why `--prune` keeps the orphans; empty when it would delete them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune_holds: Vec<PruneHold>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_orphan_check_error: Option<String>,
 }

@@ -1,6 +1,12 @@
 //! Reads every `*.yaml` / `*.yml` file under the repository root and keeps the documents whose
 //! `apiVersion` is slipway's. Other YAML (an `appspec.yaml`, a `buildspec.yml`, CI files) is
 //! ignored, so manifests can live next to the files they reference.
+//!
+//! Near misses are errors, not other YAML: an `apiVersion` close to `slipway.dev/…`, a
+//! `kind: Pipeline` without an `apiVersion`, a file that mentions `slipway.dev` but does not
+//! parse. Files that are not manifests as far as can be told, but might have been one (not
+//! UTF-8, not YAML, empty), are *suspects*: warnings that keep prune from running, because a
+//! broken file may be the definition of a pipeline that now only looks removed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,9 +46,8 @@ pub struct LoadOutcome {
     /// Names of pipelines whose documents failed to parse but whose name could be read. Their
     /// resources are never treated as orphans.
     pub broken_names: Vec<String>,
-    /// True when a slipway document failed so badly that not even its name is known. Pruning is
-    /// then unsafe: any owned resource could belong to it.
-    pub unnamed_failures: bool,
+    /// Files that may have been manifests but cannot be read as any (see the module doc).
+    pub suspects: Vec<Diagnostic>,
 }
 
 /// Directories never searched: VCS metadata and build output.
@@ -54,22 +59,48 @@ pub fn load_repository(root: &Path) -> std::io::Result<LoadOutcome> {
     files.sort();
     let mut outcome = LoadOutcome::default();
     for rel in files {
-        let text = match fs::read_to_string(root.join(&rel)) {
-            Ok(text) => text,
+        let bytes = match fs::read(root.join(&rel)) {
+            Ok(bytes) => bytes,
             Err(err) => {
-                outcome.errors.push(Diagnostic {
-                    file: rel.clone(),
-                    line: 1,
-                    column: 1,
-                    message: format!("failed to read file: {err}"),
-                    pipeline: None,
-                });
+                outcome.errors.push(at(&rel, 1, 1, format!("failed to read file: {err}")));
                 continue;
             }
         };
-        load_file(&rel, &text, &mut outcome);
+        match String::from_utf8(bytes) {
+            Ok(text) => load_file(&rel, &text, &mut outcome),
+            Err(err) => not_utf8(&rel, err.as_bytes(), err.utf8_error().valid_up_to(), &mut outcome),
+        }
     }
     Ok(outcome)
+}
+
+fn at(file: &Path, line: usize, column: usize, message: String) -> Diagnostic {
+    Diagnostic { file: file.to_path_buf(), line, column, message, pipeline: None }
+}
+
+/// A document that claims or resembles a slipway manifest, judged from its raw text.
+fn looks_like_slipway(text: &str) -> bool {
+    text.contains("slipway.dev") || text.lines().any(|l| matches!(l.trim(), "kind: Pipeline" | "kind: \"Pipeline\"" | "kind: 'Pipeline'"))
+}
+
+/// An `apiVersion` that is not slipway's but close to it: a typo, not someone else's YAML.
+fn near_slipway(api_version: &str) -> bool {
+    let group = api_version.split('/').next().unwrap_or(api_version).to_ascii_lowercase();
+    group.contains("slipway") || strsim::jaro_winkler(&group, "slipway.dev") >= 0.85
+}
+
+/// A file with bytes that are not UTF-8: where the first one is, as line and column.
+fn not_utf8(rel: &Path, bytes: &[u8], valid_up_to: usize, outcome: &mut LoadOutcome) {
+    let before = &bytes[..valid_up_to];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    let message = format!("byte 0x{:02X} is not UTF-8: save the file as UTF-8", bytes[valid_up_to]);
+    let diagnostic = at(rel, line, column, message);
+    if looks_like_slipway(&String::from_utf8_lossy(bytes)) {
+        outcome.errors.push(diagnostic);
+    } else {
+        outcome.suspects.push(diagnostic);
+    }
 }
 
 fn collect_yaml_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -112,6 +143,10 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 }
 
 fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
+    if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
+        outcome.suspects.push(at(rel, 1, 1, "the file holds no YAML document (was it a manifest, truncated?)".into()));
+        return;
+    }
     for (offset, doc) in split_documents(text) {
         let diag = |line: usize, column: usize, message: String, pipeline: Option<String>| Diagnostic {
             file: rel.to_path_buf(),
@@ -123,22 +158,41 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
         let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&doc) {
             Ok(value) => value,
             Err(err) => {
-                // Not YAML at all. Only our business if it claims to be a slipway manifest.
-                if doc.contains("slipway.dev/") {
-                    let (line, column) = error_position(&err);
-                    outcome.errors.push(diag(line, column, strip_position(&err), None));
-                    outcome.unnamed_failures = true;
+                // Not YAML: an error if it resembles a manifest, else a suspect.
+                let (line, column) = error_position(&err);
+                let diagnostic = diag(line, column, strip_position(&err), None);
+                if looks_like_slipway(&doc) {
+                    outcome.errors.push(diagnostic)
+                } else {
+                    outcome.suspects.push(diagnostic)
                 }
                 continue;
             }
         };
-        let Some(api_version) = value.get("apiVersion").and_then(|v| v.as_str()) else {
-            continue;
-        };
-        if !api_version.starts_with("slipway.dev/") {
-            continue;
-        }
         let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+        let api_version = match value.get("apiVersion").and_then(|v| v.as_str()) {
+            Some(v) if v.starts_with("slipway.dev/") => v,
+            Some(v) if near_slipway(v) || doc.contains("slipway.dev") => {
+                let (line, column) = super::locate::locate(&doc, &["apiVersion"]);
+                outcome.errors.push(diag(
+                    line,
+                    column,
+                    format!("apiVersion `{v}` is not slipway's: did you mean `{API_VERSION}`?"),
+                    name.clone(),
+                ));
+                remember_broken(outcome, name);
+                continue;
+            }
+            None if looks_like_slipway(&doc) => {
+                let (line, column) = super::locate::locate(&doc, &["kind"]);
+                let message = format!("this looks like a slipway manifest but has no apiVersion: add `apiVersion: {API_VERSION}`");
+                outcome.errors.push(diag(line, column, message, name.clone()));
+                remember_broken(outcome, name);
+                continue;
+            }
+            // Someone else's YAML.
+            _ => continue,
+        };
         if api_version != API_VERSION {
             let (line, column) = super::locate::locate(&doc, &["apiVersion"]);
             outcome.errors.push(diag(
@@ -169,10 +223,7 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
 }
 
 fn remember_broken(outcome: &mut LoadOutcome, name: Option<String>) {
-    match name {
-        Some(name) => outcome.broken_names.push(name),
-        None => outcome.unnamed_failures = true,
-    }
+    outcome.broken_names.extend(name);
 }
 
 fn error_position(err: &serde_yaml_ng::Error) -> (usize, usize) {
@@ -218,6 +269,61 @@ mod tests {
     fn unknown_fields_name_the_closest_known_one() {
         let msg = explain("spec.image: unknown field `repositry`, expected one of `repository`, `tag`, `scanOnPush`");
         assert!(msg.ends_with("(did you mean field `repository`?)"), "{msg}");
+    }
+
+    fn loaded(file: &str, text: &str) -> LoadOutcome {
+        let mut outcome = LoadOutcome::default();
+        load_file(Path::new(file), text, &mut outcome);
+        outcome
+    }
+
+    const WEB: &str = "apiVersion: slipway.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: web\n";
+
+    #[test]
+    fn near_misses_of_a_manifest_are_errors_not_other_yaml() {
+        let typo = loaded("p.yaml", &WEB.replace("slipway.dev", "slipwy.dev"));
+        assert_eq!(typo.errors.len(), 1, "{:?}", typo.errors);
+        assert!(typo.errors[0].message.contains("did you mean `slipway.dev/v1alpha1`"), "{}", typo.errors[0]);
+        assert_eq!((typo.errors[0].line, typo.broken_names.as_slice()), (1, ["web".to_string()].as_slice()));
+
+        let missing = loaded("p.yaml", &WEB.replace("apiVersion: slipway.dev/v1alpha1\n", ""));
+        assert_eq!(missing.errors.len(), 1);
+        assert!(missing.errors[0].message.contains("no apiVersion"), "{}", missing.errors[0]);
+        assert_eq!(missing.errors[0].line, 1, "at the kind line");
+
+        // Someone else's Pipeline, or any other YAML, stays ignored.
+        let tekton = loaded("ci.yaml", "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: build}\n");
+        assert!(tekton.errors.is_empty() && tekton.suspects.is_empty() && tekton.pipelines.is_empty());
+    }
+
+    #[test]
+    fn files_that_might_have_been_manifests_are_suspects() {
+        for text in ["", "\n\n", "# web pipeline\n", "---\n"] {
+            let empty = loaded("p.yaml", text);
+            assert_eq!(empty.suspects.len(), 1, "{text:?}");
+            assert!(empty.suspects[0].message.contains("no YAML document"));
+        }
+        let broken = loaded("other.yaml", "a: [1, 2\nb: 3\n");
+        assert_eq!((broken.errors.len(), broken.suspects.len()), (0, 1));
+        let broken_manifest = loaded("p.yaml", &format!("{WEB}spec: [1, 2\n"));
+        assert_eq!((broken_manifest.errors.len(), broken_manifest.suspects.len()), (1, 0));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_reported_where_they_are() {
+        let mut bytes = WEB.as_bytes().to_vec();
+        bytes.extend_from_slice(b"  # caf\xe9\n");
+        let mut outcome = LoadOutcome::default();
+        let valid = bytes.iter().position(|b| *b == 0xE9).unwrap();
+        not_utf8(Path::new("p.yaml"), &bytes, valid, &mut outcome);
+        assert_eq!(outcome.errors.len(), 1);
+        let err = &outcome.errors[0];
+        assert_eq!((err.line, err.column), (5, 8), "{err}");
+        assert!(err.message.contains("0xE9") && err.message.contains("UTF-8"), "{err}");
+
+        let mut outcome = LoadOutcome::default();
+        not_utf8(Path::new("notes.yaml"), b"a: \xff\n", 3, &mut outcome);
+        assert_eq!((outcome.errors.len(), outcome.suspects.len()), (0, 1));
     }
 
     #[test]
