@@ -131,7 +131,7 @@ pub struct Plan {
 
 impl Plan {
     pub(crate) fn has_changes(&self) -> bool {
-        self.pipelines.iter().any(|p| p.has_changes()) || self.orphans.as_ref().is_some_and(|o| !o.is_empty())
+        self.pipelines.iter().any(|p| p.has_changes()) || self.orphans.as_ref().is_some_and(|o| o.iter().any(Orphan::prunable))
     }
     pub fn has_errors(&self) -> bool {
         !self.invalid.is_empty() || self.orphan_error.is_some() || self.pipelines.iter().any(|p| p.is_blocked())
@@ -201,11 +201,12 @@ pub(crate) async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected
     Ok(find_orphans(&owned, desired, protected))
 }
 
-/// Deletes orphans in order (dependents first); returns what was deleted and what failed.
+/// Deletes the orphans whose deletion policy is `Delete`, in order (dependents first); returns
+/// what was deleted and what failed. Retained orphans are left as they are.
 pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Applied>, Vec<String>) {
     let mut pruned = Vec::new();
     let mut errors = Vec::new();
-    for orphan in orphans {
+    for orphan in orphans.iter().filter(|o| o.prunable()) {
         info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
         match resource::delete(aws, &orphan.key).await {
             Ok(()) => pruned.push(Applied { key: orphan.key.clone(), verb: "deleted" }),
@@ -249,8 +250,10 @@ pub struct ApplyReport {
     pub pipelines: Vec<PipelineOutcome>,
     pub pruned: Vec<Applied>,
     pub prune_errors: Vec<String>,
-    /// Orphans left in place because `--prune` was not given.
+    /// Orphans prune would delete, left in place (no `--prune`, a hold, or a failed delete).
     pub orphans_kept: usize,
+    /// Orphans whose deletion policy is `Retain`: prune never deletes them.
+    pub orphans_retained: usize,
     pub invalid: Vec<Diagnostic>,
 }
 
@@ -292,7 +295,8 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     ApplyReport {
         revision: plan.revision.clone(),
         pipelines,
-        orphans_kept: orphans.len() - pruned.len(),
+        orphans_kept: orphans.iter().filter(|o| o.prunable()).count() - pruned.len(),
+        orphans_retained: orphans.iter().filter(|o| !o.prunable()).count(),
         pruned,
         prune_errors,
         invalid: plan.invalid.clone(),

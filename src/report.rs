@@ -74,12 +74,13 @@ pub fn render_plan(plan: &Plan) -> String {
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if !orphans.is_empty() {
         if plan.prune_holds.is_empty() {
-            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` DELETES them):");
+            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes those marked DELETE):");
         } else {
             let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; kept even by `apply --prune`):");
         }
         for o in orphans {
-            let _ = writeln!(out, "  - DELETE {} (pipeline {})", o.key, o.pipeline);
+            let verb = if o.prunable() { "DELETE" } else { "RETAIN" };
+            let _ = writeln!(out, "  - {verb} {} (pipeline {}, deletionPolicy: {})", o.key, o.pipeline, o.policy.as_str());
         }
         for hold in &plan.prune_holds {
             let _ = writeln!(out, "  ! {hold}");
@@ -129,6 +130,13 @@ pub fn render_apply(report: &ApplyReport) -> String {
         let _ = writeln!(out, "\n{} orphaned resource(s) kept: run `apply --prune` to delete them.", report.orphans_kept);
     } else if report.orphans_kept > 0 {
         let _ = writeln!(out, "\n{} orphaned resource(s) kept.", report.orphans_kept);
+    }
+    if report.orphans_retained > 0 {
+        let _ = writeln!(
+            out,
+            "{} orphaned resource(s) retained (deletionPolicy: Retain): slipway never deletes them; delete them by hand when no longer wanted.",
+            report.orphans_retained
+        );
     }
     let failed = report.pipelines.iter().filter(|p| p.error.is_some() || p.skipped.is_some()).count();
     let _ = writeln!(

@@ -16,6 +16,7 @@ use slipway_aws::Aws;
 use slipway_aws::calls::is_read_only;
 use slipway_core::plan::Operation;
 use slipway_core::prune::PrunePolicy;
+use slipway_core::resource::Kind;
 
 async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
     plan(aws, &prepare(repo).unwrap(), &[], 4, &Default::default()).await.unwrap()
@@ -251,6 +252,8 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     let moto = Moto::start_bootstrapped();
     let aws = moto.aws().await;
     let repo = example_repo();
+    // Everything of nginx may go, its repository and bucket included.
+    edit(repo.path(), "pipelines/nginx.yaml", "spec:\n", "spec:\n  deletionPolicy: Delete\n");
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
 
     // A broken manifest protects its pipeline: never an orphan.
@@ -294,6 +297,32 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     // Unowned resources in the same account are untouched.
     assert!(aws.s3.head_bucket().bucket("slipway-demo-trail-logs").send().await.is_ok());
     assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_ok());
+}
+
+#[tokio::test]
+async fn by_default_prune_keeps_the_repository_and_the_bucket_of_a_removed_pipeline() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
+
+    let plan = plan_repo(&aws, repo.path()).await;
+    let retained: BTreeSet<String> = plan.orphans.as_deref().unwrap().iter().filter(|o| !o.prunable()).map(|o| o.key.to_string()).collect();
+    assert_eq!(retained, ["ecr-repository demo-nginx", "s3-bucket slipway-demo-code-pipeline"].map(String::from).into());
+    let text = slipway::report::render_plan(&plan);
+    assert!(text.contains("RETAIN ecr-repository demo-nginx (pipeline nginx, deletionPolicy: Retain)"), "{text}");
+    assert!(text.contains("DELETE codepipeline nginx"), "{text}");
+
+    let report = apply(&aws, &plan, true, 4).await;
+    assert_eq!(report.orphans_retained, 2);
+    assert!(report.pruned.iter().all(|d| !matches!(d.key.kind, Kind::EcrRepository | Kind::S3Bucket)), "{:?}", report.pruned);
+    assert!(aws.codepipeline.get_pipeline().name("nginx").send().await.is_err(), "the rest is deleted");
+    assert!(aws.ecr.describe_repositories().repository_names("demo-nginx").send().await.is_ok());
+    assert!(aws.s3.head_bucket().bucket("slipway-demo-code-pipeline").send().await.is_ok());
+    // Retained orphans stay listed, marked RETAIN, until deleted by hand.
+    let after = plan_repo(&aws, repo.path()).await;
+    assert!(after.orphans.as_deref().unwrap().iter().filter(|o| !o.prunable()).count() == 2);
 }
 
 /// Plans with `policy` and applies with --prune; returns the report and whether both pipelines'

@@ -19,6 +19,7 @@ use slipway_core::delivery::Report;
 use slipway_core::plan::Orphan;
 use slipway_core::prune::PruneHold;
 use slipway_core::reconcile::{ReconcileError, Reconciled};
+use slipway_core::resource::DeletionPolicy;
 
 use super::*;
 use crate::engine;
@@ -395,7 +396,7 @@ fn shutdown_abandons_a_pass_that_outlasts_the_grace_period() {
 fn prune_waits_while_any_yaml_file_is_broken_and_says_why_in_status() {
     on_paused_clock(async {
         let world = Scripted::new();
-        let old = Orphan { key: Key::new(Kind::EcrRepository, "demo-old"), pipeline: "old".into() };
+        let old = Orphan { key: Key::new(Kind::CodePipeline, "old"), pipeline: "old".into(), policy: DeletionPolicy::Delete };
         world.orphans.lock().unwrap().push(old);
         std::fs::write(world.repo.path().join("pipelines/notes.yaml"), "a: [1, 2\n").unwrap();
         let run = start(Settings { prune: true, ..settings() }, &world);

@@ -25,7 +25,7 @@ use crate::resource::reference::{ListenerKey, Reference};
 use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use crate::resource::s3::{BucketSpec, PublicAccessBlock};
 use crate::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
-use crate::resource::{Desired, Key, Kind, Spec, Tags, ownership_tags};
+use crate::resource::{Desired, Key, Kind, Spec, Tags, ownership_tags, resource_tags};
 
 /// Where resources live: needed to write the ARNs one resource uses to point at another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +97,9 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
     specs.push(codedeploy_group(p));
     specs.extend(codepipeline(p));
     specs.extend(event_rules(p, placement));
+    let policy = p.spec.deletion_policy;
     let mut resources: Vec<Desired> =
-        specs.into_iter().map(|(key, spec)| Desired { key, spec, tags: tags.clone(), payload: None }).collect();
+        specs.into_iter().map(|(key, spec)| Desired { tags: resource_tags(&tags, key.kind, policy), key, spec, payload: None }).collect();
     resources.push(source_artifact(p, zip));
     resources.sort_by_key(|r| r.key.kind.order());
     DesiredPipeline { name: p.name().to_string(), file: valid.file.clone(), adopt: p.spec.adopt, resources, references: references(p) }
@@ -372,6 +373,7 @@ mod tests {
     //! One test per compile function, on manifests written here (the defaults a manifest leaves
     //! out are serde's), plus the order and tags `compile` gives the whole.
     use super::*;
+    use crate::resource::DeletionPolicy;
 
     /// Seed 000's shape: the image is built elsewhere; settings come from S3, the image from ECR.
     const SEED_000: &str = r#"
@@ -558,7 +560,20 @@ spec:
         for r in &desired.resources {
             assert_eq!(r.tags.is_empty(), r.key.kind == Kind::SourceArtifact, "{}", r.key);
         }
-        assert_eq!(desired.resources[0].tags, ownership_tags("nginx", &BTreeMap::new()));
+        let ours = ownership_tags("nginx", &BTreeMap::new());
+        assert_eq!(desired.resources[0].tags, resource_tags(&ours, Kind::EcrRepository, None));
+        let policy = |r: &Desired| DeletionPolicy::of(r.key.kind, &r.tags);
+        let retained: Vec<Kind> = desired
+            .resources
+            .iter()
+            .filter(|r| r.key.kind.is_tagged() && policy(r) == DeletionPolicy::Retain)
+            .map(|r| r.key.kind)
+            .collect();
+        assert_eq!(retained, [Kind::EcrRepository, Kind::S3Bucket], "what holds data is retained by default");
+        let mut deleting = valid.clone();
+        deleting.pipeline.spec.deletion_policy = Some(DeletionPolicy::Delete);
+        let all = compile(&deleting, Arc::new(Vec::new()), &placement());
+        assert!(all.resources.iter().filter(|r| r.key.kind.is_tagged()).all(|r| policy(r) == DeletionPolicy::Delete));
         // The fingerprint follows what would be applied.
         let again = compile(&valid, Arc::new(Vec::new()), &placement());
         assert_eq!(desired.fingerprint(), again.fingerprint());

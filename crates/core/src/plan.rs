@@ -13,7 +13,7 @@ use crate::compile::DesiredPipeline;
 use crate::diff::{FieldChange, diff};
 use crate::error::AwsError;
 use crate::resource::reference::Reference;
-use crate::resource::{Desired, Key, Live, Ownership, Spec, Tags, ownership};
+use crate::resource::{DeletionPolicy, Desired, Key, Live, Ownership, Spec, Tags, ownership};
 
 /// What observe found for a referenced resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,20 +180,30 @@ pub fn changes(want: &Desired, live: &Live) -> Vec<FieldChange> {
     changes
 }
 
-/// A resource slipway owns that no manifest asks for any more.
+/// A resource slipway owns (one found in the account with its tags); an orphan when no manifest
+/// asks for it any more.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Orphan {
     pub key: Key,
     pub pipeline: String,
+    /// From the resource's tags: prune deletes it only when this says `Delete`.
+    pub policy: DeletionPolicy,
+}
+
+impl Orphan {
+    /// Whether `--prune` deletes it (its deletion policy is `Delete`).
+    pub fn prunable(&self) -> bool {
+        self.policy == DeletionPolicy::Delete
+    }
 }
 
 /// Owned resources minus the desired ones. Resources of `protected` pipelines (whose manifests
 /// failed to load) are never orphans: a typo must not delete a pipeline.
-pub fn find_orphans(owned: &[(Key, String)], desired: &HashSet<Key>, protected: &HashSet<String>) -> Vec<Orphan> {
+pub fn find_orphans(owned: &[Orphan], desired: &HashSet<Key>, protected: &HashSet<String>) -> Vec<Orphan> {
     let mut out: BTreeSet<Orphan> = BTreeSet::new();
-    for (key, pipeline) in owned {
-        if !desired.contains(key) && !protected.contains(pipeline) {
-            out.insert(Orphan { key: key.clone(), pipeline: pipeline.clone() });
+    for found in owned {
+        if !desired.contains(&found.key) && !protected.contains(&found.pipeline) {
+            out.insert(found.clone());
         }
     }
     let mut out: Vec<Orphan> = out.into_iter().collect();
@@ -266,11 +276,16 @@ mod tests {
 
     #[test]
     fn orphans_exclude_desired_and_protected_pipelines_and_delete_dependents_first() {
+        let owned = |kind: Kind, name: &str, pipeline: &str| Orphan {
+            key: Key::new(kind, name),
+            pipeline: pipeline.into(),
+            policy: kind.default_deletion_policy(),
+        };
         let owned = vec![
-            (Key::new(Kind::S3Bucket, "old-bucket"), "old".to_string()),
-            (Key::new(Kind::EventRule, "slipway-old-ecr"), "old".to_string()),
-            (Key::new(Kind::CodePipeline, "web"), "web".to_string()),
-            (Key::new(Kind::CodePipeline, "typo"), "typo".to_string()),
+            owned(Kind::S3Bucket, "old-bucket", "old"),
+            owned(Kind::EventRule, "slipway-old-ecr", "old"),
+            owned(Kind::CodePipeline, "web", "web"),
+            owned(Kind::CodePipeline, "typo", "typo"),
         ];
         let desired: HashSet<Key> = [Key::new(Kind::CodePipeline, "web")].into();
         let protected: HashSet<String> = ["typo".to_string()].into();

@@ -83,9 +83,10 @@ impl fmt::Display for PruneHold {
     }
 }
 
-/// Every reason to keep `orphans`; empty when they may be deleted. With no orphans there is
-/// nothing to hold.
+/// Every reason to keep `orphans`; empty when they may be deleted. Only the orphans whose
+/// deletion policy is `Delete` count: with none of those there is nothing to hold.
 pub fn holds(orphans: &[Orphan], revision: &RevisionHealth, policy: &PrunePolicy) -> Vec<PruneHold> {
+    let orphans: Vec<&Orphan> = orphans.iter().filter(|o| o.prunable()).collect();
     if orphans.is_empty() {
         return Vec::new();
     }
@@ -106,10 +107,12 @@ pub fn holds(orphans: &[Orphan], revision: &RevisionHealth, policy: &PrunePolicy
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::{Key, Kind};
+    use crate::resource::{DeletionPolicy, Key, Kind};
 
     fn orphans(pipelines: &[&str]) -> Vec<Orphan> {
-        pipelines.iter().map(|p| Orphan { key: Key::new(Kind::EcrRepository, format!("{p}-repo")), pipeline: p.to_string() }).collect()
+        let orphan =
+            |p: &&str| Orphan { key: Key::new(Kind::CodePipeline, p.to_string()), pipeline: p.to_string(), policy: DeletionPolicy::Delete };
+        pipelines.iter().map(orphan).collect()
     }
 
     fn healthy(pipelines: usize) -> RevisionHealth {
@@ -120,6 +123,15 @@ mod tests {
     fn a_whole_revision_within_budget_may_prune() {
         assert!(holds(&orphans(&["old", "older", "old"]), &healthy(2), &PrunePolicy::default()).is_empty());
         assert!(holds(&[], &RevisionHealth::default(), &PrunePolicy::default()).is_empty(), "nothing to hold");
+    }
+
+    #[test]
+    fn retained_orphans_are_never_held_nor_counted() {
+        let retained = Orphan { key: Key::new(Kind::S3Bucket, "data"), pipeline: "a".into(), policy: DeletionPolicy::Retain };
+        assert!(holds(std::slice::from_ref(&retained), &healthy(0), &PrunePolicy::default()).is_empty());
+        let mut four = orphans(&["b", "c", "d"]);
+        four.push(retained);
+        assert!(holds(&four, &healthy(1), &PrunePolicy::default()).is_empty(), "three pipelines to delete from, within budget");
     }
 
     #[test]

@@ -11,7 +11,8 @@ mod rule;
 mod s3;
 mod trail;
 
-use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags, owner};
+use slipway_core::plan::Orphan;
+use slipway_core::resource::{DeletionPolicy, Desired, Key, Kind, Live, Spec, Tags, owner};
 
 use crate::{Aws, AwsError};
 
@@ -118,9 +119,10 @@ pub async fn delete(aws: &Aws, key: &Key) -> Result<(), AwsError> {
     }
 }
 
-/// Every resource of `kind` in the account that carries slipway's tags, with the pipeline
-/// each belongs to. Used to find orphans: owned resources no manifest asks for any more.
-pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<(Key, String)>, AwsError> {
+/// Every resource of `kind` in the account that carries slipway's tags, with the pipeline it
+/// belongs to and its deletion policy. Used to find orphans: owned resources no manifest asks
+/// for any more.
+pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<Orphan>, AwsError> {
     let found = match kind {
         Kind::EcrRepository => ecr::list_tagged(aws).await?,
         Kind::S3Bucket => s3::list_tagged(aws).await?,
@@ -132,5 +134,9 @@ pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<(Key, String)>,
         Kind::CodePipeline => codepipeline::list_tagged(aws).await?,
         Kind::EventRule => rule::list_tagged(aws).await?,
     };
-    Ok(found.into_iter().filter_map(|(name, tags)| owner(&tags).map(|p| (Key::new(kind, name), p.to_string()))).collect())
+    let owned = found.into_iter().filter_map(|(name, tags)| {
+        let pipeline = owner(&tags)?.to_string();
+        Some(Orphan { key: Key::new(kind, name), pipeline, policy: DeletionPolicy::of(kind, &tags) })
+    });
+    Ok(owned.collect())
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::resource::DeletionPolicy;
+
 pub(crate) const API_VERSION: &str = "slipway.dev/v1alpha1";
 pub(crate) const KIND_PIPELINE: &str = "Pipeline";
 
@@ -42,6 +44,12 @@ pub struct PipelineSpec {
     /// Without it slipway reports a conflict and never touches them.
     #[serde(default)]
     pub adopt: bool,
+    /// What prune does with this pipeline's resources once the pipeline leaves Git: `Retain`
+    /// keeps them, `Delete` deletes them. Unset: the ECR repository and the S3 buckets (images,
+    /// object versions) are retained, the rest deleted. Recorded on each resource as the tag
+    /// `slipway.dev/deletion-policy`, so it holds after the manifest is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
     /// What the controller (`slipway run`) does with drift: `auto` applies, `observe` only
     /// detects and reports it.
     #[serde(default)]

@@ -31,6 +31,37 @@ pub const TAG_MANAGED_BY: &str = "slipway.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "slipway";
 /// Tag naming the pipeline a resource belongs to.
 pub(crate) const TAG_PIPELINE: &str = "slipway.dev/pipeline";
+/// What prune does with the resource once its pipeline leaves Git: [`DeletionPolicy`].
+pub(crate) const TAG_DELETION_POLICY: &str = "slipway.dev/deletion-policy";
+
+/// What prune does with a resource whose pipeline left Git. Recorded on the resource as a tag,
+/// so it is known after the manifest that set it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep it, with its data; it stays listed as a retained orphan until deleted by hand.
+    Retain,
+    /// Delete it.
+    Delete,
+}
+
+impl DeletionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "Retain",
+            DeletionPolicy::Delete => "Delete",
+        }
+    }
+
+    /// The policy a resource's tags record. Without the tag (a resource tagged by an older
+    /// slipway) it is the kind's default; an unknown value retains.
+    pub fn of(kind: Kind, tags: &Tags) -> DeletionPolicy {
+        match tags.get(TAG_DELETION_POLICY).map(String::as_str) {
+            None => kind.default_deletion_policy(),
+            Some("Delete") => DeletionPolicy::Delete,
+            Some(_) => DeletionPolicy::Retain,
+        }
+    }
+}
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -61,25 +92,29 @@ pub struct KindInfo {
     /// Listed across the account to find orphans. Deployment groups go with their application,
     /// artifacts with their bucket.
     pub discoverable: bool,
+    /// Holds data a person would miss (images, object versions): retained by default when its
+    /// pipeline leaves Git.
+    pub holds_data: bool,
 }
 
-const fn info(kind: Kind, label: &'static str, tagged: bool, discoverable: bool) -> KindInfo {
-    KindInfo { kind, label, tagged, discoverable }
+const fn info(kind: Kind, label: &'static str, tagged: bool, discoverable: bool, holds_data: bool) -> KindInfo {
+    KindInfo { kind, label, tagged, discoverable, holds_data }
 }
 
 impl Kind {
     /// Every kind, in creation order: each may refer to the ones before it (a rule targets the
     /// pipeline, the pipeline deploys with the group). Deletion runs in the reverse order.
     pub(crate) const REGISTRY: [KindInfo; 9] = [
-        info(Kind::EcrRepository, "ecr-repository", true, true),
-        info(Kind::S3Bucket, "s3-bucket", true, true),
-        info(Kind::CloudTrailTrail, "cloudtrail-trail", true, true),
-        info(Kind::CodeBuildProject, "codebuild-project", true, true),
-        info(Kind::CodeDeployApplication, "codedeploy-application", true, true),
-        info(Kind::CodeDeployDeploymentGroup, "codedeploy-deployment-group", true, false),
-        info(Kind::CodePipeline, "codepipeline", true, true),
-        info(Kind::EventRule, "eventbridge-rule", true, true),
-        info(Kind::SourceArtifact, "source-artifact", false, false),
+        // kind, label, tagged, discoverable, holds_data
+        info(Kind::EcrRepository, "ecr-repository", true, true, true),
+        info(Kind::S3Bucket, "s3-bucket", true, true, true),
+        info(Kind::CloudTrailTrail, "cloudtrail-trail", true, true, false),
+        info(Kind::CodeBuildProject, "codebuild-project", true, true, false),
+        info(Kind::CodeDeployApplication, "codedeploy-application", true, true, false),
+        info(Kind::CodeDeployDeploymentGroup, "codedeploy-deployment-group", true, false, false),
+        info(Kind::CodePipeline, "codepipeline", true, true, false),
+        info(Kind::EventRule, "eventbridge-rule", true, true, false),
+        info(Kind::SourceArtifact, "source-artifact", false, false, false),
     ];
 
     /// Every kind, in creation order.
@@ -110,6 +145,11 @@ impl Kind {
     /// Whether the kind carries ownership tags.
     pub(crate) fn is_tagged(self) -> bool {
         self.info().tagged
+    }
+
+    /// Retain what holds data, delete the rest, unless the manifest says otherwise.
+    pub fn default_deletion_policy(self) -> DeletionPolicy {
+        if self.info().holds_data { DeletionPolicy::Retain } else { DeletionPolicy::Delete }
     }
 
     /// The kinds whose owned resources are discovered for orphan detection.
@@ -213,6 +253,14 @@ pub fn ownership_tags(pipeline: &str, labels: &BTreeMap<String, String>) -> Tags
     tags
 }
 
+/// The ownership tags plus the deletion policy of one resource of `kind`: the manifest's
+/// `deletionPolicy` when it sets one, else the kind's default.
+pub fn resource_tags(ownership: &Tags, kind: Kind, policy: Option<DeletionPolicy>) -> Tags {
+    let mut tags = ownership.clone();
+    tags.insert(TAG_DELETION_POLICY.into(), policy.unwrap_or(kind.default_deletion_policy()).as_str().into());
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +311,24 @@ mod tests {
         ] {
             assert!(listed.contains(&every(kind)), "{kind:?} has no entry in Kind::REGISTRY");
         }
+    }
+
+    #[test]
+    fn what_holds_data_is_retained_unless_the_manifest_says_delete() {
+        let ours = ownership_tags("web", &BTreeMap::new());
+        let retained: Vec<Kind> =
+            Kind::ALL.into_iter().filter(|k| DeletionPolicy::of(*k, &resource_tags(&ours, *k, None)) == DeletionPolicy::Retain).collect();
+        assert_eq!(retained, [Kind::EcrRepository, Kind::S3Bucket]);
+        for kind in Kind::ALL {
+            assert_eq!(DeletionPolicy::of(kind, &resource_tags(&ours, kind, Some(DeletionPolicy::Delete))), DeletionPolicy::Delete);
+            assert_eq!(DeletionPolicy::of(kind, &resource_tags(&ours, kind, Some(DeletionPolicy::Retain))), DeletionPolicy::Retain);
+        }
+        // Tagged by an older slipway: the kind's default. A value this slipway does not know: kept.
+        assert_eq!(DeletionPolicy::of(Kind::S3Bucket, &ours), DeletionPolicy::Retain);
+        assert_eq!(DeletionPolicy::of(Kind::CodePipeline, &ours), DeletionPolicy::Delete);
+        let mut odd = ours.clone();
+        odd.insert(TAG_DELETION_POLICY.into(), "delete".into());
+        assert_eq!(DeletionPolicy::of(Kind::CodePipeline, &odd), DeletionPolicy::Retain);
     }
 
     #[test]
