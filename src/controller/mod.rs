@@ -109,6 +109,14 @@ pub(crate) struct Controller<W: World = RealWorld> {
     running: HashSet<String>,
 }
 
+/// The repository's warnings (and suspect files) that the previous revision did not already
+/// have: each is logged once, not on every fetch or every change in a watched directory.
+fn fresh_warnings(before: Option<&Prepared>, now: &Prepared) -> Vec<String> {
+    let all = |p: &Prepared| -> Vec<String> { p.warnings.iter().cloned().chain(p.suspects.iter().map(ToString::to_string)).collect() };
+    let seen: HashSet<String> = before.map(all).unwrap_or_default().into_iter().collect();
+    all(now).into_iter().filter(|w| !seen.contains(w)).collect()
+}
+
 impl<W: World> Controller<W> {
     pub fn new(settings: Settings, world: Arc<W>, shared: Arc<Shared>, metrics: Arc<Metrics>) -> Controller<W> {
         Controller {
@@ -236,7 +244,7 @@ impl<W: World> Controller<W> {
         let mut st = self.shared.status.write().await;
         st.source.revision = revision.clone();
         st.invalid = prepared.diagnostics.clone();
-        for w in &prepared.warnings {
+        for w in fresh_warnings(self.prepared.as_ref(), &prepared) {
             warn!(warning = %w, "repository warning");
         }
 

@@ -50,8 +50,10 @@ pub struct LoadOutcome {
     pub suspects: Vec<Diagnostic>,
 }
 
-/// Directories never searched: VCS metadata and build output.
-const SKIPPED_DIRS: &[&str] = &[".git", "target", "node_modules"];
+/// Directories never searched: VCS metadata, build output, and `.slipway` (where `slipway run`
+/// keeps its checkout by default: searched, a clone of the repository inside it would define
+/// every pipeline twice).
+const SKIPPED_DIRS: &[&str] = &[".git", ".slipway", "target", "node_modules"];
 
 pub fn load_repository(root: &Path) -> std::io::Result<LoadOutcome> {
     let mut files = Vec::new();
@@ -324,6 +326,18 @@ mod tests {
         let mut outcome = LoadOutcome::default();
         not_utf8(Path::new("notes.yaml"), b"a: \xff\n", 3, &mut outcome);
         assert_eq!((outcome.errors.len(), outcome.suspects.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_checkout_in_dot_slipway_is_not_read_as_more_manifests() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join("pipelines")).unwrap();
+        std::fs::create_dir_all(repo.path().join(".slipway/checkout/pipelines")).unwrap();
+        std::fs::write(repo.path().join("pipelines/web.yaml"), WEB).unwrap();
+        std::fs::write(repo.path().join(".slipway/checkout/pipelines/web.yaml"), WEB).unwrap();
+        let mut files = Vec::new();
+        collect_yaml_files(repo.path(), repo.path(), &mut files).unwrap();
+        assert_eq!(files, [PathBuf::from("pipelines/web.yaml")]);
     }
 
     #[test]
