@@ -31,9 +31,17 @@ pub struct Metadata {
     /// Pipeline name: lower-case letters, digits and `-`, at most 40 characters. It is the
     /// default name of every resource the pipeline creates and the value of the
     /// `slipway.dev/pipeline` tag.
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
     pub name: String,
-    /// Free-form labels, copied onto every resource as tags.
+    /// Free-form labels, copied onto every resource as tags: at most 47 (AWS allows 50 tags and
+    /// slipway sets 3), keys 1–128 and values 0–256 characters of letters, numbers, spaces and
+    /// `_ . : / = + - @`, no `aws:` prefix, no `slipway.dev/` key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 47,
+        "propertyNames" = {"minLength": 1, "maxLength": 128, "pattern": "^(?![aA][wW][sS]:)(?!slipway\\.dev/)[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+$"},
+        "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": "^(?![aA][wW][sS]:)[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*$"}
+    ))]
     pub labels: BTreeMap<String, String>,
 }
 

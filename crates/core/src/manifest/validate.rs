@@ -74,6 +74,19 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     if let Err(why) = check_pipeline_name(p.name()) {
         err(&["metadata", "name"], format!("invalid metadata.name `{}`: {why}", p.name()));
     }
+    if p.metadata.labels.len() > MAX_LABELS {
+        let message = format!(
+            "{} labels: AWS allows 50 tags per resource and slipway sets {} of its own, so at most {MAX_LABELS} labels",
+            p.metadata.labels.len(),
+            50 - MAX_LABELS
+        );
+        err(&["metadata", "labels"], message);
+    }
+    for (key, value) in &p.metadata.labels {
+        if let Err(why) = check_label(key, value) {
+            err(&["metadata", "labels", key], format!("label `{key}`: {why}"));
+        }
+    }
     if let Err(why) = check_ecr_name(&s.image.repository) {
         err(&["spec", "image", "repository"], format!("invalid ECR repository name `{}`: {why}", s.image.repository));
     }
@@ -427,6 +440,36 @@ pub(crate) fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Labels become tags on every resource: AWS allows 50 per resource, and slipway sets three
+/// (managed-by, pipeline, deletion-policy).
+pub(crate) const MAX_LABELS: usize = 47;
+
+/// A label as AWS takes a tag: key 1–128 and value 0–256 characters of letters, numbers,
+/// spaces and `_ . : / = + - @`, neither starting with `aws:` (reserved); and no key in
+/// slipway's own `slipway.dev/` namespace.
+pub(crate) fn check_label(key: &str, value: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c);
+    let length = key.chars().count();
+    if length == 0 || length > 128 {
+        return Err(format!("a tag key must be 1 to 128 characters, this one has {length}"));
+    }
+    if value.chars().count() > 256 {
+        return Err(format!("a tag value must be at most 256 characters, this one has {}", value.chars().count()));
+    }
+    for (what, text) in [("key", key), ("value", value)] {
+        if text.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!("a tag {what} must not start with `aws:` (reserved by AWS)"));
+        }
+        if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
+            return Err(format!("`{bad}` is not allowed in a tag {what} (letters, numbers, spaces and _ . : / = + - @ are)"));
+        }
+    }
+    if key.starts_with("slipway.dev/") {
+        return Err("the `slipway.dev/` keys are slipway's own (ownership and deletion policy)".into());
+    }
+    Ok(())
+}
+
 pub(crate) fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 40 {
         return Err("must be 1 to 40 characters");
@@ -501,6 +544,22 @@ mod tests {
         assert!(check_ecr_name("team/web-app").is_ok());
         assert!(check_ecr_name("web//app").is_err());
         assert!(check_pipeline_name("web-1").is_ok());
+        assert!(check_label("team", "platform").is_ok());
+        assert!(check_label("cost center", "").is_ok(), "spaces, and an empty value, are allowed");
+        assert!(check_label("équipe", "données").is_ok(), "letters are not only ASCII");
+        for (key, value, says) in [
+            ("", "x", "1 to 128"),
+            (&"k".repeat(129), "x", "1 to 128"),
+            ("team", &"v".repeat(257), "at most 256"),
+            ("AWS:team", "x", "aws:"),
+            ("team", "aws:x", "aws:"),
+            ("team#1", "x", "`#`"),
+            ("team", "a,b", "`,`"),
+            ("slipway.dev/pipeline", "x", "slipway's own"),
+        ] {
+            let why = check_label(key, value).unwrap_err();
+            assert!(why.contains(says), "{key:?}={value:?}: {why}");
+        }
         assert!(check_pipeline_name("Web").is_err());
         assert!(is_role_arn("arn:aws:iam::123456789012:role/x"));
         assert!(!is_role_arn("arn:aws:iam::1234:role/x"));
@@ -590,6 +649,23 @@ spec:
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<&str> = valid[0].source_files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["appspec.yaml", "taskdef.json"]);
+    }
+
+    #[test]
+    fn a_label_aws_would_refuse_as_a_tag_is_reported_at_its_line() {
+        let manifest = MANIFEST.replace("  name: web\n", "  name: web\n  labels:\n    team: platform\n    \"aws:owner\": me\n");
+        let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        assert!(valid.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].to_string().starts_with("p.yaml:7:5: label `aws:owner`: a tag key must not start with `aws:`"), "{}", errors[0]);
+
+        let many: String = (0..48).map(|i| format!("    l{i}: v\n")).collect();
+        let manifest = MANIFEST.replace("  name: web\n", &format!("  name: web\n  labels:\n{many}"));
+        let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+        let (_, errors) = validate(dir.path(), &load_repository(dir.path()).unwrap().pipelines);
+        assert!(errors[0].to_string().starts_with("p.yaml:5:3: 48 labels: AWS allows 50 tags"), "{}", errors[0]);
     }
 
     #[test]
