@@ -3,7 +3,6 @@
 //! GitHub webhook receivers.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -46,7 +45,7 @@ pub(crate) fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, secrets: Webhoo
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.shared.ready.load(Ordering::SeqCst) {
+    if state.shared.status.read().await.ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first fetch and reconcile pass are not done\n").into_response()

@@ -118,6 +118,8 @@ async fn the_controller_follows_git_isolates_a_broken_manifest_repairs_drift_and
 
     eventually("ready", limit, &slipway, || async { get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) }).await;
     assert_eq!(get(slipway.port, "/healthz").unwrap().0, 200);
+    let status: serde_json::Value = serde_json::from_str(&get(slipway.port, "/status").unwrap().1).unwrap();
+    assert_eq!(status["ready"], true, "/status and /readyz tell one truth");
     assert!(aws.codepipeline.get_pipeline().name("web").send().await.is_ok());
 
     // A new pipeline committed: it exists in AWS within seconds.

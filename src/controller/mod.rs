@@ -20,7 +20,6 @@ mod world;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, RwLock, Semaphore, mpsc, watch};
@@ -63,10 +62,9 @@ pub(crate) struct Settings {
 #[derive(Debug, Default)]
 pub struct Shared {
     pub status: RwLock<ControllerStatus>,
-    /// Ask the loop to fetch now (webhooks).
+    /// Ask the loop to fetch now (webhooks). Readiness is `status.ready`: `/readyz` and
+    /// `/status` read the same field.
     pub refresh: Notify,
-    /// The first fetch and reconcile pass are done.
-    pub ready: AtomicBool,
 }
 
 /// A pipeline the loop knows.
@@ -163,9 +161,12 @@ impl<W: World> Controller<W> {
             if can_sweep && Instant::now() >= next_sweep {
                 once_failed |= !self.sweep_orphans().await;
                 next_sweep = Instant::now() + self.settings.drift_interval;
-                if !self.shared.ready.swap(true, Ordering::SeqCst) {
+                let mut st = self.shared.status.write().await;
+                if !st.ready {
+                    st.ready = true;
                     info!(pipelines = self.units.len(), "first pass complete; ready");
                 }
+                drop(st);
                 if self.settings.once {
                     break;
                 }

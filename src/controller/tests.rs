@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::JoinHandle;
 
@@ -244,7 +244,7 @@ fn polls_with_jitter_and_rechecks_every_pipeline_each_drift_interval() {
         }
         // Orphans are looked for once every pipeline has had its pass, then each drift interval.
         assert_times(world.times("sweep"), &[0.0, 300.0, 600.0, 900.0]);
-        assert!(run.shared.ready.load(Ordering::SeqCst));
+        assert!(run.shared.status.read().await.ready);
         assert!(run.stop().await);
     });
 }
