@@ -32,8 +32,11 @@ pub fn render_plan(plan: &Plan) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let (mut create, mut update, mut conflicts) = (0, 0, 0);
+    let (mut create, mut update, mut conflicts, mut blocked) = (0, 0, 0, 0);
     for p in &plan.pipelines {
+        // A blocked pipeline's creates and updates are shown, but apply does none of them.
+        let counted = !p.is_blocked();
+        blocked += usize::from(!counted);
         let _ = writeln!(out, "\npipeline {} ({}){}", p.pipeline, p.file.display(), revision_suffix(&plan.revision));
         if let Some(err) = &p.error {
             let _ = writeln!(out, "  ! could not read live state: {err}");
@@ -46,11 +49,11 @@ pub fn render_plan(plan: &Plan) -> String {
         for step in &p.steps {
             match &step.action {
                 Operation::Create => {
-                    create += 1;
+                    create += usize::from(counted);
                     let _ = writeln!(out, "  + create {}", step.key);
                 }
                 Operation::Update { changes } => {
-                    update += 1;
+                    update += usize::from(counted);
                     let _ = writeln!(out, "  ~ update {}", step.key);
                     for c in changes {
                         let _ = writeln!(out, "      {}: {} → {}", c.path, short(&c.before), short(&c.after));
@@ -91,8 +94,9 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     let _ = writeln!(
         out,
-        "\nPlan: {create} to create, {update} to change, {} orphaned, {conflicts} in conflict, {} invalid manifest(s).",
+        "\nPlan: {create} to create, {update} to change, {} orphaned ({} to delete), {blocked} pipeline(s) blocked, {conflicts} in conflict, {} invalid manifest(s).",
         orphans.len(),
+        orphans.iter().filter(|o| o.prunable()).count(),
         plan.invalid.len()
     );
     out

@@ -443,6 +443,9 @@ async fn missing_references_and_a_service_without_the_codedeploy_controller_bloc
     assert!(web[0].starts_with("ECS service demo/rolling: uses the ECS deployment controller"), "{web:?}");
     let nginx = problems("nginx");
     assert_eq!(nginx, ["target group nginx-grene: does not exist (slipway references target groups, it does not create them)"]);
+    // The summary counts what apply will do: nothing is created in a blocked pipeline.
+    let summary = slipway::report::render_plan(&planned);
+    assert!(summary.contains("Plan: 0 to create, 0 to change, 0 orphaned (0 to delete), 2 pipeline(s) blocked,"), "{summary}");
     let report = apply(&aws, &planned, false, 4).await;
     assert!(report.pipelines.iter().all(|p| p.skipped.is_some() && p.done.is_empty()));
 }
