@@ -47,7 +47,22 @@ fn validate_lists_every_error_with_file_line_and_column_and_suggests_the_field_m
     );
     let typo = lines.iter().find(|l| l.starts_with("pipelines/web.yaml:24:5: ")).unwrap_or_else(|| panic!("{text}"));
     assert!(typo.contains("unknown field `scanOnPsuh`") && typo.ends_with("(did you mean field `scanOnPush`?)"), "{typo}");
-    assert!(text.contains("2 error(s); 0 pipeline(s) valid"), "{text}");
+    assert!(text.contains("2 error(s) in 2 file(s); 0 pipeline(s) valid"), "{text}");
+}
+
+#[test]
+fn validate_fails_on_a_repository_without_manifests_and_says_so_for_a_missing_one() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = slipway(&["validate", "--repo", &repo_arg(empty.path())], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("no slipway manifest in "), "{}", stdout(&out));
+
+    let missing = empty.path().join("no-such-dir");
+    let out = slipway(&["validate", "--repo", &repo_arg(&missing)], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("does not exist (check --repo / SLIPWAY_REPO)"), "{err}");
 }
 
 #[test]

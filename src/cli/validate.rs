@@ -1,4 +1,8 @@
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::ExitCode;
+
+use slipway_core::manifest::API_VERSION;
 
 use super::RepoArgs;
 use crate::engine::prepare;
@@ -15,11 +19,15 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let valid = prepared.pipelines.len();
-    if prepared.diagnostics.is_empty() {
+    let files: BTreeSet<&Path> = prepared.diagnostics.iter().map(|d| d.file.as_path()).collect();
+    if !prepared.diagnostics.is_empty() {
+        println!("{} error(s) in {} file(s); {valid} pipeline(s) valid", prepared.diagnostics.len(), files.len());
+        Ok(ExitCode::FAILURE)
+    } else if valid == 0 {
+        println!("no slipway manifest in {} (a manifest is YAML with `apiVersion: {API_VERSION}`)", prepared.root.display());
+        Ok(ExitCode::FAILURE)
+    } else {
         println!("{valid} pipeline(s) valid in {}", prepared.root.display());
         Ok(ExitCode::SUCCESS)
-    } else {
-        println!("{} error(s); {valid} pipeline(s) valid", prepared.diagnostics.len());
-        Ok(ExitCode::FAILURE)
     }
 }

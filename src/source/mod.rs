@@ -12,6 +12,8 @@ use git2::{Repository, Tree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    #[error("the repository directory {path} does not exist (check --repo / SLIPWAY_REPO)")]
+    Missing { path: PathBuf },
     #[error("failed to open repository directory {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a directory")]
@@ -34,7 +36,10 @@ struct GitInfo {
 
 impl RepoDir {
     pub(crate) fn open(path: &Path) -> Result<RepoDir, SourceError> {
-        let root = path.canonicalize().map_err(|source| SourceError::Open { path: path.to_path_buf(), source })?;
+        let root = path.canonicalize().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => SourceError::Missing { path: path.to_path_buf() },
+            _ => SourceError::Open { path: path.to_path_buf(), source },
+        })?;
         if !root.is_dir() {
             return Err(SourceError::NotADirectory { path: root });
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::resource::DeletionPolicy;
 
-pub(crate) const API_VERSION: &str = "slipway.dev/v1alpha1";
+pub const API_VERSION: &str = "slipway.dev/v1alpha1";
 pub(crate) const KIND_PIPELINE: &str = "Pipeline";
 
 /// One `kind: Pipeline` document.
