@@ -6,56 +6,29 @@
 
 use std::fmt;
 
-/// What went wrong, in the terms a caller decides on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// AWS asked to slow down: retry with backoff.
-    Throttled,
-    /// Timeouts, connection failures, 5xx: worth another try.
-    Transient,
-    NotFound,
-    /// The resource exists already, is in use, or is not empty.
-    Conflict,
-    AccessDenied,
-    /// AWS rejected the request as malformed or not allowed.
-    Invalid,
-    /// slipway refused before calling AWS (a change AWS cannot make in place, an answer it
-    /// cannot use). Not a failed call.
-    Refused,
+labels! {
+    /// What went wrong, in the terms a caller decides on.
+    pub enum ErrorKind {
+        /// AWS asked to slow down: retry with backoff.
+        Throttled = "throttled",
+        /// Timeouts, connection failures, 5xx: worth another try.
+        Transient = "transient",
+        NotFound = "not_found",
+        /// The resource exists already, is in use, or is not empty.
+        Conflict = "conflict",
+        AccessDenied = "access_denied",
+        /// AWS rejected the request as malformed or not allowed.
+        Invalid = "invalid",
+        /// slipway refused before calling AWS (a change AWS cannot make in place, an answer it
+        /// cannot use). Not a failed call.
+        Refused = "refused",
+    }
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
-        ErrorKind::Throttled,
-        ErrorKind::Transient,
-        ErrorKind::NotFound,
-        ErrorKind::Conflict,
-        ErrorKind::AccessDenied,
-        ErrorKind::Invalid,
-        ErrorKind::Refused,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::Transient => "transient",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::Invalid => "invalid",
-            ErrorKind::Refused => "refused",
-        }
-    }
-
     /// Whether another attempt soon may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

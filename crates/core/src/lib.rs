@@ -6,6 +6,9 @@
 //! loop that schedules the next. Only [`manifest`] touches the file system (it reads the config
 //! repository and the files its manifests reference); everything else is computation on values.
 
+#[macro_use]
+mod label;
+
 pub mod artifact;
 pub mod compile;
 pub mod delivery;

@@ -68,28 +68,17 @@ impl ReconcileError {
     }
 }
 
-/// The `result` label values of `slipway_reconcile_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReconcileResult {
-    Success,
-    Observed,
-    Blocked,
-    Error,
+labels! {
+    /// The `result` label values of `slipway_reconcile_total`.
+    pub enum ReconcileResult {
+        Success = "success",
+        Observed = "observed",
+        Blocked = "blocked",
+        Error = "error",
+    }
 }
 
 impl ReconcileResult {
-    pub const ALL: [ReconcileResult; 4] =
-        [ReconcileResult::Success, ReconcileResult::Observed, ReconcileResult::Blocked, ReconcileResult::Error];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReconcileResult::Success => "success",
-            ReconcileResult::Observed => "observed",
-            ReconcileResult::Blocked => "blocked",
-            ReconcileResult::Error => "error",
-        }
-    }
-
     pub fn of(result: &Result<Reconciled, ReconcileError>) -> ReconcileResult {
         match result {
             Ok(r) => r.outcome.result(),

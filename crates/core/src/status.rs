@@ -18,31 +18,16 @@ use crate::prune::PruneHold;
 use crate::reconcile::{Outcome, ReconcileError, Reconciled};
 pub use crate::time::timestamp;
 
-/// A pipeline condition's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ConditionType {
-    Ready,
-    Synced,
-    Drifted,
-    Stalled,
-    /// The service runs another image than the one Git asks for (after a rollback, `latest`
-    /// still points at the bad image).
-    ImageDrift,
-}
-
-impl ConditionType {
-    /// Every condition, in the order `/status` lists them.
-    pub const ALL: [ConditionType; 5] =
-        [ConditionType::Ready, ConditionType::Synced, ConditionType::Drifted, ConditionType::Stalled, ConditionType::ImageDrift];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConditionType::Ready => "Ready",
-            ConditionType::Synced => "Synced",
-            ConditionType::Drifted => "Drifted",
-            ConditionType::Stalled => "Stalled",
-            ConditionType::ImageDrift => "ImageDrift",
-        }
+labels! {
+    /// A pipeline condition's type; `ALL` is the order `/status` lists them in.
+    pub enum ConditionType {
+        Ready = "Ready",
+        Synced = "Synced",
+        Drifted = "Drifted",
+        Stalled = "Stalled",
+        /// The service runs another image than the one Git asks for (after a rollback, `latest`
+        /// still points at the bad image).
+        ImageDrift = "ImageDrift",
     }
 }
 
@@ -177,23 +162,12 @@ impl ControllerStatus {
     }
 }
 
-/// A condition's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Truth {
-    True,
-    False,
-    Unknown,
-}
-
-impl Truth {
-    pub const ALL: [Truth; 3] = [Truth::True, Truth::False, Truth::Unknown];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Truth::True => "True",
-            Truth::False => "False",
-            Truth::Unknown => "Unknown",
-        }
+labels! {
+    /// A condition's status.
+    pub enum Truth {
+        True = "True",
+        False = "False",
+        Unknown = "Unknown",
     }
 }
 

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::api::{Creator, DeployStatus, Deployment, Execution, Image, StopCode};
@@ -126,32 +125,18 @@ pub fn decide(obs: &Observation, route: Route, attempted: &HashSet<String>, grac
     if now >= deadline { Decision::StartPipeline { digest } } else { Decision::AwaitEvent { digest, deadline } }
 }
 
-/// Who or what rolled a deployment back. Its label is the `trigger` of
-/// `slipway_rollbacks_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RollbackTrigger {
-    /// CodeDeploy's automatic rollback after a failure.
-    AutoFailure,
-    /// CodeDeploy stopped it on a CloudWatch alarm.
-    Alarm,
-    /// Someone stopped it (console, CLI, `slipway rollback` of a running deployment).
-    Manual,
-    /// `slipway rollback` deployed an earlier task definition.
-    Slipway,
-}
-
-impl RollbackTrigger {
-    pub const ALL: [RollbackTrigger; 4] =
-        [RollbackTrigger::AutoFailure, RollbackTrigger::Alarm, RollbackTrigger::Manual, RollbackTrigger::Slipway];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RollbackTrigger::AutoFailure => "auto_failure",
-            RollbackTrigger::Alarm => "alarm",
-            RollbackTrigger::Manual => "manual",
-            RollbackTrigger::Slipway => "slipway",
-        }
+labels! {
+    /// Who or what rolled a deployment back. Its label is the `trigger` of
+    /// `slipway_rollbacks_total`.
+    pub enum RollbackTrigger {
+        /// CodeDeploy's automatic rollback after a failure.
+        AutoFailure = "auto_failure",
+        /// CodeDeploy stopped it on a CloudWatch alarm.
+        Alarm = "alarm",
+        /// Someone stopped it (console, CLI, `slipway rollback` of a running deployment).
+        Manual = "manual",
+        /// `slipway rollback` deployed an earlier task definition.
+        Slipway = "slipway",
     }
 }
 
@@ -176,34 +161,23 @@ pub fn rollback_trigger(d: &Deployment) -> Option<RollbackTrigger> {
     }
 }
 
-/// How a deployment ended (or that it has not), for history, events and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeployOutcome {
-    InProgress,
-    Succeeded,
-    Failed,
-    RolledBack,
-    Stopped,
-    /// A deployment `slipway rollback` created, that succeeded.
-    Rollback,
+labels! {
+    /// How a deployment ended (or that it has not), for history, events and metrics.
+    pub enum DeployOutcome {
+        InProgress = "in_progress",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        RolledBack = "rolled_back",
+        Stopped = "stopped",
+        /// A deployment `slipway rollback` created, that succeeded.
+        Rollback = "rollback",
+    }
 }
 
 impl DeployOutcome {
     /// The `result` label values of the deployment metrics: how a finished deployment counts.
     pub const RESULTS: [DeployOutcome; 4] =
         [DeployOutcome::Succeeded, DeployOutcome::Failed, DeployOutcome::RolledBack, DeployOutcome::Stopped];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeployOutcome::InProgress => "in_progress",
-            DeployOutcome::Succeeded => "succeeded",
-            DeployOutcome::Failed => "failed",
-            DeployOutcome::RolledBack => "rolled_back",
-            DeployOutcome::Stopped => "stopped",
-            DeployOutcome::Rollback => "rollback",
-        }
-    }
 
     /// The metric result a finished deployment counts as: a successful `slipway rollback` is a
     /// successful deployment (its rollback is counted by `slipway_rollbacks_total`).

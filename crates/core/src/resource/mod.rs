@@ -34,31 +34,25 @@ pub(crate) const TAG_PIPELINE: &str = "slipway.dev/pipeline";
 /// What prune does with the resource once its pipeline leaves Git: [`DeletionPolicy`].
 pub(crate) const TAG_DELETION_POLICY: &str = "slipway.dev/deletion-policy";
 
-/// What prune does with a resource whose pipeline left Git. Recorded on the resource as a tag,
-/// so it is known after the manifest that set it is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum DeletionPolicy {
-    /// Keep it, with its data; it stays listed as a retained orphan until deleted by hand.
-    Retain,
-    /// Delete it.
-    Delete,
+labels! {
+    /// What prune does with a resource whose pipeline left Git. Recorded on the resource as a
+    /// tag, so it is known after the manifest that set it is gone.
+    #[derive(PartialOrd, Ord, schemars::JsonSchema)]
+    pub enum DeletionPolicy {
+        /// Keep it, with its data; it stays listed as a retained orphan until deleted by hand.
+        Retain = "Retain",
+        /// Delete it.
+        Delete = "Delete",
+    }
 }
 
 impl DeletionPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeletionPolicy::Retain => "Retain",
-            DeletionPolicy::Delete => "Delete",
-        }
-    }
-
     /// The policy a resource's tags record. Without the tag (a resource tagged by an older
     /// slipway) it is the kind's default; an unknown value retains.
     pub fn of(kind: Kind, tags: &Tags) -> DeletionPolicy {
-        match tags.get(TAG_DELETION_POLICY).map(String::as_str) {
+        match tags.get(TAG_DELETION_POLICY) {
             None => kind.default_deletion_policy(),
-            Some("Delete") => DeletionPolicy::Delete,
-            Some(_) => DeletionPolicy::Retain,
+            Some(label) => DeletionPolicy::parse(label).unwrap_or(DeletionPolicy::Retain),
         }
     }
 }
