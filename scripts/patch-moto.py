@@ -12,6 +12,9 @@ moto's code is not what it expects, so an upgrade cannot silently skip it.
    epoch seconds, and the Rust SDK refuses strings for timestamps.
 3. ECR `PutImageScanningConfiguration` with `{}` is ignored. The Rust SDK leaves a `false`
    boolean out of the request (its default), which AWS reads as `scanOnPush: false`.
+4. S3 `CreateBucket` ignores `CreateBucketConfiguration.Tags`. AWS tags a general purpose bucket
+   in the same call (since 2025; it needs `s3:TagResource`), which is how slipway creates a
+   bucket that is never, even for a moment, without its ownership tags.
 """
 import pathlib
 import sys
@@ -74,6 +77,25 @@ PATCHES.append(
 """,
         """        if image_scanning_configuration is not None:  %s
             self.image_scanning_configuration = {"scanOnPush": bool(image_scanning_configuration.get("scanOnPush", False))}
+"""
+        % MARK,
+    )
+)
+
+PATCHES.append(
+    (
+        ROOT / "s3" / "responses.py",
+        """            ownership_rule = request.headers.get("x-amz-object-ownership")
+            if ownership_rule:
+                new_bucket.ownership_rule = ownership_rule
+""",
+        """            ownership_rule = request.headers.get("x-amz-object-ownership")
+            if ownership_rule:
+                new_bucket.ownership_rule = ownership_rule
+            create_tags = ((xmltodict.parse(self.body) if self.body else {}).get("CreateBucketConfiguration") or {}).get("Tags")  %s
+            if create_tags and create_tags.get("Tag"):
+                tag_list = create_tags["Tag"] if isinstance(create_tags["Tag"], list) else [create_tags["Tag"]]
+                self.backend.put_bucket_tagging(bucket_name, {t["Key"]: t.get("Value") or "" for t in tag_list})
 """
         % MARK,
     )

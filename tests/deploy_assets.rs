@@ -351,7 +351,8 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("ecr", "PutImage", &["ecr:PutImage"]),
     ("s3", "ListBuckets", &["s3:ListAllMyBuckets"]),
     ("s3", "HeadBucket", &["s3:ListBucket"]),
-    ("s3", "CreateBucket", &["s3:CreateBucket"]),
+    // Tags travel in the create call (no moment without ownership tags); AWS asks for TagResource.
+    ("s3", "CreateBucket", &["s3:CreateBucket", "s3:TagResource"]),
     ("s3", "DeleteBucket", &["s3:DeleteBucket"]),
     ("s3", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
     ("s3", "PutBucketVersioning", &["s3:PutBucketVersioning"]),

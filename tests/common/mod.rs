@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod http;
+pub mod proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -93,8 +94,13 @@ impl Moto {
     /// Clients pointed at this emulator. Two attempts at most: moto answers HTTP 500 for the
     /// operations it lacks, which the SDK would otherwise retry with back-off.
     pub async fn aws(&self) -> Aws {
+        self.aws_via(&self.endpoint).await
+    }
+
+    /// Clients that reach this emulator through `endpoint` (a proxy in front of it).
+    pub async fn aws_via(&self, endpoint: &str) -> Aws {
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .retry_config(RetryConfig::standard().with_max_attempts(2))

@@ -47,19 +47,31 @@ async fn read_tags(aws: &Aws, name: &str) -> Result<Tags, AwsError> {
     Ok(tagging.map(|t| t.tag_set.into_iter().map(|t| (t.key, t.value)).collect()).unwrap_or_default())
 }
 
+/// Creates the bucket with its tags in the same call, so it never exists without them: an
+/// apply killed right after `CreateBucket` leaves a bucket the next pass recognises as its own.
+/// "Already owned by you" means the bucket appeared between the read that found none and this
+/// call: the SDK's retry of this very request, whose first answer was lost. It is taken as
+/// created, and the rest of the create goes on.
 pub(crate) async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags) -> Result<(), AwsError> {
-    let mut request = aws.s3.create_bucket().bucket(name);
+    let mut config = CreateBucketConfiguration::builder().set_tags(Some(tag_list(tags)));
     // us-east-1 is the one region that refuses an explicit location constraint.
     if aws.region != "us-east-1" {
-        request = request.create_bucket_configuration(
-            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(aws.region.as_str())).build(),
-        );
+        config = config.location_constraint(BucketLocationConstraint::from(aws.region.as_str()));
     }
-    request.send().await.map_err(aws_err("s3", "CreateBucket"))?;
+    let already_owned = match aws.s3.create_bucket().bucket(name).create_bucket_configuration(config.build()).send().await {
+        Ok(_) => false,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_bucket_already_owned_by_you()) => {
+            tracing::info!(bucket = name, "bucket already owned by this account: an earlier attempt of this create succeeded");
+            true
+        }
+        Err(err) => return Err(aws_err("s3", "CreateBucket")(err)),
+    };
+    if already_owned {
+        tag(aws, name, tags).await?;
+    }
     put_versioning(aws, name, &spec.versioning).await?;
     put_public_access_block(aws, name, &spec.public_access_block).await?;
-    put_encryption(aws, name, &spec.encryption).await?;
-    tag(aws, name, tags).await
+    put_encryption(aws, name, &spec.encryption).await
 }
 
 pub(crate) async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
@@ -121,10 +133,13 @@ async fn put_encryption(aws: &Aws, name: &str, algorithm: &str) -> Result<(), Aw
 
 /// `PutBucketTagging` replaces the whole set: callers pass every tag the bucket should keep.
 pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsError> {
-    let set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect();
-    let tagging = Tagging::builder().set_tag_set(Some(set)).build().expect("tag set");
+    let tagging = Tagging::builder().set_tag_set(Some(tag_list(tags))).build().expect("tag set");
     aws.s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.map_err(aws_err("s3", "PutBucketTagging"))?;
     Ok(())
+}
+
+fn tag_list(tags: &Tags) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value set")).collect()
 }
 
 /// Deletes every object version and delete marker, then the bucket. Only ever called for a
