@@ -98,3 +98,14 @@ fn plan_apply_plan_with_detailed_exit_codes() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown pipeline `nope`"));
 }
+
+#[test]
+fn help_never_shows_a_password_given_in_the_repository_url() {
+    let env = [("SLIPWAY_REPO", "https://bot:s3cret-token@git.example.com/platform/pipelines.git".to_string())];
+    for command in ["run", "apply", "plan", "validate"] {
+        let out = slipway(&[command, "--help"], &env);
+        let help = stdout(&out);
+        assert!(out.status.success() && help.contains("SLIPWAY_REPO"), "{command} --help: {help}");
+        assert!(!help.contains("s3cret"), "{command} --help shows the password: {help}");
+    }
+}

@@ -48,10 +48,28 @@ fn run_env_vars() -> BTreeSet<String> {
 }
 
 /// The variables whose values are secrets (`hide_env_values = true`): never given as plain values.
+/// `SLIPWAY_REPO` is hidden from `--help` too, because a URL *may* carry a password; the assets
+/// give it without one (`repository_urls_in_the_assets_carry_no_password`), credentials apart.
 fn secret_env_vars() -> BTreeSet<String> {
-    let vars = env_attrs(&read("src/cli/run.rs"), |attr| attr.contains("hide_env_values = true"));
-    assert!(vars.contains("SLIPWAY_GIT_TOKEN"), "could not read the secret flags: {vars:?}");
+    let mut vars = env_attrs(&read("src/cli/run.rs"), |attr| attr.contains("hide_env_values = true"));
+    assert!(vars.contains("SLIPWAY_GIT_TOKEN") && vars.remove("SLIPWAY_REPO"), "could not read the secret flags: {vars:?}");
     vars
+}
+
+#[test]
+fn repository_urls_in_the_assets_carry_no_password() {
+    for file in [
+        "manifests/k8s/deployment.yaml",
+        "manifests/ecs/task-definition.json",
+        "manifests/ecs/task-definition-ssh.json",
+        "charts/slipway/values.yaml",
+    ] {
+        let text = read(file);
+        for url in text.split(|c: char| c.is_whitespace() || c == '"').filter(|w| w.starts_with("https://") || w.starts_with("http://")) {
+            let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+            assert!(!authority.contains('@'), "{file}: {url} carries credentials; give them by SLIPWAY_GIT_TOKEN from a secret store");
+        }
+    }
 }
 
 /// The `env = "…"` values of the `#[arg(…)]` attributes in `source` that `keep` accepts.

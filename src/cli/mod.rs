@@ -83,7 +83,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RepoArgs {
     /// Config repository: a local directory (a Git work tree or not).
-    #[arg(long, env = "SLIPWAY_REPO", default_value = ".")]
+    #[arg(long, env = "SLIPWAY_REPO", default_value = ".", hide_env_values = true)]
     pub repo: PathBuf,
 }
 

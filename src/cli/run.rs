@@ -27,7 +27,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 pub struct RunArgs {
     /// Config repository: a Git URL (https://, ssh://, git@host:path, file://, git://) or a local
     /// directory (watched for changes).
-    #[arg(long, env = "SLIPWAY_REPO")]
+    /// A password in an https:// URL is never shown (not by --help, not in logs, not in /status),
+    /// but prefer --git-token from a secret store.
+    #[arg(long, env = "SLIPWAY_REPO", hide_env_values = true)]
     pub repo: String,
     /// Branch to follow (default: main).
     #[arg(long, env = "SLIPWAY_BRANCH")]
