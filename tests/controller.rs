@@ -180,6 +180,11 @@ async fn the_controller_follows_git_isolates_a_broken_manifest_repairs_drift_and
     })
     .await;
     println!("rule restored {:?} after deletion (drift interval 3s)", deleted_at.elapsed());
+    // Ready again only once a later observation finds the repair in place.
+    eventually("web is ready once the repair is verified", limit, &slipway, || async {
+        condition(&slipway.status(), "web", "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
 
     // `slipway status` shows it as a table.
     let out = Command::new(env!("CARGO_BIN_EXE_slipway"))

@@ -73,7 +73,8 @@ pub struct RunArgs {
     /// How long reconciles in progress may finish after SIGTERM (ECS kills after 30s).
     #[arg(long, env = "SLIPWAY_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
-    /// How often a pipeline is looked at while a deployment runs.
+    /// How often a pipeline is looked at while a deployment runs, and how soon a pass that wrote
+    /// is verified by reading AWS again (Ready waits for it).
     #[arg(long, env = "SLIPWAY_WATCH_INTERVAL", default_value = "15s", value_parser = duration)]
     pub watch_interval: Duration,
     /// HTTPS user name (defaults to the URL's, or x-access-token with a token).

@@ -375,7 +375,8 @@ impl<W: World> Controller<W> {
         let timing = Timing { drift_interval: self.settings.drift_interval, watch_interval: self.settings.watch_interval };
         let action = match &result {
             // While a deployment runs (or a push awaits its pipeline), look again soon.
-            Ok(_) => requeue(
+            Ok(reconciled) => requeue(
+                &reconciled.outcome,
                 matches!(&delivery, Some(Ok(report)) if report.active.is_some() || report.step.as_ref().is_some_and(Step::awaits_event)),
                 &timing,
             ),

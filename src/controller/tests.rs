@@ -46,6 +46,9 @@ impl Turn {
         let error = AwsError { service: "ecr", operation: "DescribeRepositories", kind, code: None, message: "scripted failure".into() };
         Turn { result: Err(ReconcileError::Observe(error)), ..Turn::synced() }
     }
+    fn wrote(what: &str) -> Turn {
+        Turn { result: Ok(Reconciled { outcome: Outcome::Synced { repaired: vec![what.into()] }, drift: vec![] }), ..Turn::synced() }
+    }
     fn taking(secs: u64) -> Turn {
         Turn { takes: Duration::from_secs(secs), ..Turn::synced() }
     }
@@ -361,6 +364,26 @@ fn a_deployment_in_flight_is_looked_at_every_watch_interval() {
         until(&world, 400).await;
         // Twice 10s apart while waiting; then the drift interval again.
         assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0, 320.0]);
+        run.stop().await;
+    });
+}
+
+#[test]
+fn a_pass_that_wrote_is_verified_by_an_observation_before_the_pipeline_is_ready() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        // The first pass writes; so does the second (AWS did not keep the first write); the
+        // third finds everything in place.
+        world.script("web", [Turn::wrote("updated s3-bucket b"), Turn::wrote("updated s3-bucket b")]);
+        let run = start(settings(), &world);
+        until(&world, 5).await;
+        assert_eq!(ready_condition(&run.shared, "web").await, Some(("Unknown".into(), "Verifying".into())));
+        until(&world, 15).await;
+        assert_eq!(ready_condition(&run.shared, "web").await, Some(("Unknown".into(), "Verifying".into())));
+        until(&world, 25).await;
+        assert_eq!(ready_condition(&run.shared, "web").await, Some(("True".into(), "Synced".into())));
+        // Verified on the watch interval, then the drift interval again.
+        assert_times(world.times("reconcile web"), &[0.0, 10.0, 20.0]);
         run.stop().await;
     });
 }

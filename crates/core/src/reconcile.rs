@@ -5,7 +5,8 @@
 //! decided; nothing on the way turns it into text.
 //!
 //! AWS has no watch, so every success requeues after the drift interval (sooner while a
-//! deployment runs or a push awaits its pipeline). Throttling and transient errors retry with
+//! deployment runs, a push awaits its pipeline, or a pass that wrote awaits the observation that
+//! verifies it: only an observation that finds AWS as Git describes it makes a pipeline Ready). Throttling and transient errors retry with
 //! exponential backoff and jitter, counted per pipeline and reset on success; errors a retry
 //! cannot fix wait for the drift interval. (An invalid manifest is never reconciled: it waits for
 //! the next commit.)
@@ -18,7 +19,8 @@ use crate::resource::{Key, Kind};
 /// What a reconcile that ran to its end found and did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Live state equals Git; `repaired` lists what apply changed to get there.
+    /// Live state equalled Git when observed (`repaired` empty), or apply wrote `repaired` to
+    /// make it so: verified only by the next observation.
     Synced { repaired: Vec<String> },
     /// `sync: observe`: differences found (possibly none), nothing changed.
     Observed { drift: Vec<String> },
@@ -27,6 +29,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether this pass wrote to AWS: its result is not verified until observed again.
+    pub fn wrote(&self) -> bool {
+        matches!(self, Outcome::Synced { repaired } if !repaired.is_empty())
+    }
+
     /// The `result` label of `slipway_reconcile_total` for this outcome.
     pub fn result(&self) -> ReconcileResult {
         match self {
@@ -104,10 +111,12 @@ pub struct Timing {
     pub watch_interval: Duration,
 }
 
-/// After a reconcile that finished: the drift interval, or the watch interval while delivery is
-/// waiting for something (`delivery_busy`).
-pub fn requeue(delivery_busy: bool, timing: &Timing) -> Action {
-    let after = if delivery_busy { timing.drift_interval.min(timing.watch_interval) } else { timing.drift_interval };
+/// After a reconcile that finished: the drift interval, or the watch interval while something
+/// awaits a look: delivery waits for something (`delivery_busy`), or the pass wrote and the next
+/// observation is to verify it.
+pub fn requeue(outcome: &Outcome, delivery_busy: bool, timing: &Timing) -> Action {
+    let soon = delivery_busy || outcome.wrote();
+    let after = if soon { timing.drift_interval.min(timing.watch_interval) } else { timing.drift_interval };
     Action { requeue_after: after, attempt: 0 }
 }
 
@@ -160,7 +169,7 @@ mod tests {
         assert!(delays[0] >= Duration::from_secs(2) && delays[0] <= Duration::from_secs(4), "{delays:?}");
         assert!(delays[3] >= Duration::from_secs(16), "{delays:?}");
         assert!(delays.iter().all(|d| *d <= TIMING.drift_interval * 2), "{delays:?}");
-        assert_eq!(requeue(false, &TIMING), Action { requeue_after: TIMING.drift_interval, attempt: 0 });
+        assert_eq!(requeue(&IN_SYNC, false, &TIMING), Action { requeue_after: TIMING.drift_interval, attempt: 0 });
     }
 
     #[test]
@@ -175,11 +184,21 @@ mod tests {
         }
     }
 
+    const IN_SYNC: Outcome = Outcome::Synced { repaired: Vec::new() };
+
     #[test]
     fn a_busy_delivery_is_looked_at_on_the_watch_interval() {
-        assert_eq!(requeue(true, &TIMING).requeue_after, TIMING.watch_interval);
+        assert_eq!(requeue(&IN_SYNC, true, &TIMING).requeue_after, TIMING.watch_interval);
         let slow_watch = Timing { watch_interval: Duration::from_secs(600), ..TIMING };
-        assert_eq!(requeue(true, &slow_watch).requeue_after, TIMING.drift_interval, "never later than the drift interval");
+        assert_eq!(requeue(&IN_SYNC, true, &slow_watch).requeue_after, TIMING.drift_interval, "never later than the drift interval");
+    }
+
+    #[test]
+    fn a_pass_that_wrote_is_verified_on_the_watch_interval() {
+        let wrote = Outcome::Synced { repaired: vec!["updated s3-bucket b".into()] };
+        assert_eq!(requeue(&wrote, false, &TIMING).requeue_after, TIMING.watch_interval);
+        let observed = Outcome::Observed { drift: vec!["s3-bucket b".into()] };
+        assert_eq!(requeue(&observed, false, &TIMING).requeue_after, TIMING.drift_interval, "observe mode writes nothing");
     }
 
     #[test]

@@ -214,11 +214,21 @@ fn record_outcome(status: &mut PipelineStatus, outcome: &Outcome, revision: Opti
     use ConditionType::*;
     use Truth::*;
     match outcome {
+        Outcome::Synced { repaired } if repaired.is_empty() => {
+            status.set(Ready, True, "Synced", "live state matches Git", now);
+            status.set(Synced, True, "InSync", "live state matches Git", now);
+            status.set(Drifted, False, "NoDrift", "", now);
+            status.set(Stalled, False, "Progressing", "", now);
+            status.last_applied_revision = revision.map(str::to_owned);
+            status.last_error = None;
+            status.drifted_resources.clear();
+        }
+        // A pass that wrote proves only that AWS accepted the writes: Ready waits for the next
+        // observation to find the live state as Git describes it.
         Outcome::Synced { repaired } => {
-            let message =
-                if repaired.is_empty() { "live state matches Git".to_string() } else { format!("applied: {}", repaired.join(", ")) };
-            status.set(Ready, True, "Synced", message.clone(), now);
-            status.set(Synced, True, if repaired.is_empty() { "InSync" } else { "Applied" }, message, now);
+            let message = format!("applied: {}", repaired.join(", "));
+            status.set(Ready, Unknown, "Verifying", format!("{message}; ready once the next observation finds it in place"), now);
+            status.set(Synced, True, "Applied", message, now);
             status.set(Drifted, False, "NoDrift", "", now);
             status.set(Stalled, False, "Progressing", "", now);
             status.last_applied_revision = revision.map(str::to_owned);
@@ -363,15 +373,27 @@ mod tests {
     fn a_condition_keeps_its_transition_time_until_its_status_changes() {
         let mut s = PipelineStatus::default();
         record(&mut s, &synced(vec![]), Some("abc"), at(100));
-        record(&mut s, &synced(vec!["codepipeline web".into()]), Some("def"), at(200));
+        record(&mut s, &synced(vec![]), Some("abc"), at(150));
         let ready = s.condition(Ready).unwrap();
         assert_eq!((ready.status, ready.last_transition_time.as_str()), (Truth::True, "1970-01-01T00:01:40Z"));
-        assert_eq!(s.last_applied_revision.as_deref(), Some("def"));
         record(&mut s, &failed("boom", ErrorKind::AccessDenied), Some("def"), at(300));
         let ready = s.condition(Ready).unwrap();
         assert_eq!((ready.status, ready.last_transition_time.as_str()), (Truth::False, "1970-01-01T00:05:00Z"));
         assert_eq!(s.truth(Stalled), Some(Truth::True));
         assert_eq!(s.last_error.as_deref(), Some("ecr:ListImages failed: boom"));
+    }
+
+    #[test]
+    fn a_pass_that_wrote_is_not_ready_until_an_observation_finds_its_result() {
+        let mut s = PipelineStatus::default();
+        record(&mut s, &synced(vec![]), Some("abc"), at(100));
+        record(&mut s, &synced(vec!["updated codepipeline web".into()]), Some("def"), at(200));
+        let ready = s.condition(Ready).unwrap();
+        assert_eq!((ready.status, ready.reason.as_str()), (Truth::Unknown, "Verifying"), "{ready:?}");
+        assert_eq!((s.truth(Synced), s.last_applied_revision.as_deref()), (Some(Truth::True), Some("def")));
+        record(&mut s, &synced(vec![]), Some("def"), at(215));
+        let ready = s.condition(Ready).unwrap();
+        assert_eq!((ready.status, ready.last_transition_time.as_str()), (Truth::True, "1970-01-01T00:03:35Z"));
     }
 
     #[test]
