@@ -58,16 +58,13 @@ pub(crate) async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags
     if aws.region != "us-east-1" {
         config = config.location_constraint(BucketLocationConstraint::from(aws.region.as_str()));
     }
-    let already_owned = match aws.s3.create_bucket().bucket(name).create_bucket_configuration(config.build()).send().await {
-        Ok(_) => false,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_bucket_already_owned_by_you()) => {
-            tracing::info!(bucket = name, "bucket already owned by this account: an earlier attempt of this create succeeded");
-            true
-        }
-        Err(err) => return Err(aws_err("s3", "CreateBucket")(err)),
-    };
+    let created = aws.s3.create_bucket().bucket(name).create_bucket_configuration(config.build()).send().await;
+    let already_owned = created.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_bucket_already_owned_by_you());
     if already_owned {
+        tracing::info!(bucket = name, "bucket already owned by this account: an earlier attempt of this create succeeded");
         tag(aws, name, tags).await?;
+    } else {
+        created.map_err(aws_err("s3", "CreateBucket"))?;
     }
     put_versioning(aws, name, &spec.versioning).await?;
     put_public_access_block(aws, name, &spec.public_access_block).await?;
