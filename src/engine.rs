@@ -9,18 +9,19 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use slipway_aws::observe::observe_pipeline;
-use slipway_aws::{Aws, AwsError, resource};
+use slipway_aws::{Aws, AwsError, inventory, resource};
 use slipway_core::artifact::build_zip;
 use slipway_core::compile::{DesiredPipeline, compile};
+use slipway_core::inventory::{Applied as AppliedAt, Entry};
 use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
-use slipway_core::plan::{Operation, Orphan, PipelinePlan, find_orphans, plan_pipeline};
+use slipway_core::plan::{Operation, Orphan, PipelinePlan, Step, plan_pipeline};
 use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
 use slipway_core::reconcile::ReconcileError;
-use slipway_core::resource::{Key, Kind};
+use slipway_core::resource::{DeletionPolicy, Key, Kind, owner};
 
 use crate::source::{RepoDir, SourceError};
 
@@ -191,30 +192,58 @@ pub(crate) async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline) -> Pi
     .await
 }
 
-/// Owned resources in the account that no desired pipeline names, sparing `protected` pipelines.
+/// Resources the inventory records that no desired pipeline wants, sparing `protected`
+/// pipelines, each read from AWS for its deletion policy. A recorded resource that is gone is
+/// listed with policy `Delete` (prune then only forgets its entry); one whose tags no longer name
+/// the pipeline is never deleted, and left out.
 pub(crate) async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
-    let found = futures::future::join_all(Kind::discoverable().map(|kind| resource::discover_owned(aws, kind))).await;
-    let mut owned = Vec::new();
-    for f in found {
-        owned.extend(f?);
+    let recorded = inventory::list(aws).await?;
+    let mut orphans = Vec::new();
+    for entry in slipway_core::inventory::orphans(&recorded, desired, protected) {
+        let policy = match resource::read(aws, &entry.key).await? {
+            None => DeletionPolicy::Delete,
+            Some(live) if owner(&live.tags) == Some(entry.pipeline.as_str()) => DeletionPolicy::of(entry.key.kind, &live.tags),
+            Some(_) => {
+                debug!(resource = %entry.key, pipeline = %entry.pipeline, "in the inventory, but no longer tagged as the pipeline's: never pruned");
+                continue;
+            }
+        };
+        orphans.push(Orphan { key: entry.key, pipeline: entry.pipeline, policy });
     }
-    Ok(find_orphans(&owned, desired, protected))
+    Ok(orphans)
 }
 
-/// Deletes the orphans whose deletion policy is `Delete`, in order (dependents first); returns
-/// what was deleted and what failed. Retained orphans are left as they are.
+/// Deletes the orphans whose deletion policy is `Delete`, in order (dependents first), and
+/// forgets them in the inventory; returns what was deleted and what failed. Retained orphans are
+/// left as they are, and stay in the inventory.
 pub async fn prune(aws: &Aws, orphans: &[Orphan]) -> (Vec<Applied>, Vec<String>) {
     let mut pruned = Vec::new();
     let mut errors = Vec::new();
     for orphan in orphans.iter().filter(|o| o.prunable()) {
         info!(resource = %orphan.key, pipeline = %orphan.pipeline, "deleting orphaned resource");
-        match resource::delete(aws, &orphan.key).await {
-            Ok(()) => pruned.push(Applied { key: orphan.key.clone(), verb: "deleted" }),
-            Err(err) if err.is_not_found() => pruned.push(Applied { key: orphan.key.clone(), verb: "already gone" }),
-            Err(err) => errors.push(format!("failed to delete {}: {err}", orphan.key)),
+        let verb = match resource::delete(aws, &orphan.key).await {
+            Ok(()) => "deleted",
+            Err(err) if err.is_not_found() => "already gone",
+            Err(err) => {
+                errors.push(format!("failed to delete {}: {err}", orphan.key));
+                continue;
+            }
+        };
+        pruned.push(Applied { key: orphan.key.clone(), verb });
+        if let Err(err) = inventory::forget(aws, &Entry::new(&orphan.pipeline, orphan.key.clone())).await {
+            errors.push(format!("deleted {}, but failed to remove it from the inventory: {err}", orphan.key));
         }
     }
     (pruned, errors)
+}
+
+/// Records in the inventory what a pipeline has and is about to create, before any create:
+/// a resource the inventory lacks could never be pruned. Conflicts (not slipway's) are left out.
+pub(crate) async fn record_inventory(aws: &Aws, p: &PipelinePlan) -> Result<(), ReconcileError> {
+    let (creating, existing): (Vec<&Step>, Vec<&Step>) =
+        p.steps.iter().filter(|s| !matches!(s.action, Operation::Conflict { .. })).partition(|s| s.action == Operation::Create);
+    let entries = |steps: Vec<&Step>| slipway_core::inventory::entries(&p.pipeline, steps.into_iter().map(|s| &s.key));
+    inventory::ensure(aws, entries(existing), entries(creating)).await.map_err(ReconcileError::Inventory)
 }
 
 /// What apply did to one resource.
@@ -269,7 +298,7 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     let mut pipelines: Vec<PipelineOutcome> = futures::stream::iter(&plan.pipelines)
         .map(|p| {
             let span = info_span!("apply", pipeline = %p.pipeline, revision = plan.revision.as_deref().unwrap_or("-"));
-            apply_pipeline(aws, p).instrument(span)
+            apply_pipeline(aws, p, plan.revision.as_deref()).instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -303,14 +332,20 @@ pub async fn apply(aws: &Aws, plan: &Plan, prune: bool, concurrency: usize) -> A
     }
 }
 
-/// Applies one pipeline's plan: its steps in creation order, stopping at the first failure.
-/// A blocked pipeline is skipped whole.
-pub(crate) async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutcome {
+/// Applies one pipeline's plan: records it in the inventory, then its steps in creation order,
+/// stopping at the first failure; a pass that changed anything records the `revision`. A
+/// blocked pipeline is skipped whole.
+pub(crate) async fn apply_pipeline(aws: &Aws, p: &PipelinePlan, revision: Option<&str>) -> PipelineOutcome {
     let mut outcome = PipelineOutcome { pipeline: p.pipeline.clone(), done: Vec::new(), skipped: None, error: None };
     if p.is_blocked() {
         let reasons = p.blocked_reasons().join("; ");
         warn!(reasons = %reasons, "pipeline blocked; nothing applied");
         outcome.skipped = Some(reasons);
+        return outcome;
+    }
+    if let Err(err) = record_inventory(aws, p).await {
+        warn!(error = %err, "nothing applied: the inventory could not record this pipeline");
+        outcome.error = Some(err);
         return outcome;
     }
     for step in &p.steps {
@@ -333,6 +368,17 @@ pub(crate) async fn apply_pipeline(aws: &Aws, p: &PipelinePlan) -> PipelineOutco
                 outcome.error = Some(ReconcileError::Apply { resource: step.key.clone(), source: err });
                 break;
             }
+        }
+    }
+    if outcome.error.is_none() && !outcome.done.is_empty() {
+        let applied = AppliedAt {
+            pipeline: p.pipeline.clone(),
+            revision: revision.map(str::to_owned),
+            applied_at: slipway_core::time::timestamp(std::time::SystemTime::now()),
+        };
+        // The revision record informs people; the inventory entries above are what prune needs.
+        if let Err(err) = inventory::record_applied(aws, &applied).await {
+            warn!(error = %err, "applied, but failed to record the revision in the state bucket");
         }
     }
     outcome

@@ -325,6 +325,59 @@ async fn by_default_prune_keeps_the_repository_and_the_bucket_of_a_removed_pipel
     assert!(after.orphans.as_deref().unwrap().iter().filter(|o| !o.prunable()).count() == 2);
 }
 
+/// The inventory entries of `pipeline` in the default state bucket, as object keys.
+async fn recorded(aws: &Aws, pipeline: &str) -> BTreeSet<String> {
+    let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
+    let listed = aws.s3.list_objects_v2().bucket(state).prefix(format!("inventory/v1/{pipeline}/")).send().await.unwrap();
+    listed.contents().iter().filter_map(|o| o.key.clone()).collect()
+}
+
+#[tokio::test]
+async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fresh_process_finds_it() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    edit(repo.path(), "pipelines/nginx.yaml", "spec:\n", "spec:\n  deletionPolicy: Delete\n");
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+
+    // The inventory is in the state bucket: an object per resource prune may delete, and each
+    // pipeline's last applied revision.
+    let before = recorded(&aws, "nginx").await;
+    assert_eq!(before.len(), 7, "{before:?}");
+    assert!(before.contains("inventory/v1/nginx/codepipeline/nginx"), "{before:?}");
+    let applied = slipway_aws::inventory::read_applied(&aws, "nginx").await.unwrap().expect("the apply is recorded");
+    assert_eq!((applied.pipeline.as_str(), applied.revision), ("nginx", None), "examples/ is not a Git work tree");
+
+    // A rule tagged as nginx's by hand: no slipway created it, so none prunes it.
+    let tag = |k: &str, v: &str| aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build().unwrap();
+    aws.events
+        .put_rule()
+        .name("hand-made")
+        .event_pattern(r#"{"source":["aws.s3"]}"#)
+        .tags(tag("slipway.dev/managed-by", "slipway"))
+        .tags(tag("slipway.dev/pipeline", "nginx"))
+        .send()
+        .await
+        .unwrap();
+
+    // Another installation, with its own state bucket, pruning from an empty revision: its
+    // inventory is empty, so nothing of this one is touched (a tag sweep would have taken all).
+    let other = moto.aws().await.with_state_bucket(Some("other-installation-state".into()));
+    let empty = tempfile::tempdir().unwrap();
+    let (report, alive) = prune_with(&other, empty.path(), &PrunePolicy { allow_empty: true, max_pipelines: 10 }).await;
+    assert!(report.pruned.is_empty() && alive == [true, true], "{:?}", report.pruned);
+
+    // A fresh process of this installation finds the inventory and prunes the removed pipeline.
+    std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
+    let fresh = moto.aws().await;
+    let (report, alive) = prune_with(&fresh, repo.path(), &PrunePolicy::default()).await;
+    assert_eq!(alive, [false, true], "{:?} {:?}", report.pruned, report.prune_errors);
+    assert!(aws.events.describe_rule().name("hand-made").send().await.is_ok(), "a resource outside the inventory is never pruned");
+    // What was deleted left the inventory; the application moto cannot delete stays in it.
+    let after = recorded(&aws, "nginx").await;
+    assert_eq!(after, ["inventory/v1/nginx/codedeploy-application/nginx".to_string()].into(), "{:?}", report.prune_errors);
+}
+
 /// Plans with `policy` and applies with --prune; returns the report and whether both pipelines'
 /// CodePipelines still exist.
 async fn prune_with(aws: &Aws, repo: &Path, policy: &PrunePolicy) -> (ApplyReport, [bool; 2]) {

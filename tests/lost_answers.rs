@@ -1,7 +1,10 @@
 //! A write whose answer is lost, or an apply killed right after one of its writes, leaves nothing
-//! the next pass cannot finish. Against moto, through a fault proxy (tests/common/proxy.rs) that
-//! lets each mutating call of a create through in turn and loses its answer. Each case creates
-//! both example pipelines under names of its own, so one emulator serves every case.
+//! the next pass cannot finish, and nothing that exists outside the inventory (so a pipeline
+//! removed from Git right after can still be pruned whole). Against moto, through a fault proxy
+//! (tests/common/proxy.rs) that lets each mutating call of a create through in turn and loses its
+//! answer. Each case creates both example pipelines under names of its own, so one emulator
+//! serves every case. The state bucket's writes are not counted: they are idempotent PUTs of
+//! inventory entries, and what matters is that each is done before the create it records.
 
 mod common;
 
@@ -12,6 +15,7 @@ use common::proxy::{Fault, FaultProxy};
 use common::{Moto, edit, example_repo};
 use slipway::engine::{ApplyReport, apply, plan, prepare};
 use slipway_aws::Aws;
+use slipway_core::inventory::Entry;
 use slipway_core::plan::Operation;
 
 /// The example repository with every name slipway creates suffixed by `case`.
@@ -57,11 +61,27 @@ async fn pending(aws: &Aws, repo: &Path, case: usize) -> Vec<String> {
     out
 }
 
+/// Resources of the case that exist but that the inventory does not record.
+async fn unrecorded(aws: &Aws, repo: &Path, case: usize) -> Vec<String> {
+    let inventory = slipway_aws::inventory::list(aws).await.unwrap();
+    let plan = plan(aws, &prepare(repo).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
+    let mut out = Vec::new();
+    for p in &plan.pipelines {
+        for s in p.steps.iter().filter(|s| s.action != Operation::Create && Entry::recorded(s.key.kind)) {
+            if !inventory.contains(&Entry::new(&p.pipeline, s.key.clone())) {
+                out.push(s.key.to_string());
+            }
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn a_lost_answer_to_any_write_of_a_create_is_finished_by_the_next_pass() {
     let moto = Moto::start_bootstrapped();
     let proxy = FaultProxy::start(&moto.endpoint);
     let aws = moto.aws_via(&proxy.endpoint).await;
+    proxy.uncounted(&aws.inventory.bucket);
 
     // Case 0 loses nothing: it counts the writes of creating both pipelines.
     proxy.arm(None);
@@ -78,6 +98,10 @@ async fn a_lost_answer_to_any_write_of_a_create_is_finished_by_the_next_pass() {
         apply_case(&aws, repo.path(), n).await;
         let lost = proxy.hit().unwrap_or_else(|| panic!("case {n}: the create made fewer than {n} writes"));
         proxy.arm(None);
+        let outside = unrecorded(&aws, repo.path(), n).await;
+        if !outside.is_empty() {
+            stranded.push(format!("answer of write {n} ({lost}) lost: {outside:?} exist outside the inventory"));
+        }
         apply_case(&aws, repo.path(), n).await;
         let left = pending(&aws, repo.path(), n).await;
         if !left.is_empty() {
@@ -92,6 +116,7 @@ async fn an_apply_killed_after_any_write_is_finished_by_the_next_one() {
     let moto = Moto::start_bootstrapped();
     let proxy = FaultProxy::start(&moto.endpoint);
     let aws = moto.aws().await;
+    proxy.uncounted(&aws.inventory.bucket);
     let mut env = moto.env();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
@@ -118,6 +143,10 @@ async fn an_apply_killed_after_any_write_is_finished_by_the_next_one() {
         let lost = proxy.hit();
         assert!(lost.is_some() && !killed.status.success(), "case {n}: the apply was not killed at write {n}");
         proxy.arm(None);
+        let outside = unrecorded(&aws, repo.path(), n).await;
+        if !outside.is_empty() {
+            stranded.push(format!("killed after write {n} ({lost:?}): {outside:?} exist outside the inventory"));
+        }
         let again = slipway(repo.path(), &["apply"]).output().unwrap();
         let left = pending(&aws, repo.path(), n).await;
         if !again.status.success() || !left.is_empty() {

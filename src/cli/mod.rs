@@ -111,6 +111,11 @@ pub struct PruneArgs {
     /// and the plan says why.
     #[arg(long, env = "SLIPWAY_PRUNE_MAX", default_value_t = slipway_core::prune::DEFAULT_MAX_PIPELINES)]
     pub prune_max: usize,
+    /// S3 bucket holding the inventory of what this installation created (prune deletes only
+    /// what it records); created on the first apply. Default: slipway-state-<account>-<region>.
+    /// Give each installation in an account and region its own.
+    #[arg(long, env = "SLIPWAY_STATE_BUCKET", value_name = "BUCKET")]
+    pub state_bucket: Option<String>,
 }
 
 impl PruneArgs {

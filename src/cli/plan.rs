@@ -9,7 +9,7 @@ use slipway_aws::calls::Unobserved;
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let prepared = prepare(&args.selection.repo.repo)?;
-    let aws = Aws::from_env(Arc::new(Unobserved)).await?;
+    let aws = Aws::from_env(Arc::new(Unobserved)).await?.with_state_bucket(args.prune.state_bucket.clone());
     let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency, &args.prune.policy()).await?;
     match args.output {
         OutputFormat::Text => print!("{}", render_plan(&plan)),

@@ -191,7 +191,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let aws = loop {
         match Aws::from_env(metrics.clone()).await {
-            Ok(aws) => break aws,
+            Ok(aws) => break aws.with_state_bucket(args.prune_guards.state_bucket.clone()),
             Err(err) if args.once => return Err(err.into()),
             Err(err) => {
                 let delay = Duration::from_secs(10);

@@ -165,7 +165,7 @@ impl World for RealWorld {
 
     async fn reconcile(&self, job: Job) -> Pass {
         let Job { desired, target, mut memory, sync, revision } = job;
-        let result = reconcile(&self.aws, &desired, sync).await;
+        let result = reconcile(&self.aws, &desired, sync, revision.as_deref()).await;
         // Delivery runs once the pipeline's resources are in place; with sync: observe it only reports.
         let act = match result.as_ref().map(|r| &r.outcome) {
             Ok(Outcome::Synced { .. }) => Some(true),
@@ -195,7 +195,7 @@ impl World for RealWorld {
 
 /// Observe, plan and (with `sync: auto`) apply one pipeline. On success, also the kinds of the
 /// resources found different from Git (before any repair), for the drift metrics.
-async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> Result<Reconciled, ReconcileError> {
+async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode, revision: Option<&str>) -> Result<Reconciled, ReconcileError> {
     let plan = engine::observe_and_plan(aws, desired).await;
     if let Some(error) = plan.error {
         return Err(ReconcileError::Observe(error));
@@ -208,9 +208,14 @@ async fn reconcile(aws: &Aws, desired: &DesiredPipeline, sync: SyncMode) -> Resu
     let names: Vec<String> = drifted.iter().map(Key::to_string).collect();
     let outcome = match sync {
         SyncMode::Observe => Outcome::Observed { drift: names },
-        SyncMode::Auto if names.is_empty() => Outcome::Synced { repaired: Vec::new() },
+        SyncMode::Auto if names.is_empty() => {
+            // In sync, yet perhaps created by a slipway older than the inventory: record it
+            // (no call once the inventory holds it).
+            engine::record_inventory(aws, &plan).await?;
+            Outcome::Synced { repaired: Vec::new() }
+        }
         SyncMode::Auto => {
-            let applied = engine::apply_pipeline(aws, &plan).await;
+            let applied = engine::apply_pipeline(aws, &plan, revision).await;
             if let Some(error) = applied.error {
                 return Err(error);
             }

@@ -6,7 +6,9 @@
 //!
 //! A call is mutating unless its operation is a read (`slipway_aws::calls::is_read_only`). The
 //! operation comes from `X-Amz-Target` (JSON protocols), `Action=` (query protocols), or for S3's
-//! REST protocol from the method (`PUT`, `POST`, `DELETE` write).
+//! REST protocol from the method (`PUT`, `POST`, `DELETE` write). Calls to one S3 bucket can be
+//! left uncounted ([`FaultProxy::uncounted`]): the state bucket, whose writes (idempotent PUTs of
+//! inventory entries) would otherwise double the cases without testing the resources.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -32,9 +34,17 @@ struct State {
     hit: Option<String>,
 }
 
+/// What the proxy shares between its threads.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// A path prefix (`/<bucket>` in S3's path style) whose calls are passed and never counted.
+    uncounted: Mutex<Option<String>>,
+}
+
 pub struct FaultProxy {
     pub endpoint: String,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl FaultProxy {
@@ -42,44 +52,52 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
+        let shared = Arc::new(Shared::default());
+        let threads = shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, state) = (upstream.clone(), shared.clone());
-                std::thread::spawn(move || serve(client, &upstream, &state));
+                let (upstream, shared) = (upstream.clone(), threads.clone());
+                std::thread::spawn(move || serve(client, &upstream, &shared));
             }
         });
-        FaultProxy { endpoint: format!("http://127.0.0.1:{port}"), state }
+        FaultProxy { endpoint: format!("http://127.0.0.1:{port}"), shared }
+    }
+
+    /// Leaves every call to S3 bucket `bucket` uncounted and unfaulted.
+    pub fn uncounted(&self, bucket: &str) {
+        *self.shared.uncounted.lock().unwrap() = Some(format!("/{bucket}"));
     }
 
     /// Loses the answer of the `n`-th mutating call from now (1-based); `None` passes every call.
     pub fn arm(&self, fault: Option<(usize, Fault)>) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.shared.state.lock().unwrap();
         *state = State { armed: fault, ..State::default() };
     }
 
     /// The mutating calls since the last `arm`.
     pub fn writes(&self) -> Vec<String> {
-        self.state.lock().unwrap().writes.clone()
+        self.shared.state.lock().unwrap().writes.clone()
     }
 
     /// The call whose answer was lost, if the armed one came.
     pub fn hit(&self) -> Option<String> {
-        self.state.lock().unwrap().hit.clone()
+        self.shared.state.lock().unwrap().hit.clone()
     }
 }
 
 /// One request per connection: every answer tells the client to close (it may be framed by the
 /// close), so a connection is never reused after an answer.
-fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) {
+fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut client = client;
     if let Some(request) = read_request(&mut reader) {
+        let uncounted = shared.uncounted.lock().unwrap().as_ref().is_some_and(|prefix| {
+            request.path == *prefix || request.path.starts_with(&format!("{prefix}/")) || request.path.starts_with(&format!("{prefix}?"))
+        });
         let fault = {
-            let mut state = state.lock().unwrap();
+            let mut state = shared.state.lock().unwrap();
             match request.operation() {
-                Some(op) if !is_read_only(&op) => {
+                Some(op) if !is_read_only(&op) && !uncounted => {
                     state.writes.push(format!("{} {op}", request.method));
                     match state.armed {
                         Some((n, fault)) if n == state.writes.len() => {
@@ -107,6 +125,8 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) {
 
 struct Request {
     method: String,
+    /// The request target: the path and query.
+    path: String,
     target: Option<String>,
     body: Vec<u8>,
     /// The request as sent upstream (with `Connection: close`).
@@ -133,14 +153,16 @@ impl Request {
 /// One HTTP/1.1 request (Content-Length or chunked body); `None` at the end of the connection.
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut head = Vec::new();
-    let (mut method, mut target, mut length, mut chunked) = (String::new(), None, 0usize, false);
+    let (mut method, mut path, mut target, mut length, mut chunked) = (String::new(), String::new(), None, 0usize, false);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).ok()? == 0 {
             return None;
         }
         if method.is_empty() {
-            method = line.split(' ').next().unwrap_or("").to_string();
+            let mut words = line.split(' ');
+            method = words.next().unwrap_or("").to_string();
+            path = words.next().unwrap_or("").to_string();
         }
         if line == "\r\n" {
             break;
@@ -172,7 +194,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut raw = head;
     raw.extend_from_slice(b"Connection: close\r\n\r\n");
     raw.extend_from_slice(&body);
-    Some(Request { method, target, body, raw })
+    Some(Request { method, path, target, body, raw })
 }
 
 fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {

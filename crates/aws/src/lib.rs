@@ -10,6 +10,7 @@
 
 pub mod calls;
 pub mod delivery;
+pub mod inventory;
 pub mod observe;
 pub mod resource;
 
@@ -39,6 +40,8 @@ pub struct Aws {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// Every call made through these clients.
     pub calls: calls::CallLog,
+    /// Where this installation keeps what it created (see [`inventory`]).
+    pub inventory: Arc<inventory::Inventory>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +84,9 @@ impl Aws {
         }
         let s3_config =
             aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).interceptor(calls.clone()).build();
+        let state_bucket = default_state_bucket(&account, &region);
         Aws {
+            inventory: Arc::new(inventory::Inventory::new(state_bucket)),
             region,
             account,
             partition,
@@ -98,6 +103,14 @@ impl Aws {
         }
     }
 
+    /// Keeps the inventory in `bucket` instead of the default one.
+    pub fn with_state_bucket(mut self, bucket: Option<String>) -> Aws {
+        if let Some(bucket) = bucket {
+            self.inventory = Arc::new(inventory::Inventory::new(bucket));
+        }
+        self
+    }
+
     /// Where resources are compiled for: partition, region and account.
     pub fn placement(&self) -> Placement {
         Placement { partition: self.partition.clone(), region: self.region.clone(), account: self.account.clone() }
@@ -107,6 +120,11 @@ impl Aws {
     pub fn arn(&self, service: &str, resource: &str) -> String {
         format!("arn:{}:{}:{}:{}:{}", self.partition, service, self.region, self.account, resource)
     }
+}
+
+/// `slipway-state-<account>-<region>`: one installation per account and region by default.
+pub fn default_state_bucket(account: &str, region: &str) -> String {
+    format!("slipway-state-{account}-{region}")
 }
 
 /// Maps an SDK error into an [`AwsError`]; use as `.map_err(aws_err("ecr", "CreateRepository"))`.
@@ -184,20 +202,6 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             SdkError::ConstructionFailure(_) => ErrorKind::Invalid,
             _ => ErrorKind::Transient,
         },
-    }
-}
-
-/// `Ok(None)` when access is denied. For discovery across the account: a resource slipway may not
-/// read (a central logging bucket, another team's repository) is not slipway's, and must not stop
-/// the search for the ones that are.
-pub(crate) fn skip_if_denied<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.kind == ErrorKind::AccessDenied => {
-            tracing::debug!(error = %e, "skipping a resource slipway may not read");
-            Ok(None)
-        }
-        Err(e) => Err(e),
     }
 }
 

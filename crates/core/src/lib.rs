@@ -14,6 +14,7 @@ pub mod compile;
 pub mod delivery;
 pub mod diff;
 pub mod error;
+pub mod inventory;
 pub mod manifest;
 pub mod plan;
 pub mod prune;

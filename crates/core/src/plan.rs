@@ -5,7 +5,7 @@
 //! nothing; foreign or another pipeline's → conflict, never touched. A pipeline with any
 //! conflict or missing reference is blocked as a whole: half a pipeline is worse than none.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,21 +197,6 @@ impl Orphan {
     }
 }
 
-/// Owned resources minus the desired ones. Resources of `protected` pipelines (whose manifests
-/// failed to load) are never orphans: a typo must not delete a pipeline.
-pub fn find_orphans(owned: &[Orphan], desired: &HashSet<Key>, protected: &HashSet<String>) -> Vec<Orphan> {
-    let mut out: BTreeSet<Orphan> = BTreeSet::new();
-    for found in owned {
-        if !desired.contains(&found.key) && !protected.contains(&found.pipeline) {
-            out.insert(found.clone());
-        }
-    }
-    let mut out: Vec<Orphan> = out.into_iter().collect();
-    // Delete in reverse creation order: rules before the pipeline they start, and so on.
-    out.sort_by(|a, b| b.key.kind.order().cmp(&a.key.kind.order()).then(a.key.name.cmp(&b.key.name)));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,25 +257,5 @@ mod tests {
         };
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].path, "computePlatform");
-    }
-
-    #[test]
-    fn orphans_exclude_desired_and_protected_pipelines_and_delete_dependents_first() {
-        let owned = |kind: Kind, name: &str, pipeline: &str| Orphan {
-            key: Key::new(kind, name),
-            pipeline: pipeline.into(),
-            policy: kind.default_deletion_policy(),
-        };
-        let owned = vec![
-            owned(Kind::S3Bucket, "old-bucket", "old"),
-            owned(Kind::EventRule, "slipway-old-ecr", "old"),
-            owned(Kind::CodePipeline, "web", "web"),
-            owned(Kind::CodePipeline, "typo", "typo"),
-        ];
-        let desired: HashSet<Key> = [Key::new(Kind::CodePipeline, "web")].into();
-        let protected: HashSet<String> = ["typo".to_string()].into();
-        let orphans = find_orphans(&owned, &desired, &protected);
-        let names: Vec<&str> = orphans.iter().map(|o| o.key.name.as_str()).collect();
-        assert_eq!(names, ["slipway-old-ecr", "old-bucket"]);
     }
 }

@@ -61,12 +61,16 @@ pub enum ReconcileError {
     /// A write failed; the pipeline's later steps were not attempted.
     #[error("{resource}: {source}")]
     Apply { resource: Key, source: AwsError },
+    /// The inventory could not record what the pipeline has or is about to create: nothing was
+    /// created, since a resource the inventory does not record could never be pruned.
+    #[error("recording the inventory: {0}")]
+    Inventory(AwsError),
 }
 
 impl ReconcileError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ReconcileError::Observe(e) | ReconcileError::Apply { source: e, .. } => e.kind,
+            ReconcileError::Observe(e) | ReconcileError::Apply { source: e, .. } | ReconcileError::Inventory(e) => e.kind,
         }
     }
 

@@ -118,24 +118,3 @@ pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codebuild.delete_project().name(name).send().await.map_err(aws_err("codebuild", "DeleteProject"))?;
     Ok(())
 }
-
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let names: Vec<String> =
-        aws.codebuild.list_projects().into_paginator().items().send().try_collect().await.map_err(aws_err("codebuild", "ListProjects"))?;
-    let mut out = Vec::new();
-    // BatchGetProjects takes at most 100 names.
-    for chunk in names.chunks(100) {
-        let got = aws
-            .codebuild
-            .batch_get_projects()
-            .set_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(aws_err("codebuild", "BatchGetProjects"))?;
-        for project in got.projects.unwrap_or_default() {
-            let name = project.name.clone().unwrap_or_default();
-            out.push((name, normalise(project).1));
-        }
-    }
-    Ok(out)
-}

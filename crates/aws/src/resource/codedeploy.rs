@@ -3,7 +3,7 @@
 //! moto 5.2.5 has no `UpdateDeploymentGroup`, `DeleteDeploymentGroup` or `DeleteApplication`:
 //! those calls are tested with `aws-smithy-mocks` in `tests/adapters_mocked.rs`.
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codedeploy::types as sdk;
 use aws_sdk_codedeploy::types::{
     AutoRollbackConfiguration, BlueGreenDeploymentConfiguration, BlueInstanceTerminationOption, DeploymentReadyOption, DeploymentStyle,
@@ -94,24 +94,6 @@ pub(crate) async fn tag_application(aws: &Aws, name: &str, tags: &Tags) -> Resul
 pub(crate) async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codedeploy.delete_application().application_name(name).send().await.map_err(aws_err("codedeploy", "DeleteApplication"))?;
     Ok(())
-}
-
-pub(crate) async fn list_tagged_applications(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let applications = aws
-        .codedeploy
-        .list_applications()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(aws_err("codedeploy", "ListApplications"))?;
-    let mut out = Vec::new();
-    for app in applications {
-        let Some(tags) = skip_if_denied(read_tags(aws, &application_arn(aws, &app)).await)? else { continue };
-        out.push((app, tags));
-    }
-    Ok(out)
 }
 
 pub(crate) async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {

@@ -1,6 +1,6 @@
 //! Adapter: CodePipeline pipeline: Source → (Build) → Deploy, as the seeds describe.
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact, OutputArtifact,
     PipelineDeclaration, StageDeclaration, Tag,
@@ -141,22 +141,4 @@ pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsErr
 pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.codepipeline.delete_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "DeletePipeline"))?;
     Ok(())
-}
-
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let pipelines = aws
-        .codepipeline
-        .list_pipelines()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(aws_err("codepipeline", "ListPipelines"))?;
-    let mut out = Vec::new();
-    for name in pipelines.into_iter().filter_map(|summary| summary.name) {
-        let Some(tags) = skip_if_denied(read_tags(aws, &arn(aws, &name)).await)? else { continue };
-        out.push((name, tags));
-    }
-    Ok(out)
 }

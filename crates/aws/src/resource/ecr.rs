@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use slipway_core::resource::ecr::EcrSpec;
 use slipway_core::resource::{Live, Spec, Tags};
 
@@ -113,29 +113,4 @@ pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
         }),
         Err(e) => Err(e),
     }
-}
-
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let repositories = aws
-        .ecr
-        .describe_repositories()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(aws_err("ecr", "DescribeRepositories"))?;
-    let mut out = Vec::new();
-    for repo in repositories {
-        let (Some(name), Some(arn)) = (repo.repository_name, repo.repository_arn) else {
-            continue;
-        };
-        let Some(tags) =
-            skip_if_denied(aws.ecr.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("ecr", "ListTagsForResource")))?
-        else {
-            continue;
-        };
-        out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
-    }
-    Ok(out)
 }

@@ -8,11 +8,10 @@ mod codedeploy;
 mod codepipeline;
 mod ecr;
 mod rule;
-mod s3;
+pub(crate) mod s3;
 mod trail;
 
-use slipway_core::plan::Orphan;
-use slipway_core::resource::{DeletionPolicy, Desired, Key, Kind, Live, Spec, Tags, owner};
+use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags};
 
 use crate::{Aws, AwsError};
 
@@ -117,26 +116,4 @@ pub async fn delete(aws: &Aws, key: &Key) -> Result<(), AwsError> {
         Kind::EventRule => rule::delete(aws, &key.name).await,
         Kind::SourceArtifact => artifact::delete(aws, &key.name).await,
     }
-}
-
-/// Every resource of `kind` in the account that carries slipway's tags, with the pipeline it
-/// belongs to and its deletion policy. Used to find orphans: owned resources no manifest asks
-/// for any more.
-pub async fn discover_owned(aws: &Aws, kind: Kind) -> Result<Vec<Orphan>, AwsError> {
-    let found = match kind {
-        Kind::EcrRepository => ecr::list_tagged(aws).await?,
-        Kind::S3Bucket => s3::list_tagged(aws).await?,
-        Kind::CloudTrailTrail => trail::list_tagged(aws).await?,
-        Kind::CodeBuildProject => codebuild::list_tagged(aws).await?,
-        Kind::CodeDeployApplication => codedeploy::list_tagged_applications(aws).await?,
-        // Deployment groups and artifacts go with their application and bucket.
-        Kind::CodeDeployDeploymentGroup | Kind::SourceArtifact => Vec::new(),
-        Kind::CodePipeline => codepipeline::list_tagged(aws).await?,
-        Kind::EventRule => rule::list_tagged(aws).await?,
-    };
-    let owned = found.into_iter().filter_map(|(name, tags)| {
-        let pipeline = owner(&tags)?.to_string();
-        Some(Orphan { key: Key::new(kind, name), pipeline, policy: DeletionPolicy::of(kind, &tags) })
-    });
-    Ok(owned.collect())
 }

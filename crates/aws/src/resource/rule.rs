@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use slipway_core::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use slipway_core::resource::{Live, Spec, Tags};
@@ -99,33 +99,6 @@ pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     }
     aws.events.delete_rule().name(name).send().await.map_err(aws_err("events", "DeleteRule"))?;
     Ok(())
-}
-
-/// Rules slipway creates are named `slipway-…`; only those are looked at. EventBridge's model
-/// declares no paginator for ListRules, so this one pages by hand.
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page =
-            aws.events.list_rules().name_prefix("slipway-").set_next_token(token).send().await.map_err(aws_err("events", "ListRules"))?;
-        for rule in page.rules.unwrap_or_default() {
-            let (Some(name), Some(arn)) = (rule.name, rule.arn) else {
-                continue;
-            };
-            let Some(tags) = skip_if_denied(
-                aws.events.list_tags_for_resource().resource_arn(arn).send().await.map_err(aws_err("events", "ListTagsForResource")),
-            )?
-            else {
-                continue;
-            };
-            out.push((name, tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()));
-        }
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Adapter: S3 bucket for the source zip: versioned (CodePipeline's S3 source requires it), public
 //! access blocked, encrypted by default.
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
@@ -161,20 +161,4 @@ pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     }
     aws.s3.delete_bucket().bucket(name).send().await.map_err(aws_err("s3", "DeleteBucket"))?;
     Ok(())
-}
-
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let buckets = aws.s3.list_buckets().bucket_region(&aws.region).send().await.map_err(aws_err("s3", "ListBuckets"))?;
-    let mut out = Vec::new();
-    for bucket in buckets.buckets.unwrap_or_default() {
-        let Some(name) = bucket.name else { continue };
-        if bucket.bucket_region.as_deref().is_some_and(|r| r != aws.region) {
-            continue;
-        }
-        let Some(tags) = skip_if_denied(read_tags(aws, &name).await)? else { continue };
-        if !tags.is_empty() {
-            out.push((name, tags));
-        }
-    }
-    Ok(out)
 }

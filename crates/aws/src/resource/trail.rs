@@ -1,7 +1,7 @@
 //! Adapter: CloudTrail trail recording writes to the source objects (S3 data events), so EventBridge
 //! sees `PutObject`, `CompleteMultipartUpload` and `CopyObject` on them (seed 000's S3 trigger).
 
-use crate::{Aws, AwsError, absent_if_not_found, aws_err, skip_if_denied};
+use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag};
 use slipway_core::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
 use slipway_core::resource::{Live, Spec, Tags};
@@ -161,23 +161,4 @@ pub(crate) async fn tag(aws: &Aws, name: &str, tags: &Tags) -> Result<(), AwsErr
 pub(crate) async fn delete(aws: &Aws, name: &str) -> Result<(), AwsError> {
     aws.cloudtrail.delete_trail().name(name).send().await.map_err(aws_err("cloudtrail", "DeleteTrail"))?;
     Ok(())
-}
-
-pub(crate) async fn list_tagged(aws: &Aws) -> Result<Vec<(String, Tags)>, AwsError> {
-    let trails =
-        aws.cloudtrail.describe_trails().include_shadow_trails(false).send().await.map_err(aws_err("cloudtrail", "DescribeTrails"))?;
-    let named: Vec<(String, String)> =
-        trails.trail_list.unwrap_or_default().into_iter().filter_map(|t| Some((t.trail_arn?, t.name?))).collect();
-    let mut out = Vec::new();
-    // ListTags takes at most 20 trails per call.
-    for chunk in named.chunks(20) {
-        let arns: Vec<String> = chunk.iter().map(|(arn, _)| arn.clone()).collect();
-        // Organisation trails of other accounts may refuse ListTags: they are not slipway's.
-        for (arn, tags) in skip_if_denied(read_tags(aws, &arns).await)?.unwrap_or_default() {
-            if let Some((_, name)) = chunk.iter().find(|(a, _)| *a == arn) {
-                out.push((name.clone(), tags));
-            }
-        }
-    }
-    Ok(out)
 }

@@ -83,23 +83,23 @@ pub struct KindInfo {
     pub label: &'static str,
     /// Carries ownership tags. The artifact belongs to whoever owns its bucket.
     pub tagged: bool,
-    /// Listed across the account to find orphans. Deployment groups go with their application,
-    /// artifacts with their bucket.
-    pub discoverable: bool,
+    /// Recorded in the inventory, and pruned by itself when its pipeline leaves Git. Deployment
+    /// groups go with their application, artifacts with their bucket.
+    pub inventoried: bool,
     /// Holds data a person would miss (images, object versions): retained by default when its
     /// pipeline leaves Git.
     pub holds_data: bool,
 }
 
-const fn info(kind: Kind, label: &'static str, tagged: bool, discoverable: bool, holds_data: bool) -> KindInfo {
-    KindInfo { kind, label, tagged, discoverable, holds_data }
+const fn info(kind: Kind, label: &'static str, tagged: bool, inventoried: bool, holds_data: bool) -> KindInfo {
+    KindInfo { kind, label, tagged, inventoried, holds_data }
 }
 
 impl Kind {
     /// Every kind, in creation order: each may refer to the ones before it (a rule targets the
     /// pipeline, the pipeline deploys with the group). Deletion runs in the reverse order.
     pub(crate) const REGISTRY: [KindInfo; 9] = [
-        // kind, label, tagged, discoverable, holds_data
+        // kind, label, tagged, inventoried, holds_data
         info(Kind::EcrRepository, "ecr-repository", true, true, true),
         info(Kind::S3Bucket, "s3-bucket", true, true, true),
         info(Kind::CloudTrailTrail, "cloudtrail-trail", true, true, false),
@@ -144,11 +144,6 @@ impl Kind {
     /// Retain what holds data, delete the rest, unless the manifest says otherwise.
     pub fn default_deletion_policy(self) -> DeletionPolicy {
         if self.info().holds_data { DeletionPolicy::Retain } else { DeletionPolicy::Delete }
-    }
-
-    /// The kinds whose owned resources are discovered for orphan detection.
-    pub fn discoverable() -> impl Iterator<Item = Kind> {
-        Kind::REGISTRY.iter().filter(|i| i.discoverable).map(|i| i.kind)
     }
 }
 
