@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::budget::{self, Exceeded, MAX_FILE_BYTES, ValueError};
-use super::{API_VERSION, Diagnostic, KIND_PIPELINE, Pipeline, syntax};
+use super::{API_VERSION, Diagnostic, KIND_PIPELINE, Pipeline, structure, syntax};
 
 /// A parsed pipeline document and where it came from.
 #[derive(Debug, Clone)]
@@ -296,6 +296,15 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
             remember_broken(outcome, name);
             continue;
         }
+        let mismatches = structure::check(&value);
+        if !mismatches.is_empty() {
+            for mismatch in mismatches {
+                let (line, column) = super::locate::locate(&doc, &mismatch.keys());
+                outcome.errors.push(diag(line, column, mismatch.message, name.clone()));
+            }
+            remember_broken(outcome, name);
+            continue;
+        }
         match serde_yaml_ng::from_str::<Pipeline>(&doc) {
             Ok(pipeline) => outcome.pipelines.push(Loaded { pipeline, file: rel.to_path_buf(), doc_text: doc, line_offset: offset }),
             Err(err) => {
@@ -483,10 +492,10 @@ mod tests {
 
         let text = "apiVersion: slipway.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: web\n  colour: blue\n";
         load_file(Path::new("p.yaml"), text, &mut outcome);
-        assert_eq!(outcome.errors.len(), 1);
-        let err = &outcome.errors[0];
-        assert_eq!(err.line, 5, "{err}");
-        assert!(err.message.contains("unknown field `colour`"), "{err}");
+        let shown: Vec<String> = outcome.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "every error of the document: {shown:#?}");
+        assert!(shown[0].starts_with("p.yaml:5:3: metadata.colour: unknown field `colour`"), "{}", shown[0]);
+        assert_eq!(shown[1], "p.yaml:1:1: missing field `spec`");
         assert_eq!(outcome.broken_names, vec!["web".to_string()]);
     }
 }

@@ -7,6 +7,7 @@ pub mod jsonc;
 pub mod load;
 pub mod locate;
 pub mod schema;
+mod structure;
 mod syntax;
 pub mod types;
 pub mod validate;
