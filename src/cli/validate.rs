@@ -21,13 +21,22 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let valid = prepared.pipelines.len();
+    // A suspect (a YAML file that may be a broken manifest) holds prune: validate fails on it
+    // too, so the file is fixed or removed before it silently stops every prune.
+    let held = match prepared.suspects.len() {
+        0 => String::new(),
+        n => format!("; {} may be a broken manifest and holds prune (see the warnings)", plural(n, "file")),
+    };
     if !prepared.diagnostics.is_empty() {
         let errors = plural(prepared.diagnostics.len(), "error");
         let manifests = plural(invalid_manifests(&prepared.diagnostics), "manifest");
-        println!("{errors} in {manifests}; {} valid", plural(valid, "pipeline"));
+        println!("{errors} in {manifests}; {} valid{held}", plural(valid, "pipeline"));
         Ok(ExitCode::FAILURE)
     } else if valid == 0 {
-        println!("no slipway manifest in {} (a manifest is YAML with `apiVersion: {API_VERSION}`)", prepared.root.display());
+        println!("no slipway manifest in {} (a manifest is YAML with `apiVersion: {API_VERSION}`){held}", prepared.root.display());
+        Ok(ExitCode::FAILURE)
+    } else if !held.is_empty() {
+        println!("{} valid{held}", plural(valid, "pipeline"));
         Ok(ExitCode::FAILURE)
     } else {
         println!("{valid} pipeline(s) valid in {}", prepared.root.display());

@@ -1,9 +1,10 @@
 //! YAML syntax errors where the defect is, in the user's words.
 //!
 //! libyaml reports where it *noticed* a problem: an unclosed quote at the end of the file, a tab
-//! where the indentation it broke ends. When a document does not parse, the text itself is
-//! read for the two defects people make most, and the error points at them; otherwise
-//! libyaml's message and position stand.
+//! where the indentation it broke ends. When a document does not parse, the text itself is read
+//! for the defects people make most (a quote not closed on its line, a tab in the indentation, a
+//! line indented under a value, a second `: ` in a value), and the error points at them;
+//! otherwise libyaml's message and position stand.
 
 /// Line, column (1-based) and message for a document that failed to parse with `err`.
 pub(crate) fn explain(doc: &str, err: &serde_yaml_ng::Error) -> (usize, usize, String) {
@@ -16,7 +17,35 @@ pub(crate) fn explain(doc: &str, err: &serde_yaml_ng::Error) -> (usize, usize, S
     if let Some((tab_line, tab_column)) = indenting_tab(doc, line) {
         return (tab_line, tab_column, "a tab indents this line: YAML indents with spaces only".into());
     }
+    if let Some((indent_line, indent_column, key)) = indented_under_a_value(doc, line, column) {
+        let message = format!("this line is indented deeper than `{key}` above it, so YAML reads it as more of `{key}`'s value: align it");
+        return (indent_line, indent_column, message);
+    }
+    if char_at(doc, line, column) == Some(':') {
+        return (line, column, "a second `: ` in one value: quote the value (`\"a: b\"`) if the `:` belongs to it".into());
+    }
     (line, column, strip_position(&err.to_string()))
+}
+
+/// The character at a 1-based line and column.
+fn char_at(doc: &str, line: usize, column: usize) -> Option<char> {
+    doc.lines().nth(line.checked_sub(1)?)?.chars().nth(column.checked_sub(1)?)
+}
+
+/// A `:` where libyaml stopped, on a line indented deeper than the `key: value` line before
+/// it: the line was meant as a sibling key, and reads as a continuation of that value. The
+/// line, the column where its text starts, and the key above.
+fn indented_under_a_value(doc: &str, line: usize, column: usize) -> Option<(usize, usize, String)> {
+    if char_at(doc, line, column) != Some(':') {
+        return None;
+    }
+    let lines: Vec<&str> = doc.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let here = lines.get(line - 1)?;
+    let above = lines[..line - 1].iter().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let (key, value) = above.trim_start().split_once(": ")?;
+    let has_value = !value.trim().is_empty() && !value.trim_start().starts_with('#');
+    (has_value && indent(here) > indent(above)).then(|| (line, indent(here) + 1, key.trim_start_matches("- ").to_string()))
 }
 
 /// serde_yaml_ng appends " at line N column M"; a diagnostic prints the position itself.
@@ -108,6 +137,16 @@ mod tests {
         let (line, column, message) = explained("a:\n  b: 1\n\tc: 2\n");
         assert_eq!((line, column), (3, 1), "{message}");
         assert!(message.contains("tab"), "{message}");
+    }
+
+    #[test]
+    fn a_line_indented_under_a_value_and_a_second_colon_are_named() {
+        let (line, column, message) = explained("deploy:\n  role: arn:x\n   cluster: demo\n");
+        assert_eq!((line, column), (3, 4), "{message}");
+        assert!(message.contains("indented deeper than `role`"), "{message}");
+        let (line, column, message) = explained("deploy:\n  cluster: demo: blue\n");
+        assert_eq!((line, column), (2, 16), "{message}");
+        assert!(message.contains("a second `: `"), "{message}");
     }
 
     #[test]

@@ -360,8 +360,8 @@ pub(crate) fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usi
 pub(crate) fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
     let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        (line, column, format!("invalid YAML in AppSpec: {e}"))
+        let (line, column, message) = super::syntax::explain(text, &e);
+        (line, column, format!("invalid YAML in AppSpec: {message}"))
     })?;
     if !text.contains(TASK_DEFINITION_PLACEHOLDER) {
         return Err((
