@@ -94,6 +94,45 @@ pub(crate) fn too_many_documents(text: &str) -> Option<usize> {
     None
 }
 
+/// Where flow collections (`[`, `{`) nest deeper than [`MAX_DEPTH`], read off the text before
+/// libyaml sees it: libyaml's scanner takes time quadratic in the flow depth (40,000 levels take
+/// seconds), so the visitor's depth count would come too late. A bracket opens a collection only
+/// where a value starts (line start, after `:`, `-`, `,`, `?` or another bracket), and not in a
+/// comment or a quoted scalar, so `a[0]` or `"[["` in a value count nothing.
+fn flow_too_deep(doc: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (i, line) in doc.lines().enumerate() {
+        // Whether a value may start here (line start, or after an indicator or an opening bracket
+        // that counted), and whether the character just before was a space.
+        let mut value_starts = true;
+        let mut after_space = true;
+        let mut quote: Option<char> = None;
+        for (column, c) in line.chars().enumerate() {
+            let mut opened = false;
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if after_space => break,
+                (None, '"' | '\'') if value_starts => quote = Some(c),
+                (None, '[' | '{') if value_starts => {
+                    opened = true;
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Some((i + 1, column + 1));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            after_space = c == ' ' || c == '\t';
+            if !after_space {
+                value_starts = opened || (quote.is_none() && matches!(c, ':' | '-' | ',' | '?'));
+            }
+        }
+    }
+    None
+}
+
 /// What one document has used so far, and what stopped it.
 #[derive(Default)]
 struct Spent {
@@ -109,6 +148,9 @@ enum Refusal {
 
 /// Parses one document into a value within the budgets.
 pub(crate) fn parse_value(doc: &str) -> Result<Value, ValueError> {
+    if let Some((line, column)) = flow_too_deep(doc) {
+        return Err(ValueError::Budget { exceeded: Exceeded::Depth, line, column });
+    }
     let spent = Spent::default();
     let seed = Node { spent: &spent, depth: 0, siblings: None };
     let result = seed.deserialize(serde_yaml_ng::Deserializer::from_str(doc));
@@ -279,6 +321,14 @@ mod tests {
         assert_eq!(refused(&doc), (Exceeded::Depth, 2));
         let block: String = (0..100).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
         assert_eq!(refused(&block).0, Exceeded::Depth);
+    }
+
+    #[test]
+    fn flow_nesting_is_refused_from_the_text_before_libyaml_reads_it() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(flow_too_deep(&deep), Some((1, 4 + MAX_DEPTH)));
+        let ordinary = format!("a: x[0]{}\nb: \"{}\"  # {}\nc: [[1], {{d: [2]}}]\n", "[".repeat(100), "[".repeat(100), "{".repeat(100));
+        assert_eq!(flow_too_deep(&ordinary), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use super::budget::ValueError;
 use super::types::{
     LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH,
     MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
@@ -359,8 +360,12 @@ pub(crate) fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usi
 /// Checks that an AppSpec template is YAML and leaves the task definition to CodeDeploy.
 pub(crate) fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
-    let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column, message) = super::syntax::explain(text, &e);
+    super::budget::parse_value(text).map_err(|e| {
+        let (line, column, message) = match e {
+            ValueError::Syntax(e) => super::syntax::explain(text, &e),
+            ValueError::Budget { exceeded, line, column } => (line, column, exceeded.to_string()),
+            ValueError::DuplicateKey { key, line, column } => (line, column, format!("`{key}` is given twice in the same map")),
+        };
         (line, column, format!("invalid YAML in AppSpec: {message}"))
     })?;
     if !text.contains(TASK_DEFINITION_PLACEHOLDER) {
