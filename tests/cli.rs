@@ -47,7 +47,32 @@ fn validate_lists_every_error_with_file_line_and_column_and_suggests_the_field_m
     );
     let typo = lines.iter().find(|l| l.starts_with("pipelines/web.yaml:24:5: ")).unwrap_or_else(|| panic!("{text}"));
     assert!(typo.contains("unknown field `scanOnPsuh`") && typo.ends_with("(did you mean field `scanOnPush`?)"), "{typo}");
-    assert!(text.contains("2 error(s) in 2 file(s); 0 pipeline(s) valid"), "{text}");
+    assert!(text.contains("2 errors in 2 manifests; 0 pipelines valid"), "{text}");
+}
+
+#[test]
+fn validate_reports_every_error_of_a_manifest_at_once_and_counts_manifests_not_errors() {
+    let repo = example_repo();
+    edit(repo.path(), "pipelines/web.yaml", "    scanOnPush: true", "    scanOnPsuh: true");
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "prodListener: {loadBalancer: demo-web-alb, port: 80}",
+        "prodListener: {loadBalancer: demo-web-alb, port: 80000}",
+    );
+    edit(repo.path(), "pipelines/web.yaml", "terminationWaitMinutes: 5 ", "terminationWaitMinutes: 5000 ");
+    let out = slipway(&["validate", "--repo", &repo_arg(repo.path())], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("pipelines/web.yaml:24:5: image.scanOnPsuh: unknown field `scanOnPsuh`"), "{text}");
+    assert_eq!(
+        lines[1],
+        "pipelines/web.yaml:35:5: deploy.prodListener: expected a listener ARN or `{loadBalancer, port}`; port must be 1–65535 \
+         (deploy.prodListener.port: must be between 1 and 65535, not 80000)"
+    );
+    assert_eq!(lines[2], "pipelines/web.yaml:39:5: deploy.terminationWaitMinutes: must be between 0 and 2880, not 5000");
+    assert_eq!(lines[3], "3 errors in 1 manifest; 1 pipeline valid", "{text}");
 }
 
 #[test]

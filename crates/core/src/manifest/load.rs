@@ -7,11 +7,18 @@
 //! parse. Files that are not manifests as far as can be told, but might have been one (not
 //! UTF-8, not YAML, empty), are *suspects*: warnings that keep prune from running, because a
 //! broken file may be the definition of a pipeline that now only looks removed.
+//!
+//! Every file is read within the [input budgets](super::budget): size from the metadata before
+//! reading, documents before parsing, depth, nodes and alias expansion while parsing. A file or
+//! document over one follows the same rule: an error if it looks like a manifest (its pipeline,
+//! if its `metadata.name` can be read off the text already read, stays protected), else a
+//! suspect. Syntax errors point where the defect is (see [`syntax`](super::syntax)).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{API_VERSION, Diagnostic, KIND_PIPELINE, Pipeline};
+use super::budget::{self, Exceeded, MAX_FILE_BYTES, ValueError};
+use super::{API_VERSION, Diagnostic, KIND_PIPELINE, Pipeline, structure, syntax};
 
 /// A parsed pipeline document and where it came from.
 #[derive(Debug, Clone)]
@@ -61,19 +68,78 @@ pub fn load_repository(root: &Path) -> std::io::Result<LoadOutcome> {
     files.sort();
     let mut outcome = LoadOutcome::default();
     for rel in files {
-        let bytes = match fs::read(root.join(&rel)) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                outcome.errors.push(at(&rel, 1, 1, format!("failed to read file: {err}")));
-                continue;
-            }
-        };
-        match String::from_utf8(bytes) {
-            Ok(text) => load_file(&rel, &text, &mut outcome),
-            Err(err) => not_utf8(&rel, err.as_bytes(), err.utf8_error().valid_up_to(), &mut outcome),
+        match read_within_budget(&root.join(&rel)) {
+            Ok(Read::Whole(bytes)) => match String::from_utf8(bytes) {
+                Ok(text) => load_file(&rel, &text, &mut outcome),
+                Err(err) => not_utf8(&rel, err.as_bytes(), err.utf8_error().valid_up_to(), &mut outcome),
+            },
+            Ok(Read::TooBig { bytes, head }) => too_big(&rel, bytes, &head, &mut outcome),
+            Err(err) => outcome.errors.push(at(&rel, 1, 1, format!("failed to read file: {err}"))),
         }
     }
     Ok(outcome)
+}
+
+/// A file read whole, or only its head because it is over [`MAX_FILE_BYTES`].
+enum Read {
+    Whole(Vec<u8>),
+    TooBig { bytes: u64, head: Vec<u8> },
+}
+
+/// How much of a file over the size budget is read, to tell whether it was meant as a manifest.
+const HEAD_BYTES: u64 = 16 * 1024;
+
+/// Reads a file, its size checked from its metadata first, so a huge file is never read whole.
+fn read_within_budget(path: &Path) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let file = fs::File::open(path)?;
+    let bytes = file.metadata()?.len();
+    if bytes > MAX_FILE_BYTES {
+        let mut head = Vec::new();
+        file.take(HEAD_BYTES).read_to_end(&mut head)?;
+        return Ok(Read::TooBig { bytes, head });
+    }
+    let mut contents = Vec::with_capacity(bytes as usize);
+    // `take`: a file that grows while it is read is still read within the budget.
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut contents)?;
+    if contents.len() as u64 > MAX_FILE_BYTES {
+        let bytes = contents.len() as u64;
+        contents.truncate(HEAD_BYTES as usize);
+        return Ok(Read::TooBig { bytes, head: contents });
+    }
+    Ok(Read::Whole(contents))
+}
+
+/// A file over the size budget: an error if its head looks like a manifest (with the pipeline
+/// name if the head shows it), else a suspect.
+fn too_big(rel: &Path, bytes: u64, head: &[u8], outcome: &mut LoadOutcome) {
+    let head = String::from_utf8_lossy(head);
+    refuse(rel, 1, 1, Exceeded::FileSize { bytes }, &head, outcome);
+}
+
+/// A file or document over a budget (see [`budget`](super::budget)): judged, and its name
+/// looked for, only in the text already read.
+fn refuse(rel: &Path, line: usize, column: usize, exceeded: Exceeded, text: &str, outcome: &mut LoadOutcome) {
+    let mut diagnostic = at(rel, line, column, exceeded.to_string());
+    if looks_like_slipway(text) {
+        let name = cheap_name(text);
+        diagnostic.pipeline = name.clone();
+        outcome.errors.push(diagnostic);
+        remember_broken(outcome, name);
+    } else {
+        outcome.suspects.push(diagnostic);
+    }
+}
+
+/// The first `metadata.name` written in block style, read line by line without parsing.
+fn cheap_name(text: &str) -> Option<String> {
+    let mut block =
+        text.lines().skip_while(|l| l.trim_end() != "metadata:").skip(1).take_while(|l| l.starts_with([' ', '#']) || l.is_empty());
+    block.find_map(|l| {
+        let value = l.strip_prefix(' ')?.trim_start().strip_prefix("name:")?;
+        let value = value.split(" #").next().unwrap_or(value).trim().trim_matches(['"', '\'']);
+        (!value.is_empty()).then(|| value.to_string())
+    })
 }
 
 fn at(file: &Path, line: usize, column: usize, message: String) -> Diagnostic {
@@ -124,13 +190,18 @@ fn collect_yaml_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::i
     Ok(())
 }
 
+/// A line that ends one YAML document (and may start the next).
+pub(crate) fn is_separator(line: &str) -> bool {
+    line == "---" || line.starts_with("--- ") || line == "..."
+}
+
 /// Splits a YAML stream on `---` lines, keeping each document's starting line.
 fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut start = 0;
     for (i, line) in text.lines().enumerate() {
-        if line == "---" || line.starts_with("--- ") || line == "..." {
+        if is_separator(line) {
             docs.push((start, std::mem::take(&mut current)));
             // The separator line stays as a blank line so positions stay exact.
             current.push('\n');
@@ -149,6 +220,10 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
         outcome.suspects.push(at(rel, 1, 1, "the file holds no YAML document (was it a manifest, truncated?)".into()));
         return;
     }
+    if let Some(line) = budget::too_many_documents(text) {
+        refuse(rel, line, 1, Exceeded::Documents, text, outcome);
+        return;
+    }
     for (offset, doc) in split_documents(text) {
         let diag = |line: usize, column: usize, message: String, pipeline: Option<String>| Diagnostic {
             file: rel.to_path_buf(),
@@ -157,14 +232,22 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
             message,
             pipeline,
         };
-        let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&doc) {
+        let value = match budget::parse_value(&doc) {
             Ok(value) => value,
             Err(err) => {
-                // Not YAML: an error if it resembles a manifest, else a suspect.
-                let (line, column) = error_position(&err);
-                let diagnostic = diag(line, column, strip_position(&err), None);
+                // Not YAML, or over a budget: an error if it resembles a manifest, else a suspect.
+                let (line, column, message) = match err {
+                    ValueError::Syntax(err) => syntax::explain(&doc, &err),
+                    ValueError::Budget { exceeded, line, column } => (line, column, exceeded.to_string()),
+                    ValueError::DuplicateKey { key, line, column } => {
+                        (line, column, format!("`{key}` is given twice in the same map: keep one"))
+                    }
+                };
+                let name = looks_like_slipway(&doc).then(|| cheap_name(&doc)).flatten();
+                let diagnostic = diag(line, column, message, name.clone());
                 if looks_like_slipway(&doc) {
-                    outcome.errors.push(diagnostic)
+                    outcome.errors.push(diagnostic);
+                    remember_broken(outcome, name);
                 } else {
                     outcome.suspects.push(diagnostic)
                 }
@@ -213,6 +296,15 @@ fn load_file(rel: &Path, text: &str, outcome: &mut LoadOutcome) {
             remember_broken(outcome, name);
             continue;
         }
+        let mismatches = structure::check(&value);
+        if !mismatches.is_empty() {
+            for mismatch in mismatches {
+                let (line, column) = super::locate::locate(&doc, &mismatch.keys());
+                outcome.errors.push(diag(line, column, mismatch.message, name.clone()));
+            }
+            remember_broken(outcome, name);
+            continue;
+        }
         match serde_yaml_ng::from_str::<Pipeline>(&doc) {
             Ok(pipeline) => outcome.pipelines.push(Loaded { pipeline, file: rel.to_path_buf(), doc_text: doc, line_offset: offset }),
             Err(err) => {
@@ -232,13 +324,8 @@ fn error_position(err: &serde_yaml_ng::Error) -> (usize, usize) {
     err.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1))
 }
 
-/// serde_yaml_ng appends " at line N column M"; the diagnostic prints the position itself.
 fn strip_position(err: &serde_yaml_ng::Error) -> String {
-    let text = err.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    syntax::strip_position(&err.to_string())
 }
 
 /// Adds "did you mean" to serde's unknown-field and unknown-variant messages.
@@ -341,6 +428,54 @@ mod tests {
     }
 
     #[test]
+    fn a_file_over_the_size_budget_is_refused_unread_and_holds_its_pipeline() {
+        let repo = tempfile::tempdir().unwrap();
+        let manifest = repo.path().join("web.yaml");
+        std::fs::write(&manifest, format!("{WEB}spec:\n")).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(60 << 20).unwrap();
+        let other = repo.path().join("values.yaml");
+        std::fs::write(&other, "a: 1\n").unwrap();
+        std::fs::OpenOptions::new().write(true).open(&other).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+        let outcome = load_repository(repo.path()).unwrap();
+        assert_eq!(outcome.errors.len(), 1, "{:?}", outcome.errors);
+        let err = outcome.errors[0].to_string();
+        assert!(err.starts_with("web.yaml:1:1: the file is 62914560 bytes, over the limit of 1048576"), "{err}");
+        assert_eq!(outcome.broken_names, ["web"]);
+        assert_eq!(outcome.suspects.len(), 1);
+        assert_eq!(outcome.suspects[0].file, Path::new("values.yaml"));
+    }
+
+    #[test]
+    fn a_file_with_too_many_documents_is_refused_at_the_first_one_too_many() {
+        let text = format!("{WEB}---\n").repeat(budget::MAX_DOCUMENTS + 1);
+        let outcome = loaded("p.yaml", &text);
+        assert!(outcome.pipelines.is_empty());
+        assert_eq!(outcome.errors.len(), 1);
+        assert_eq!(outcome.errors[0].line, 5 * budget::MAX_DOCUMENTS, "{}", outcome.errors[0]);
+        assert!(outcome.errors[0].message.contains("more than 100 YAML documents"), "{}", outcome.errors[0]);
+        assert_eq!(outcome.broken_names, ["web"]);
+    }
+
+    #[test]
+    fn a_yaml_bomb_in_a_manifest_is_an_error_naming_its_pipeline() {
+        let mut text = format!("{WEB}spec:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            text.push_str(&format!("  a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+        }
+        let outcome = loaded("p.yaml", &text);
+        assert_eq!(outcome.errors.len(), 1);
+        assert!(outcome.errors[0].message.contains("more than 100000 values"), "{}", outcome.errors[0]);
+        assert_eq!(outcome.broken_names, ["web"]);
+    }
+
+    #[test]
+    fn the_name_is_read_cheaply_from_the_metadata_block_only() {
+        assert_eq!(cheap_name(WEB).as_deref(), Some("web"));
+        assert_eq!(cheap_name("metadata:\n  labels: {}\n  name: \"api\"  # the API\n").as_deref(), Some("api"));
+        assert_eq!(cheap_name("metadata:\nspec:\n  pipeline:\n    name: x\n"), None);
+    }
+
+    #[test]
     fn documents_keep_their_line_offsets() {
         let docs = split_documents("a: 1\n---\nb: 2\nc: 3\n");
         assert_eq!(docs.len(), 2);
@@ -357,10 +492,10 @@ mod tests {
 
         let text = "apiVersion: slipway.dev/v1alpha1\nkind: Pipeline\nmetadata:\n  name: web\n  colour: blue\n";
         load_file(Path::new("p.yaml"), text, &mut outcome);
-        assert_eq!(outcome.errors.len(), 1);
-        let err = &outcome.errors[0];
-        assert_eq!(err.line, 5, "{err}");
-        assert!(err.message.contains("unknown field `colour`"), "{err}");
+        let shown: Vec<String> = outcome.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "every error of the document: {shown:#?}");
+        assert!(shown[0].starts_with("p.yaml:5:3: metadata.colour: unknown field `colour`"), "{}", shown[0]);
+        assert_eq!(shown[1], "p.yaml:1:1: missing field `spec`");
         assert_eq!(outcome.broken_names, vec!["web".to_string()]);
     }
 }

@@ -2,10 +2,13 @@
 //! validating them and the files they reference. `load` reads the manifests and `validate` the
 //! files they reference (once: their contents travel on in [`ValidPipeline`]); the rest is pure.
 
+pub mod budget;
 pub mod jsonc;
 pub mod load;
 pub mod locate;
 pub mod schema;
+mod structure;
+mod syntax;
 pub mod types;
 pub mod validate;
 

@@ -13,13 +13,34 @@ pub use crate::resource::DeletionPolicy;
 pub const API_VERSION: &str = "slipway.dev/v1alpha1";
 pub(crate) const KIND_PIPELINE: &str = "Pipeline";
 
+// Limits AWS sets, written once: the JSON Schema (`#[schemars(range/length)]`) and `validate`
+// both read them, and the loader checks every document against the schema.
+/// The longest pipeline name: it prefixes resource names that AWS limits (`<name>-build`, …).
+pub const MAX_NAME_LENGTH: usize = 40;
+/// CodeDeploy's longest wait before the blue task set is deleted, and before traffic is rerouted
+/// (2 days).
+pub const MAX_WAIT_MINUTES: u32 = 2880;
+/// CodeBuild's shortest and longest build timeout (36 hours).
+pub const MIN_BUILD_TIMEOUT_MINUTES: u32 = 5;
+pub const MAX_BUILD_TIMEOUT_MINUTES: u32 = 2160;
+/// ECR's longest image tag.
+pub const MAX_TAG_LENGTH: usize = 128;
+/// S3 bucket names are 3 to 63 characters.
+pub const MIN_BUCKET_LENGTH: usize = 3;
+pub const MAX_BUCKET_LENGTH: usize = 63;
+/// ECR repository names are 2 to 256 characters.
+pub const MIN_REPOSITORY_LENGTH: usize = 2;
+pub const MAX_REPOSITORY_LENGTH: usize = 256;
+
 /// One `kind: Pipeline` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Pipeline {
     /// Always `slipway.dev/v1alpha1`.
+    #[schemars(extend("const" = API_VERSION))]
     pub api_version: String,
     /// Always `Pipeline`.
+    #[schemars(extend("const" = KIND_PIPELINE))]
     pub kind: String,
     pub metadata: Metadata,
     pub spec: PipelineSpec,
@@ -31,7 +52,7 @@ pub struct Metadata {
     /// Pipeline name: lower-case letters, digits and `-`, at most 40 characters. It is the
     /// default name of every resource the pipeline creates and the value of the
     /// `slipway.dev/pipeline` tag.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
+    #[schemars(length(min = 1, max = MAX_NAME_LENGTH), regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"))]
     pub name: String,
     /// Free-form labels, copied onto every resource as tags: at most 47 (AWS allows 50 tags and
     /// slipway sets 3), keys 1–128 and values 0–256 characters of letters, numbers, spaces and
@@ -103,10 +124,12 @@ impl SyncMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Image {
-    /// ECR repository name.
+    /// ECR repository name: 2 to 256 lower-case letters, digits, `.`, `_`, `-` and `/`.
+    #[schemars(length(min = MIN_REPOSITORY_LENGTH, max = MAX_REPOSITORY_LENGTH))]
     pub repository: String,
     /// The tag that is deployed (the ECR source action watches it).
     #[serde(default = "default_tag")]
+    #[schemars(length(min = 1, max = MAX_TAG_LENGTH))]
     pub tag: String,
     #[serde(default)]
     pub tag_mutability: TagMutability,
@@ -115,6 +138,7 @@ pub struct Image {
     /// Untagged images expire this many days after push (lifecycle rule). The image a service
     /// runs after a rollback may be untagged: see the README.
     #[serde(default = "default_untagged_expiry_days")]
+    #[schemars(range(min = 1))]
     pub untagged_expiry_days: u32,
     /// Deploy exactly this image instead of following `tag`: `<repository>@sha256:<digest>` or
     /// `<repository>:<tag>`. Needs `deploy.mode: direct`.
@@ -149,6 +173,7 @@ pub struct Source {
     /// directory is zipped with `git-commit-hash.txt` added (seed 002's `docker_image.zip`).
     pub path: String,
     /// S3 bucket for the zip. slipway creates and owns it (versioned, private, encrypted).
+    #[schemars(length(min = MIN_BUCKET_LENGTH, max = MAX_BUCKET_LENGTH), regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
     pub bucket: String,
     /// Object key of the zip.
     #[serde(default = "default_source_key")]
@@ -176,6 +201,7 @@ pub struct Build {
     pub buildspec: String,
     /// Build timeout in minutes (5..=2160).
     #[serde(default = "default_build_timeout")]
+    #[schemars(range(min = MIN_BUILD_TIMEOUT_MINUTES, max = MAX_BUILD_TIMEOUT_MINUTES))]
     pub timeout_minutes: u32,
     /// Extra plain-text environment variables. `IMAGE_REPO_NAME`, `IMAGE_TAG` and
     /// `AWS_ACCOUNT_ID` are set from the manifest unless given here.
@@ -214,9 +240,11 @@ pub struct Deploy {
     pub app_spec: String,
     /// How long the old (blue) task set is kept after success, for a fast rollback (0..=2880).
     #[serde(default = "default_termination_wait")]
+    #[schemars(range(max = MAX_WAIT_MINUTES))]
     pub termination_wait_minutes: u32,
-    /// Minutes to wait before rerouting traffic; 0 reroutes at once.
+    /// Minutes to wait before rerouting traffic; 0 reroutes at once (0..=2880).
     #[serde(default)]
+    #[schemars(range(max = MAX_WAIT_MINUTES))]
     pub ready_wait_minutes: u32,
     /// Events that roll a deployment back automatically.
     #[serde(default = "default_auto_rollback")]
@@ -244,6 +272,7 @@ pub enum DeployMode {
 /// A listener, by ARN or by load balancer name and port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(extend("errorMessage" = LISTENER_EXPECTED))]
 pub enum ListenerRef {
     Arn(String),
     ByPort(ListenerByPort),
@@ -253,8 +282,13 @@ pub enum ListenerRef {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ListenerByPort {
     pub load_balancer: String,
+    #[schemars(range(min = 1))]
     pub port: u16,
 }
+
+/// What a listener field takes, in the user's words (also the schema's `errorMessage`, which
+/// editors show).
+pub(crate) const LISTENER_EXPECTED: &str = "expected a listener ARN or `{loadBalancer, port}`; port must be 1–65535";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

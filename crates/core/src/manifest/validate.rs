@@ -7,7 +7,12 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Diagnostic, Loaded, Pipeline, jsonc};
+use super::budget::ValueError;
+use super::types::{
+    LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH,
+    MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
+};
+use super::{Diagnostic, ListenerRef, Loaded, Pipeline, jsonc};
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
 pub(crate) const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
@@ -90,8 +95,8 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
     if let Err(why) = check_ecr_name(&s.image.repository) {
         err(&["spec", "image", "repository"], format!("invalid ECR repository name `{}`: {why}", s.image.repository));
     }
-    if s.image.tag.is_empty() || s.image.tag.len() > 128 {
-        err(&["spec", "image", "tag"], "image.tag must be 1 to 128 characters".into());
+    if s.image.tag.is_empty() || s.image.tag.len() > MAX_TAG_LENGTH {
+        err(&["spec", "image", "tag"], format!("image.tag must be 1 to {MAX_TAG_LENGTH} characters"));
     }
     if s.image.untagged_expiry_days == 0 {
         err(&["spec", "image", "untaggedExpiryDays"], "image.untaggedExpiryDays must be at least 1".into());
@@ -128,18 +133,28 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
             err(path, format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"));
         }
     }
-    if s.deploy.termination_wait_minutes > 2880 {
-        err(&["spec", "deploy", "terminationWaitMinutes"], "deploy.terminationWaitMinutes must be at most 2880 (2 days)".into());
+    for (field, minutes) in
+        [("terminationWaitMinutes", s.deploy.termination_wait_minutes), ("readyWaitMinutes", s.deploy.ready_wait_minutes)]
+    {
+        if minutes > MAX_WAIT_MINUTES {
+            err(&["spec", "deploy", field], format!("deploy.{field} must be at most {MAX_WAIT_MINUTES} (2 days)"));
+        }
     }
-    if s.deploy.ready_wait_minutes > 2880 {
-        err(&["spec", "deploy", "readyWaitMinutes"], "deploy.readyWaitMinutes must be at most 2880 (2 days)".into());
+    let listeners = [("prodListener", Some(&s.deploy.prod_listener)), ("testListener", s.deploy.test_listener.as_ref())];
+    for (field, listener) in listeners {
+        if let Some(ListenerRef::ByPort(by_port)) = listener
+            && by_port.port == 0
+        {
+            err(&["spec", "deploy", field, "port"], format!("deploy.{field}: {LISTENER_EXPECTED}"));
+        }
     }
     if s.deploy.target_groups[0] == s.deploy.target_groups[1] {
         err(&["spec", "deploy", "targetGroups"], "deploy.targetGroups must name two different target groups (blue and green)".into());
     }
     if let Some(build) = &s.build {
-        if !(5..=2160).contains(&build.timeout_minutes) {
-            err(&["spec", "build", "timeoutMinutes"], "build.timeoutMinutes must be between 5 and 2160".into());
+        if !(MIN_BUILD_TIMEOUT_MINUTES..=MAX_BUILD_TIMEOUT_MINUTES).contains(&build.timeout_minutes) {
+            let message = format!("build.timeoutMinutes must be between {MIN_BUILD_TIMEOUT_MINUTES} and {MAX_BUILD_TIMEOUT_MINUTES}");
+            err(&["spec", "build", "timeoutMinutes"], message);
         }
         if let Err(why) = check_relative_path(&build.buildspec) {
             err(&["spec", "build", "buildspec"], format!("build.buildspec `{}` {why}", build.buildspec));
@@ -345,9 +360,13 @@ pub(crate) fn check_task_definition(bytes: &[u8]) -> Result<Vec<u8>, (usize, usi
 /// Checks that an AppSpec template is YAML and leaves the task definition to CodeDeploy.
 pub(crate) fn check_app_spec(bytes: &[u8]) -> Result<(), (usize, usize, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| (1, 1, format!("AppSpec is not UTF-8: {e}")))?;
-    let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-        (line, column, format!("invalid YAML in AppSpec: {e}"))
+    super::budget::parse_value(text).map_err(|e| {
+        let (line, column, message) = match e {
+            ValueError::Syntax(e) => super::syntax::explain(text, &e),
+            ValueError::Budget { exceeded, line, column } => (line, column, exceeded.to_string()),
+            ValueError::DuplicateKey { key, line, column } => (line, column, format!("`{key}` is given twice in the same map")),
+        };
+        (line, column, format!("invalid YAML in AppSpec: {message}"))
     })?;
     if !text.contains(TASK_DEFINITION_PLACEHOLDER) {
         return Err((
@@ -470,21 +489,21 @@ pub(crate) fn check_label(key: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn check_pipeline_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 40 {
-        return Err("must be 1 to 40 characters");
+pub(crate) fn check_pipeline_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LENGTH {
+        return Err(format!("must be 1 to {MAX_NAME_LENGTH} characters, this one has {}", name.chars().count()));
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err("only lower-case letters, digits and `-` are allowed");
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(format!("`{bad}` is not allowed: only lower-case letters, digits and `-` are"));
     }
     if name.starts_with('-') || name.ends_with('-') {
-        return Err("must start and end with a letter or digit");
+        return Err("must start and end with a letter or digit".into());
     }
     Ok(())
 }
 
 pub(crate) fn check_ecr_name(name: &str) -> Result<(), &'static str> {
-    if name.len() < 2 || name.len() > 256 {
+    if !(MIN_REPOSITORY_LENGTH..=MAX_REPOSITORY_LENGTH).contains(&name.len()) {
         return Err("must be 2 to 256 characters");
     }
     for part in name.split('/') {
@@ -504,7 +523,7 @@ pub(crate) fn check_ecr_name(name: &str) -> Result<(), &'static str> {
 }
 
 pub(crate) fn check_bucket_name(name: &str) -> Result<(), &'static str> {
-    if name.len() < 3 || name.len() > 63 {
+    if !(MIN_BUCKET_LENGTH..=MAX_BUCKET_LENGTH).contains(&name.len()) {
         return Err("must be 3 to 63 characters");
     }
     let bytes = name.as_bytes();
@@ -664,8 +683,9 @@ spec:
         let many: String = (0..48).map(|i| format!("    l{i}: v\n")).collect();
         let manifest = MANIFEST.replace("  name: web\n", &format!("  name: web\n  labels:\n{many}"));
         let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
-        let (_, errors) = validate(dir.path(), &load_repository(dir.path()).unwrap().pipelines);
-        assert!(errors[0].to_string().starts_with("p.yaml:5:3: 48 labels: AWS allows 50 tags"), "{}", errors[0]);
+        let loaded = load_repository(dir.path()).unwrap();
+        assert!(loaded.pipelines.is_empty(), "the schema's maxProperties refuses it while loading");
+        assert_eq!(loaded.errors[0].to_string(), "p.yaml:5:3: metadata.labels: 48 entries, at most 47 are allowed");
     }
 
     #[test]
