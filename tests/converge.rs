@@ -259,7 +259,8 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     // A broken manifest protects its pipeline: never an orphan.
     edit(repo.path(), "pipelines/nginx.yaml", "  source:\n", "  sauce:\n");
     let broken = plan_repo(&aws, repo.path()).await;
-    assert_eq!(broken.invalid.len(), 1);
+    let errors: Vec<String> = broken.invalid.iter().map(ToString::to_string).collect();
+    assert!(!errors.is_empty() && errors.iter().all(|e| e.contains("nginx.yaml")), "{errors:?}");
     assert_eq!(broken.orphans.as_deref(), Some(&[][..]), "a typo must not orphan a pipeline");
 
     std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
@@ -348,6 +349,18 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     let applied = slipway_aws::inventory::read_applied(&aws, "nginx").await.unwrap().expect("the apply is recorded");
     assert_eq!((applied.pipeline.as_str(), applied.revision), ("nginx", None), "examples/ is not a Git work tree");
 
+    // As after an upgrade from a slipway without the inventory: the entries are gone, and the
+    // next apply, with nothing to change, records what the pipeline already has.
+    for key in &before {
+        let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
+        aws.s3.delete_object().bucket(state).key(key).send().await.unwrap();
+    }
+    assert!(recorded(&aws, "nginx").await.is_empty());
+    let fresh = moto.aws().await;
+    let report = apply_repo(&fresh, repo.path(), false).await;
+    assert!(report.succeeded() && report.pipelines.iter().all(|p| p.done.is_empty()), "nothing to change");
+    assert_eq!(recorded(&aws, "nginx").await, before, "what the pipeline has is recorded again");
+
     // A rule tagged as nginx's by hand: no slipway created it, so none prunes it.
     let tag = |k: &str, v: &str| aws_sdk_eventbridge::types::Tag::builder().key(k).value(v).build().unwrap();
     aws.events
@@ -367,15 +380,30 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     let (report, alive) = prune_with(&other, empty.path(), &PrunePolicy { allow_empty: true, max_pipelines: 10 }).await;
     assert!(report.pruned.is_empty() && alive == [true, true], "{:?}", report.pruned);
 
+    // nginx's bucket, handed by hand to another pipeline: recorded, but no longer tagged as
+    // nginx's, so prune leaves it (and its entry).
+    let bucket_entry = before.iter().find(|k| k.contains("/s3-bucket/")).expect("the bucket is recorded").clone();
+    let bucket = bucket_entry.rsplit('/').next().unwrap();
+    let s3_tag = |k: &str, v: &str| aws_sdk_s3::types::Tag::builder().key(k).value(v).build().unwrap();
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(s3_tag("slipway.dev/managed-by", "slipway"))
+        .tag_set(s3_tag("slipway.dev/pipeline", "someone-else"))
+        .build()
+        .unwrap();
+    aws.s3.put_bucket_tagging().bucket(bucket).tagging(tagging).send().await.unwrap();
+
     // A fresh process of this installation finds the inventory and prunes the removed pipeline.
     std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
     let fresh = moto.aws().await;
     let (report, alive) = prune_with(&fresh, repo.path(), &PrunePolicy::default()).await;
     assert_eq!(alive, [false, true], "{:?} {:?}", report.pruned, report.prune_errors);
     assert!(aws.events.describe_rule().name("hand-made").send().await.is_ok(), "a resource outside the inventory is never pruned");
-    // What was deleted left the inventory; the application moto cannot delete stays in it.
+    assert!(aws.s3.head_bucket().bucket(bucket).send().await.is_ok(), "a resource tagged as another pipeline's is never pruned");
+    // What was deleted left the inventory; the application moto cannot delete stays in it, and
+    // so does the bucket prune left.
     let after = recorded(&aws, "nginx").await;
-    assert_eq!(after, ["inventory/v1/nginx/codedeploy-application/nginx".to_string()].into(), "{:?}", report.prune_errors);
+    let kept: BTreeSet<String> = ["inventory/v1/nginx/codedeploy-application/nginx".to_string(), bucket_entry.clone()].into();
+    assert_eq!(after, kept, "{:?}", report.prune_errors);
 }
 
 /// Plans with `policy` and applies with --prune; returns the report and whether both pipelines'
