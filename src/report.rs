@@ -77,9 +77,9 @@ pub fn render_plan(plan: &Plan) -> String {
     let orphans = plan.orphans.as_deref().unwrap_or_default();
     if !orphans.is_empty() {
         if plan.prune_holds.is_empty() {
-            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; `apply --prune` deletes those marked DELETE):");
+            let _ = writeln!(out, "\norphans (recorded in the inventory, no longer in Git; `apply --prune` deletes those marked DELETE):");
         } else {
-            let _ = writeln!(out, "\norphans (owned by slipway, no longer in Git; kept even by `apply --prune`):");
+            let _ = writeln!(out, "\norphans (recorded in the inventory, no longer in Git; kept even by `apply --prune`):");
         }
         for o in orphans {
             let verb = if o.prunable() { "DELETE" } else { "RETAIN" };

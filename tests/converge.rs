@@ -346,6 +346,11 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     let before = recorded(&aws, "nginx").await;
     assert_eq!(before.len(), 7, "{before:?}");
     assert!(before.contains("inventory/v1/nginx/codepipeline/nginx"), "{before:?}");
+    let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
+    let versioning = aws.s3.get_bucket_versioning().bucket(&state).send().await.unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"), "the state bucket keeps every change");
+    let block = aws.s3.get_public_access_block().bucket(&state).send().await.unwrap().public_access_block_configuration.unwrap();
+    assert_eq!(block.block_public_acls().zip(block.restrict_public_buckets()), Some((true, true)));
     let applied = slipway_aws::inventory::read_applied(&aws, "nginx").await.unwrap().expect("the apply is recorded");
     assert_eq!((applied.pipeline.as_str(), applied.revision), ("nginx", None), "examples/ is not a Git work tree");
 

@@ -102,8 +102,8 @@ pub struct Selection {
 /// The guards on prune (see README, "Ownership, conflicts and pruning").
 #[derive(Debug, Clone, Args)]
 pub struct PruneArgs {
-    /// Prune even when the revision defines no pipeline at all, deleting everything slipway owns
-    /// in the account and region. Without it, an empty revision (a wrong --repo, a failed
+    /// Prune even when the revision defines no pipeline at all, deleting everything this
+    /// installation's inventory records. Without it, an empty revision (a wrong --repo, a failed
     /// checkout) deletes nothing.
     #[arg(long, env = "SLIPWAY_ALLOW_EMPTY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub allow_empty: bool,
@@ -142,8 +142,8 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// Also delete resources slipway owns whose pipeline is no longer in Git. Never touches
-    /// resources without slipway's tags, and deletes nothing when a manifest or any YAML file is
+    /// Also delete the resources this installation's inventory records whose pipeline is no
+    /// longer in Git. Never touches resources without slipway's tags, and deletes nothing when a manifest or any YAML file is
     /// broken, the revision is empty, or more pipelines than --prune-max would lose resources.
     #[arg(long)]
     pub prune: bool,

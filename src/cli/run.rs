@@ -58,8 +58,9 @@ pub struct RunArgs {
     /// Pipelines reconciled at once.
     #[arg(long, env = "SLIPWAY_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
-    /// Delete owned resources whose pipeline left Git: never when a manifest or any YAML file is
-    /// broken, the revision is empty, or more pipelines than --prune-max would lose resources.
+    /// Delete the resources the inventory records whose pipeline left Git: never when a manifest
+    /// or any YAML file is broken, the revision is empty, or more pipelines than --prune-max would
+    /// lose resources.
     #[arg(long, env = "SLIPWAY_PRUNE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub prune: bool,
     #[command(flatten)]

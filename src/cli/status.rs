@@ -92,7 +92,7 @@ fn render(status: &ControllerStatus) -> String {
         }
     }
     if !status.orphans.is_empty() {
-        out.push_str(&format!("\n{} orphaned resource(s) (owned by slipway, no longer in Git)\n", status.orphans.len()));
+        out.push_str(&format!("\n{} orphaned resource(s) (recorded in the inventory, no longer in Git)\n", status.orphans.len()));
     }
     out
 }
