@@ -1,5 +1,6 @@
 //! Adapter calls moto 5.2.5 cannot answer — CodeDeploy `UpdateDeploymentGroup`,
-//! `DeleteDeploymentGroup`, `DeleteApplication`, CodeBuild `UpdateProject` — and error mapping,
+//! `DeleteDeploymentGroup`, `DeleteApplication`, CodeBuild `UpdateProject` —, what moto ignores
+//! (S3's expected bucket owner), and error mapping,
 //! tested with aws-smithy-mocks (the SDK's own test utility): the request slipway builds is
 //! checked field by field and the response is scripted.
 
@@ -210,4 +211,28 @@ async fn deployments_are_created_with_the_app_spec_content_and_stopped_with_roll
     assert_eq!(id, "d-9");
     aws.stop_deployment("d-8", true).await.unwrap();
     assert_eq!((create.num_calls(), stop.num_calls()), (1, 1));
+}
+
+/// The state bucket's name is predictable (`slipway-state-<account>-<region>`): anyone may create
+/// it in their own account. Every inventory call names this account as the expected owner, so S3
+/// refuses a bucket of another account (moto ignores the header, hence the mock).
+#[tokio::test]
+async fn the_inventory_only_uses_a_state_bucket_of_this_account() {
+    let owned_by_us = |owner: Option<&str>| owner == Some("123456789012");
+    let list = mock!(aws_sdk_s3::Client::list_objects_v2)
+        .match_requests(move |r| owned_by_us(r.expected_bucket_owner()) && r.bucket() == Some("slipway-state-123456789012-ap-northeast-1"))
+        .then_output(|| aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output::builder().build());
+    let put = mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |r| owned_by_us(r.expected_bucket_owner()))
+        .then_output(|| aws_sdk_s3::operation::put_object::PutObjectOutput::builder().build());
+    let delete = mock!(aws_sdk_s3::Client::delete_object)
+        .match_requests(move |r| owned_by_us(r.expected_bucket_owner()))
+        .then_output(|| aws_sdk_s3::operation::delete_object::DeleteObjectOutput::builder().build());
+    let mut aws = aws();
+    aws.s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&list, &put, &delete]);
+
+    let entry = slipway_core::inventory::Entry::new("web", Key::new(Kind::CodePipeline, "web"));
+    slipway_aws::inventory::ensure(&aws, vec![entry.clone()], Vec::new()).await.unwrap();
+    slipway_aws::inventory::forget(&aws, &entry).await.unwrap();
+    assert_eq!((list.num_calls(), put.num_calls(), delete.num_calls()), (1, 1, 1));
 }

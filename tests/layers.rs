@@ -45,8 +45,7 @@ fn the_core_crate_builds_without_aws_an_async_runtime_git_or_http() {
 fn the_aws_crate_depends_on_core_and_nothing_of_the_application() {
     let graph = build_graph("slipway-aws");
     assert!(graph.contains("slipway-core"), "{graph:?}");
-    let found =
-        forbidden(&graph, &["slipway", "git2", "axum", "prometheus", "notify", "clap", "tracing-subscriber"]);
+    let found = forbidden(&graph, &["slipway", "git2", "axum", "prometheus", "notify", "clap", "tracing-subscriber"]);
     assert!(found.is_empty(), "slipway-aws reaches into the application's dependencies: {found:?}");
 }
 

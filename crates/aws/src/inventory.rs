@@ -2,7 +2,9 @@
 //! installation's S3 state bucket (`--state-bucket`, by default `slipway-state-<account>-<region>`).
 //! The bucket is created on the first write: versioned, so every change to the inventory is kept;
 //! encrypted; public access blocked; tagged as slipway's but as no pipeline's, so it is never an
-//! orphan. Nothing here deletes the bucket.
+//! orphan. Nothing here deletes the bucket. Every call names this account as the expected owner,
+//! so a bucket of that name in another account (its name is predictable) is refused, never
+//! written to or read from.
 //!
 //! What this process wrote or listed is remembered ([`Inventory`]), so recording what a pipeline
 //! already has costs no read after the first listing, and no write when it is there.
@@ -35,7 +37,8 @@ impl Inventory {
 /// Every entry of the inventory; empty when the state bucket does not exist yet.
 pub async fn list(aws: &Aws) -> Result<HashSet<Entry>, AwsError> {
     let inventory = &aws.inventory;
-    let mut pages = aws.s3.list_objects_v2().bucket(&inventory.bucket).prefix(ENTRY_PREFIX).into_paginator().send();
+    let mut pages =
+        aws.s3.list_objects_v2().bucket(&inventory.bucket).expected_bucket_owner(&aws.account).prefix(ENTRY_PREFIX).into_paginator().send();
     let mut entries = HashSet::new();
     while let Some(page) = pages.next().await {
         match page.map_err(aws_err("s3", "ListObjectsV2")) {
@@ -73,7 +76,14 @@ pub async fn ensure(aws: &Aws, existing: Vec<Entry>, creating: Vec<Entry>) -> Re
 
 /// Removes an entry whose resource prune deleted (or found gone).
 pub async fn forget(aws: &Aws, entry: &Entry) -> Result<(), AwsError> {
-    aws.s3.delete_object().bucket(&aws.inventory.bucket).key(entry.object_key()).send().await.map_err(aws_err("s3", "DeleteObject"))?;
+    aws.s3
+        .delete_object()
+        .bucket(&aws.inventory.bucket)
+        .expected_bucket_owner(&aws.account)
+        .key(entry.object_key())
+        .send()
+        .await
+        .map_err(aws_err("s3", "DeleteObject"))?;
     if let Some(known) = aws.inventory.known.lock().expect("not poisoned").as_mut() {
         known.remove(entry);
     }
@@ -88,7 +98,14 @@ pub async fn record_applied(aws: &Aws, applied: &Applied) -> Result<(), AwsError
 
 /// The record of a pipeline's last apply, if there is one.
 pub async fn read_applied(aws: &Aws, pipeline: &str) -> Result<Option<Applied>, AwsError> {
-    let sent = aws.s3.get_object().bucket(&aws.inventory.bucket).key(Applied::object_key(pipeline)).send().await;
+    let sent = aws
+        .s3
+        .get_object()
+        .bucket(&aws.inventory.bucket)
+        .expected_bucket_owner(&aws.account)
+        .key(Applied::object_key(pipeline))
+        .send()
+        .await;
     let object = match sent.map_err(aws_err("s3", "GetObject")) {
         Ok(object) => object,
         Err(err) if err.is_not_found() => return Ok(None),
@@ -101,7 +118,8 @@ pub async fn read_applied(aws: &Aws, pipeline: &str) -> Result<Option<Applied>, 
 /// Writes an object, creating the state bucket when it does not exist yet.
 async fn put(aws: &Aws, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
     let bucket = &aws.inventory.bucket;
-    let send = |body: Vec<u8>| aws.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send();
+    let send =
+        |body: Vec<u8>| aws.s3.put_object().bucket(bucket).expected_bucket_owner(&aws.account).key(key).body(ByteStream::from(body)).send();
     match send(body.clone()).await.map_err(aws_err("s3", "PutObject")) {
         Err(err) if err.is_not_found() => {
             tracing::info!(bucket = %bucket, "creating the state bucket that keeps slipway's inventory");
