@@ -233,6 +233,11 @@ async fn the_inventory_only_uses_a_state_bucket_of_this_account() {
 
     let entry = slipway_core::inventory::Entry::new("web", Key::new(Kind::CodePipeline, "web"));
     slipway_aws::inventory::ensure(&aws, vec![entry.clone()], Vec::new()).await.unwrap();
+    slipway_aws::inventory::ensure(&aws, vec![entry.clone()], Vec::new()).await.unwrap();
+    assert_eq!((list.num_calls(), put.num_calls()), (1, 1), "an entry the process knows is not written again");
+    // About to be created: written even though this process thinks it is recorded (another
+    // process's prune may have removed it since).
+    slipway_aws::inventory::ensure(&aws, Vec::new(), vec![entry.clone()]).await.unwrap();
     slipway_aws::inventory::forget(&aws, &entry).await.unwrap();
-    assert_eq!((list.num_calls(), put.num_calls(), delete.num_calls()), (1, 1, 1));
+    assert_eq!((list.num_calls(), put.num_calls(), delete.num_calls()), (1, 2, 1));
 }

@@ -328,8 +328,7 @@ async fn by_default_prune_keeps_the_repository_and_the_bucket_of_a_removed_pipel
 
 /// The inventory entries of `pipeline` in the default state bucket, as object keys.
 async fn recorded(aws: &Aws, pipeline: &str) -> BTreeSet<String> {
-    let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
-    let listed = aws.s3.list_objects_v2().bucket(state).prefix(format!("inventory/v1/{pipeline}/")).send().await.unwrap();
+    let listed = aws.s3.list_objects_v2().bucket(&aws.inventory.bucket).prefix(format!("inventory/v1/{pipeline}/")).send().await.unwrap();
     listed.contents().iter().filter_map(|o| o.key.clone()).collect()
 }
 
@@ -346,10 +345,11 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     let before = recorded(&aws, "nginx").await;
     assert_eq!(before.len(), 7, "{before:?}");
     assert!(before.contains("inventory/v1/nginx/codepipeline/nginx"), "{before:?}");
-    let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
-    let versioning = aws.s3.get_bucket_versioning().bucket(&state).send().await.unwrap();
+    let state = &aws.inventory.bucket;
+    assert_eq!(*state, slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION));
+    let versioning = aws.s3.get_bucket_versioning().bucket(state).send().await.unwrap();
     assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"), "the state bucket keeps every change");
-    let block = aws.s3.get_public_access_block().bucket(&state).send().await.unwrap().public_access_block_configuration.unwrap();
+    let block = aws.s3.get_public_access_block().bucket(state).send().await.unwrap().public_access_block_configuration.unwrap();
     assert_eq!(block.block_public_acls().zip(block.restrict_public_buckets()), Some((true, true)));
     let applied = slipway_aws::inventory::read_applied(&aws, "nginx").await.unwrap().expect("the apply is recorded");
     assert_eq!((applied.pipeline.as_str(), applied.revision), ("nginx", None), "examples/ is not a Git work tree");
@@ -357,8 +357,7 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     // As after an upgrade from a slipway without the inventory: the entries are gone, and the
     // next apply, with nothing to change, records what the pipeline already has.
     for key in &before {
-        let state = slipway_aws::default_state_bucket(common::ACCOUNT, common::REGION);
-        aws.s3.delete_object().bucket(state).key(key).send().await.unwrap();
+        aws.s3.delete_object().bucket(&aws.inventory.bucket).key(key).send().await.unwrap();
     }
     assert!(recorded(&aws, "nginx").await.is_empty());
     let fresh = moto.aws().await;

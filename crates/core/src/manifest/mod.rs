@@ -37,3 +37,27 @@ impl fmt::Display for Diagnostic {
         write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
     }
 }
+
+/// A valid manifest the module tests start from and break one thing of.
+#[cfg(test)]
+pub(crate) const TEST_MANIFEST: &str = "apiVersion: slipway.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: web
+spec:
+  image:
+    repository: demo-web
+  source:
+    path: app
+    bucket: demo-web-settings
+  deploy:
+    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
+    cluster: demo
+    service: web
+    targetGroups: [blue, green]
+    prodListener: {loadBalancer: alb, port: 80}
+  pipeline:
+    roleArn: arn:aws:iam::123456789012:role/pipeline
+  triggers:
+    ecrPush: false
+";

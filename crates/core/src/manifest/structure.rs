@@ -343,25 +343,7 @@ fn plain(value: &Json) -> String {
 mod tests {
     use super::*;
 
-    const MANIFEST: &str = "apiVersion: slipway.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: web
-spec:
-  image:
-    repository: demo-web
-  source:
-    path: app
-    bucket: demo-web-settings
-  deploy:
-    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
-    cluster: demo
-    service: web
-    targetGroups: [blue, green]
-    prodListener: {loadBalancer: alb, port: 80}
-  pipeline:
-    roleArn: arn:aws:iam::123456789012:role/pipeline
-";
+    use crate::manifest::TEST_MANIFEST as MANIFEST;
 
     fn messages(doc: &str) -> Vec<String> {
         check(&serde_yaml_ng::from_str(doc).unwrap()).into_iter().map(|m| m.message).collect()

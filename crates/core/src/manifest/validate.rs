@@ -620,27 +620,7 @@ mod repository_tests {
     use super::*;
     use crate::manifest::load_repository;
 
-    const MANIFEST: &str = "apiVersion: slipway.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: web
-spec:
-  image:
-    repository: demo-web
-  source:
-    path: app
-    bucket: demo-web-settings
-  deploy:
-    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
-    cluster: demo
-    service: web
-    targetGroups: [blue, green]
-    prodListener: {loadBalancer: alb, port: 80}
-  pipeline:
-    roleArn: arn:aws:iam::123456789012:role/pipeline
-  triggers:
-    ecrPush: false
-";
+    use crate::manifest::TEST_MANIFEST as MANIFEST;
 
     fn repo_with(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
