@@ -15,6 +15,18 @@ moto's code is not what it expects, so an upgrade cannot silently skip it.
 4. S3 `CreateBucket` ignores `CreateBucketConfiguration.Tags`. AWS tags a general purpose bucket
    in the same call (since 2025; it needs `s3:TagResource`), which is how slipway creates a
    bucket that is never, even for a moment, without its ownership tags.
+5. S3 `GetBucketNotificationConfiguration` leaves out `EventBridgeConfiguration`, which moto
+   stores (and acts on: it sends the bucket's events to EventBridge). AWS returns it; without it
+   slipway would see the setting it just turned on as off, forever.
+6. An EventBridge rule's CodePipeline target is not invoked (moto delivers to SQS, SNS, Lambda,
+   logs and buses only). AWS starts the pipeline; the patch calls moto's own
+   `start_pipeline_execution`, so a test can see that a write to the source object starts its
+   pipeline. This fills a gap rather than fixing a wrong answer; it is the one patch of that sort.
+7. Patch 1's table, for `GetBucketNotificationConfiguration` (answered `<NotificationConfiguration>`
+   by AWS; moto names the root after the older operation name, `GetBucketNotification`). A patch of
+   its own so that a .venv patched before it keeps applying cleanly.
+8. CodePipeline `ListPipelineExecutions` sends `startTime`/`lastUpdateTime` as ISO-8601 strings,
+   like patch 2's metadata; AWS sends epoch seconds.
 """
 import pathlib
 import sys
@@ -96,6 +108,76 @@ PATCHES.append(
             if create_tags and create_tags.get("Tag"):
                 tag_list = create_tags["Tag"] if isinstance(create_tags["Tag"], list) else [create_tags["Tag"]]
                 self.backend.put_bucket_tagging(bucket_name, {t["Key"]: t.get("Value") or "" for t in tag_list})
+"""
+        % MARK,
+    )
+)
+
+PATCHES.append(
+    (
+        ROOT / "s3" / "responses.py",
+        """            "LambdaFunctionConfigurations": [
+                _build_config(cf, "LambdaFunctionArn")
+                for cf in notification_configuration.cloud_function
+            ],
+        }
+""",
+        """            "LambdaFunctionConfigurations": [
+                _build_config(cf, "LambdaFunctionArn")
+                for cf in notification_configuration.cloud_function
+            ],
+        }
+        if notification_configuration.event_bridge is not None:  %s
+            result["EventBridgeConfiguration"] = {}
+"""
+        % MARK,
+    )
+)
+
+PATCHES.append(
+    (
+        ROOT / "events" / "models.py",
+        """            elif arn.service == "sqs":
+                group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+""",
+        """            elif arn.service == "codepipeline":  %s
+                from moto.codepipeline.models import codepipeline_backends
+
+                codepipeline_backends[arn.account][arn.region].start_pipeline_execution(arn.resource_id, None)
+            elif arn.service == "sqs":
+                group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+"""
+        % MARK,
+    )
+)
+
+
+PATCHES.append(
+    (
+        ROOT / "core" / "serialize.py",
+        """                }.get(self.operation_model.name, result_key)
+""",
+        """                }.get(self.operation_model.name, result_key)
+                result_key = {  %s
+                    "GetBucketNotification": "NotificationConfiguration",
+                    "GetBucketNotificationConfiguration": "NotificationConfiguration",
+                }.get(self.operation_model.name, result_key)
+"""
+        % MARK,
+    )
+)
+
+
+PATCHES.append(
+    (
+        ROOT / "codepipeline" / "models.py",
+        """            "startTime": iso_8601_datetime_with_milliseconds(self.start_time),
+            "lastUpdateTime": iso_8601_datetime_with_milliseconds(
+                self.last_update_time
+            ),
+""",
+        """            "startTime": self.start_time.timestamp(),  %s
+            "lastUpdateTime": self.last_update_time.timestamp(),
 """
         % MARK,
     )

@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use common::{Moto, edit, example_repo};
 use slipway::engine::{ApplyReport, Plan, apply, plan, prepare};
@@ -60,7 +61,7 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
 
     let first = plan_repo(&aws, repo.path()).await;
     let creates: Vec<_> = pending(&first).into_iter().map(|(p, kind, _, action)| (p, kind, action)).collect();
-    assert_eq!(creates.len(), 18, "{creates:#?}");
+    assert_eq!(creates.len(), 17, "{creates:#?}");
     assert!(creates.iter().all(|(_, _, a)| a == "create"));
     let kinds: BTreeSet<&str> = creates.iter().map(|(_, k, _)| k.as_str()).collect();
     assert_eq!(kinds.len(), 9, "every resource kind is planned: {kinds:?}");
@@ -149,14 +150,22 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
         .send()
         .await
         .unwrap();
+    // S3: EventBridge notifications turned off (the S3 trigger needs them).
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket("slipway-demo-web-settings")
+        .notification_configuration(aws_sdk_s3::types::NotificationConfiguration::builder().build())
+        .send()
+        .await
+        .unwrap();
     // S3: the zip overwritten.
     aws.s3.put_object().bucket("slipway-demo-web-settings").key("settings.zip").body(b"not a zip".to_vec().into()).send().await.unwrap();
     // EventBridge: the rule's target removed.
     aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
-    // CloudTrail: selector pointed elsewhere.
+    // CloudTrail: selector pointed elsewhere (nginx's S3 trigger goes through a trail).
     aws.cloudtrail
         .put_event_selectors()
-        .trail_name("slipway-web")
+        .trail_name("slipway-nginx")
         .event_selectors(
             aws_sdk_cloudtrail::types::EventSelector::builder()
                 .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
@@ -178,14 +187,14 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
         (pipeline.to_string(), kind.to_string(), name.to_string(), format!("update {paths}"))
     };
     assert!(changes.contains(&expect("web", "ecr-repository", "demo-web", "lifecyclePolicy.rules[0].selection.countNumber,lifecyclePolicy.rules[0].selection.countType,lifecyclePolicy.rules[0].selection.countUnit,lifecyclePolicy.rules[0].selection.tagStatus")), "{changes:#?}");
-    assert!(changes.contains(&expect("web", "s3-bucket", "slipway-demo-web-settings", "versioning")), "{changes:#?}");
+    assert!(changes.contains(&expect("web", "s3-bucket", "slipway-demo-web-settings", "eventbridge,versioning")), "{changes:#?}");
     assert!(changes.contains(&expect("web", "source-artifact", "slipway-demo-web-settings/settings.zip", "md5")), "{changes:#?}");
     assert!(changes.contains(&expect("web", "eventbridge-rule", "slipway-web-ecr", "targets")), "{changes:#?}");
     assert!(
         changes.contains(&expect(
-            "web",
+            "nginx",
             "cloudtrail-trail",
-            "slipway-web",
+            "slipway-nginx",
             "eventSelectors[0].dataResources,eventSelectors[0].includeManagementEvents,eventSelectors[0].readWriteType"
         )),
         "{changes:#?}"
@@ -497,7 +506,7 @@ async fn a_broken_manifest_is_reported_and_the_other_pipeline_still_converges() 
     assert_eq!((diag.line, diag.column), (14, 3), "{diag}");
     assert_eq!(report.pipelines.len(), 1);
     assert_eq!(report.pipelines[0].pipeline, "web");
-    assert!(report.pipelines[0].error.is_none() && report.pipelines[0].done.len() == 9);
+    assert!(report.pipelines[0].error.is_none() && report.pipelines[0].done.len() == 8);
 }
 
 #[tokio::test]
@@ -540,6 +549,8 @@ async fn every_kind_without_slipways_tags_is_a_conflict_and_adopt_takes_each_bac
     let moto = Moto::start_bootstrapped();
     let aws = moto.aws().await;
     let repo = example_repo();
+    // web with a trail too, so that it has a resource of every tagged kind.
+    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", "via: cloudtrail\n      logBucket: slipway-demo-trail-logs");
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
 
     // Strip the ownership tags from every resource of `web`, as if someone else had made them.
@@ -609,5 +620,123 @@ async fn every_kind_without_slipways_tags_is_a_conflict_and_adopt_takes_each_bac
     let report = apply_repo(&aws, repo.path(), false).await;
     assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
     assert_eq!(report.pipelines.iter().find(|p| p.pipeline == "web").unwrap().done.len(), 8, "each adopted resource is re-tagged");
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+/// Every AWS operation, in the order the calls end.
+#[derive(Default)]
+struct CallOrder(std::sync::Mutex<Vec<String>>);
+
+impl slipway_aws::calls::CallObserver for CallOrder {
+    fn observe(&self, _: &str, operation: &str, _: bool, _: Option<std::time::Duration>) {
+        self.0.lock().unwrap().push(operation.to_string());
+    }
+}
+
+async fn executions(aws: &Aws, pipeline: &str) -> usize {
+    let listed = aws.codepipeline.list_pipeline_executions().pipeline_name(pipeline).send().await.unwrap();
+    listed.pipeline_execution_summaries.unwrap_or_default().len()
+}
+
+/// The default S3 trigger: the source bucket's own EventBridge notifications, no trail. moto
+/// sends the bucket's events to EventBridge; starting a CodePipeline target is patch 6 of
+/// scripts/patch-moto.py, and reading the setting back is patch 5.
+#[tokio::test]
+async fn a_write_to_the_source_object_starts_its_pipeline_through_s3s_eventbridge_notifications() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_err(), "no trail for web");
+
+    let started = executions(&aws, "web").await;
+    assert_eq!(started, 1, "uploading the zip, the last step of apply, started the pipeline");
+    let put = |key: &'static str| aws.s3.put_object().bucket("slipway-demo-web-settings").key(key).body(b"zip".to_vec().into()).send();
+    put("settings.zip").await.unwrap();
+    assert_eq!(executions(&aws, "web").await, started + 1);
+    put("settings.zip.tmp").await.unwrap();
+    put("other/settings.zip").await.unwrap();
+    assert_eq!(executions(&aws, "web").await, started + 1, "only the source object starts it");
+
+    // Someone adds their own destination and, in the same call, drops EventBridge: slipway
+    // repairs the one setting it needs and keeps theirs.
+    let queue = "arn:aws:sqs:ap-northeast-1:123456789012:someone-elses-queue";
+    let theirs = aws_sdk_s3::types::QueueConfiguration::builder()
+        .queue_arn(queue)
+        .events(aws_sdk_s3::types::Event::S3ObjectRemovedDelete)
+        .build()
+        .unwrap();
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket("slipway-demo-web-settings")
+        .notification_configuration(aws_sdk_s3::types::NotificationConfiguration::builder().queue_configurations(theirs).build())
+        .send()
+        .await
+        .unwrap();
+    let drifted = plan_repo(&aws, repo.path()).await;
+    let web = |kind: &str, name: &str, action: &str| ("web".to_string(), kind.to_string(), name.to_string(), action.to_string());
+    let expected = BTreeSet::from([
+        web("s3-bucket", "slipway-demo-web-settings", "update eventbridge"),
+        web("source-artifact", "slipway-demo-web-settings/settings.zip", "update md5"),
+    ]);
+    assert_eq!(pending(&drifted), expected, "the bucket's setting, and the zip written above");
+    assert!(apply(&aws, &drifted, false, 4).await.succeeded());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+    let config = aws.s3.get_bucket_notification_configuration().bucket("slipway-demo-web-settings").send().await.unwrap();
+    assert!(config.event_bridge_configuration.is_some());
+    let queues: Vec<String> = config.queue_configurations.unwrap_or_default().into_iter().map(|q| q.queue_arn).collect();
+    assert_eq!(queues, [queue], "the bucket's other destinations are kept");
+
+    // A bucket no trigger needs keeps EventBridge as it is: nginx's goes through its trail, and
+    // turning notifications on by hand there is not drift.
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket("slipway-demo-code-pipeline")
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+/// Moving a pipeline from its own trail to S3's notifications: the bucket starts sending
+/// events and the rule matches them before the trail is deleted, so no write goes unseen; the
+/// trail goes only with prune, as the orphan it now is.
+#[tokio::test]
+async fn a_pipeline_moves_from_its_trail_to_s3_notifications_with_no_window_where_writes_go_unseen() {
+    let moto = Moto::start_bootstrapped();
+    let order = Arc::new(CallOrder::default());
+    let aws = moto.aws_observed(order.clone()).await;
+    let repo = example_repo();
+    let via_trail = "via: cloudtrail\n      logBucket: slipway-demo-trail-logs";
+    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", via_trail);
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_ok());
+
+    edit(repo.path(), "pipelines/web.yaml", via_trail, "via: eventbridge");
+    let moving = plan_repo(&aws, repo.path()).await;
+    let changes: BTreeSet<(String, String)> = pending(&moving).into_iter().map(|(_, kind, _, action)| (kind, action)).collect();
+    assert_eq!(
+        changes,
+        BTreeSet::from([
+            ("s3-bucket".to_string(), "update eventbridge".to_string()),
+            ("eventbridge-rule".to_string(), "update eventPattern.detail.bucket,eventPattern.detail.eventName,eventPattern.detail.eventSource,eventPattern.detail.object,eventPattern.detail.requestParameters,eventPattern.detail-type[0]".to_string()),
+        ])
+    );
+    let orphans: Vec<String> = moving.orphans.clone().unwrap().into_iter().map(|o| o.key.to_string()).collect();
+    assert_eq!(orphans, ["cloudtrail-trail slipway-web"]);
+
+    order.0.lock().unwrap().clear();
+    let report = apply(&aws, &moving, true, 4).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    let writes: Vec<String> = order.0.lock().unwrap().iter().filter(|op| !is_read_only(op)).cloned().collect();
+    let at = |op: &str| writes.iter().position(|c| c == op).unwrap_or_else(|| panic!("no {op} in {writes:?}"));
+    assert!(at("PutBucketNotificationConfiguration") < at("DeleteTrail"), "{writes:?}");
+    assert!(at("PutRule") < at("DeleteTrail"), "{writes:?}");
+    assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_err());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }

@@ -372,6 +372,8 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("s3", "CreateBucket", &["s3:CreateBucket", "s3:TagResource"]),
     ("s3", "DeleteBucket", &["s3:DeleteBucket"]),
     ("s3", "GetBucketVersioning", &["s3:GetBucketVersioning"]),
+    ("s3", "GetBucketNotificationConfiguration", &["s3:GetBucketNotification"]),
+    ("s3", "PutBucketNotificationConfiguration", &["s3:PutBucketNotification"]),
     ("s3", "PutBucketVersioning", &["s3:PutBucketVersioning"]),
     ("s3", "GetPublicAccessBlock", &["s3:GetBucketPublicAccessBlock"]),
     ("s3", "PutPublicAccessBlock", &["s3:PutBucketPublicAccessBlock"]),

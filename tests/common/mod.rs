@@ -99,6 +99,16 @@ impl Moto {
 
     /// Clients that reach this emulator through `endpoint` (a proxy in front of it).
     pub async fn aws_via(&self, endpoint: &str) -> Aws {
+        self.aws_observed_via(endpoint, std::sync::Arc::new(Unobserved)).await
+    }
+
+    /// Clients that tell `observer` about every call, in the order the calls end.
+    #[allow(dead_code)] // not every test binary that includes this module needs it
+    pub async fn aws_observed(&self, observer: std::sync::Arc<dyn slipway_aws::calls::CallObserver>) -> Aws {
+        self.aws_observed_via(&self.endpoint, observer).await
+    }
+
+    async fn aws_observed_via(&self, endpoint: &str, observer: std::sync::Arc<dyn slipway_aws::calls::CallObserver>) -> Aws {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new(REGION))
@@ -106,7 +116,7 @@ impl Moto {
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .load()
             .await;
-        Aws::from_config(&config, std::sync::Arc::new(Unobserved)).await.expect("moto answers sts:GetCallerIdentity")
+        Aws::from_config(&config, observer).await.expect("moto answers sts:GetCallerIdentity")
     }
 }
 

@@ -123,8 +123,12 @@ async fn put(aws: &Aws, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
     match send(body.clone()).await.map_err(aws_err("s3", "PutObject")) {
         Err(err) if err.is_not_found() => {
             tracing::info!(bucket = %bucket, "creating the state bucket that keeps slipway's inventory");
-            let spec =
-                BucketSpec { versioning: "Enabled".into(), public_access_block: PublicAccessBlock::ALL, encryption: "AES256".into() };
+            let spec = BucketSpec {
+                versioning: "Enabled".into(),
+                public_access_block: PublicAccessBlock::ALL,
+                encryption: "AES256".into(),
+                eventbridge: false,
+            };
             let tags: Tags = [(TAG_MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string())].into();
             s3::create(aws, bucket, &spec, &tags).await?;
             send(body).await.map_err(aws_err("s3", "PutObject"))?;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::artifact::md5_hex;
 use crate::manifest::validate::ValidPipeline;
-use crate::manifest::{ListenerRef, Pipeline, PipelineSettings};
+use crate::manifest::{ListenerRef, Pipeline, PipelineSettings, S3EventRoute};
 use crate::resource::artifact::ArtifactSpec;
 use crate::resource::codebuild::ProjectSpec;
 use crate::resource::codedeploy::{
@@ -115,25 +115,33 @@ fn ecr_repository(p: &Pipeline) -> (Key, Spec) {
     (Key::new(Kind::EcrRepository, &image.repository), Spec::Ecr(spec))
 }
 
-/// The source bucket, and the artifact bucket when it is another one.
+/// The source bucket, and the artifact bucket when it is another one. The source bucket sends
+/// its events to EventBridge when the S3 trigger is routed that way.
 fn s3_buckets(p: &Pipeline) -> Vec<(Key, Spec)> {
-    let bucket = || {
-        Spec::Bucket(BucketSpec { versioning: "Enabled".into(), public_access_block: PublicAccessBlock::ALL, encryption: "AES256".into() })
+    let bucket = |eventbridge: bool| {
+        Spec::Bucket(BucketSpec {
+            versioning: "Enabled".into(),
+            public_access_block: PublicAccessBlock::ALL,
+            encryption: "AES256".into(),
+            eventbridge,
+        })
     };
-    let mut out = vec![(Key::new(Kind::S3Bucket, &p.spec.source.bucket), bucket())];
+    let notifies = p.s3_route() == Some(S3EventRoute::Eventbridge);
+    let mut out = vec![(Key::new(Kind::S3Bucket, &p.spec.source.bucket), bucket(notifies))];
     if p.artifact_bucket() != p.spec.source.bucket {
-        out.push((Key::new(Kind::S3Bucket, p.artifact_bucket()), bucket()));
+        out.push((Key::new(Kind::S3Bucket, p.artifact_bucket()), bucket(false)));
     }
     out
 }
 
-/// A trail recording writes to the source object, when the S3 trigger is on.
+/// A trail recording writes to the source object, when the S3 trigger is routed through
+/// CloudTrail.
 fn cloudtrail_trail(p: &Pipeline, placement: &Placement) -> Option<(Key, Spec)> {
     let (trigger, name) = (p.spec.triggers.s3.as_ref()?, p.trail_name()?);
     let source = &p.spec.source;
     let object_arn = format!("arn:{}:s3:::{}/{}", placement.partition, source.bucket, source.key);
     let spec = TrailSpec {
-        s3_bucket_name: trigger.log_bucket.clone(),
+        s3_bucket_name: trigger.log_bucket.clone().expect("validate requires logBucket with via: cloudtrail"),
         s3_key_prefix: trigger.log_prefix.clone().filter(|p| !p.is_empty()),
         is_multi_region_trail: false,
         logging: true,
@@ -217,7 +225,7 @@ fn codepipeline(p: &Pipeline) -> Option<(Key, Spec)> {
 }
 
 /// The rules that start the pipeline: on a push of the watched tag, and on a write to the source
-/// object (recorded by the trail).
+/// object.
 fn event_rules(p: &Pipeline, placement: &Placement) -> Vec<(Key, Spec)> {
     let s = &p.spec;
     let name = p.name();
@@ -241,20 +249,33 @@ fn event_rules(p: &Pipeline, placement: &Placement) -> Vec<(Key, Spec)> {
         let description = format!("slipway: start {} on a push of {}:{}", p.codepipeline_name(), s.image.repository, s.image.tag);
         out.push((Key::new(Kind::EventRule, format!("slipway-{name}-ecr")), rule(pattern, description)));
     }
-    if p.watches_s3() {
-        let pattern = json!({
+    if let Some(route) = p.s3_route() {
+        let description = format!("slipway: start {} when s3://{}/{} is written", p.codepipeline_name(), s.source.bucket, s.source.key);
+        out.push((Key::new(Kind::EventRule, format!("slipway-{name}-s3")), rule(source_written_pattern(p, route), description)));
+    }
+    out
+}
+
+/// The events of a write to the source object: S3's own `Object Created` notification, or the
+/// API call a trail recorded.
+fn source_written_pattern(p: &Pipeline, route: S3EventRoute) -> Value {
+    let source = &p.spec.source;
+    match route {
+        S3EventRoute::Eventbridge => json!({
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [source.bucket]}, "object": {"key": [source.key]}}
+        }),
+        S3EventRoute::Cloudtrail => json!({
             "source": ["aws.s3"],
             "detail-type": ["AWS API Call via CloudTrail"],
             "detail": {
                 "eventSource": ["s3.amazonaws.com"],
                 "eventName": ["PutObject", "CompleteMultipartUpload", "CopyObject"],
-                "requestParameters": {"bucketName": [s.source.bucket], "key": [s.source.key]}
+                "requestParameters": {"bucketName": [source.bucket], "key": [source.key]}
             }
-        });
-        let description = format!("slipway: start {} when s3://{}/{} is written", p.codepipeline_name(), s.source.bucket, s.source.key);
-        out.push((Key::new(Kind::EventRule, format!("slipway-{name}-s3")), rule(pattern, description)));
+        }),
     }
-    out
 }
 
 /// The zip in the source bucket. Carries no tags: it belongs to whoever owns its bucket.
@@ -280,8 +301,8 @@ fn references(p: &Pipeline) -> Vec<Reference> {
     if let Some(test) = &deploy.test_listener {
         references.push(Reference::Listener(test.into()));
     }
-    if let (Some(trail), true) = (&p.spec.triggers.s3, p.watches_s3()) {
-        references.push(Reference::Bucket(trail.log_bucket.clone()));
+    if let (Some(trigger), Some(S3EventRoute::Cloudtrail)) = (&p.spec.triggers.s3, p.s3_route()) {
+        references.extend(trigger.log_bucket.clone().map(Reference::Bucket));
     }
     references
 }
@@ -398,9 +419,15 @@ spec:
         serde_yaml_ng::from_str(yaml).expect("the test manifest parses")
     }
 
-    /// Seed 002's shape: CodeBuild builds the image from the zipped source; S3 writes start it.
+    /// Seed 002's shape: CodeBuild builds the image from the zipped source; S3 writes start it,
+    /// through the bucket's EventBridge notifications.
     fn seed_002() -> Pipeline {
         pipeline(&seed_002_yaml())
+    }
+
+    /// Seed 002 as the seed built it: a trail records the writes.
+    fn seed_002_via_trail() -> Pipeline {
+        pipeline(&seed_002_yaml().replace("s3: {}", "s3: {via: cloudtrail, logBucket: trail-logs, logPrefix: ''}"))
     }
 
     fn seed_002_yaml() -> String {
@@ -410,7 +437,7 @@ spec:
                 "  pipeline: {roleArn",
                 "  build: {serviceRoleArn: arn:aws:iam::123456789012:role/build, environment: {IMAGE_TAG: v2, STAGE: prod}}\n  pipeline: {roleArn",
             )
-            .replace("role/events}", "role/events, s3: {logBucket: trail-logs, logPrefix: ''}}")
+            .replace("role/events}", "role/events, s3: {}}")
     }
 
     fn placement() -> Placement {
@@ -434,15 +461,27 @@ spec:
         let Spec::Bucket(spec) = &buckets[0].1 else { panic!("a bucket spec") };
         assert_eq!((spec.versioning.as_str(), spec.encryption.as_str()), ("Enabled", "AES256"));
         assert_eq!(spec.public_access_block, PublicAccessBlock::ALL);
+        assert!(!spec.eventbridge, "no trigger needs S3's events");
         let p = pipeline(&SEED_000.replace("role/pipeline}", "role/pipeline, artifactBucket: web-artifacts}"));
         assert_eq!(s3_buckets(&p).iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["web-settings", "web-artifacts"]);
     }
 
     #[test]
-    fn a_trail_records_writes_to_the_source_object_only_with_the_s3_trigger() {
+    fn the_s3_trigger_turns_on_the_source_buckets_eventbridge_notifications_unless_a_trail_records_writes() {
+        let notifies =
+            |p: &Pipeline| s3_buckets(p).into_iter().map(|(_, s)| matches!(s, Spec::Bucket(b) if b.eventbridge)).collect::<Vec<_>>();
+        assert_eq!(notifies(&seed_002()), [true]);
+        assert_eq!(notifies(&seed_002_via_trail()), [false]);
+        let separate = pipeline(&seed_002_yaml().replace("role/pipeline}", "role/pipeline, artifactBucket: nginx-artifacts}"));
+        assert_eq!(notifies(&separate), [true, false], "only the source bucket");
+    }
+
+    #[test]
+    fn a_trail_records_writes_to_the_source_object_only_with_the_s3_trigger_via_cloudtrail() {
         assert_eq!(cloudtrail_trail(&pipeline(SEED_000), &placement()), None);
+        assert_eq!(cloudtrail_trail(&seed_002(), &placement()), None, "S3's own notifications need no trail");
         let china = Placement { partition: "aws-cn".into(), region: "cn-north-1".into(), account: "1".into() };
-        let (key, Spec::Trail(spec)) = cloudtrail_trail(&seed_002(), &china).expect("a trail") else { panic!("a trail spec") };
+        let (key, Spec::Trail(spec)) = cloudtrail_trail(&seed_002_via_trail(), &china).expect("a trail") else { panic!("a trail spec") };
         assert_eq!(key, Key::new(Kind::CloudTrailTrail, "slipway-nginx"));
         assert_eq!(spec.s3_bucket_name, "trail-logs");
         assert_eq!(spec.s3_key_prefix, None, "an empty prefix is no prefix");
@@ -522,6 +561,12 @@ spec:
         let rules = event_rules(&seed_002(), &placement());
         assert_eq!(rules.iter().map(|(k, _)| k.name.as_str()).collect::<Vec<_>>(), ["slipway-nginx-s3"]);
         let Spec::Rule(rule) = &rules[0].1 else { panic!("a rule spec") };
+        assert_eq!(rule.event_pattern["detail-type"], json!(["Object Created"]));
+        assert_eq!(rule.event_pattern["detail"], json!({"bucket": {"name": ["web-settings"]}, "object": {"key": ["settings.zip"]}}));
+
+        let rules = event_rules(&seed_002_via_trail(), &placement());
+        let Spec::Rule(rule) = &rules[0].1 else { panic!("a rule spec") };
+        assert_eq!(rule.event_pattern["detail-type"], json!(["AWS API Call via CloudTrail"]));
         assert_eq!(rule.event_pattern["detail"]["requestParameters"]["key"], json!(["settings.zip"]));
     }
 
@@ -548,14 +593,15 @@ spec:
                 Reference::Listener(by_port),
             ]
         );
-        assert_eq!(references(&seed_002()).last(), Some(&Reference::Bucket("trail-logs".into())));
+        assert_eq!(references(&seed_002()).len(), 4, "S3's notifications need no log bucket");
+        assert_eq!(references(&seed_002_via_trail()).last(), Some(&Reference::Bucket("trail-logs".into())));
     }
 
     #[test]
     fn compile_orders_resources_by_the_registry_and_tags_all_but_the_artifact() {
-        let valid = ValidPipeline { pipeline: seed_002(), file: "pipelines/nginx.yaml".into(), source_files: Vec::new() };
+        let valid = ValidPipeline { pipeline: seed_002_via_trail(), file: "pipelines/nginx.yaml".into(), source_files: Vec::new() };
         let desired = compile(&valid, Arc::new(Vec::new()), &placement());
-        // Seed 002 with the S3 trigger needs one resource of every kind.
+        // Seed 002 with the S3 trigger through CloudTrail needs one resource of every kind.
         assert_eq!(desired.kinds(), Kind::ALL);
         for r in &desired.resources {
             assert_eq!(r.tags.is_empty(), r.key.kind == Kind::SourceArtifact, "{}", r.key);

@@ -119,10 +119,13 @@ pub fn plan_pipeline(desired: &DesiredPipeline, observed: &Observed) -> Pipeline
     }
     let mut steps = Vec::new();
     for want in &desired.resources {
-        let Some(want) = bind(want, &observed.refs) else {
+        let Some(mut want) = bind(want, &observed.refs) else {
             continue;
         };
         let live = observed.live.get(&want.key).cloned().flatten();
+        if let Some(live) = &live {
+            want.spec = want.spec.settle(&live.spec);
+        }
         let action = action_for(&want, live.as_ref(), &desired.name, desired.adopt);
         steps.push(Step { key: want.key.clone(), action, desired: want, live });
     }

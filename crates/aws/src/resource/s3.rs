@@ -1,20 +1,24 @@
 //! Adapter: S3 bucket for the source zip: versioned (CodePipeline's S3 source requires it), public
-//! access blocked, encrypted by default.
+//! access blocked, encrypted by default, sending its events to EventBridge when a trigger needs
+//! them (merged into the bucket's notification configuration, which others may use too).
 
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, EventBridgeConfiguration,
+    NotificationConfiguration, ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use slipway_core::resource::s3::{BucketSpec, PublicAccessBlock};
 use slipway_core::resource::{Live, Spec, Tags};
 
+/// Reads the bucket's settings. The first read answers `NoSuchBucket` for a bucket that does not
+/// exist, so no `HeadBucket` is needed.
 pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
-    if absent_if_not_found(aws.s3.head_bucket().bucket(name).send().await.map_err(aws_err("s3", "HeadBucket")))?.is_none() {
+    let versioning =
+        absent_if_not_found(aws.s3.get_bucket_versioning().bucket(name).send().await.map_err(aws_err("s3", "GetBucketVersioning")))?;
+    let Some(versioning) = versioning else {
         return Ok(None);
-    }
-    let versioning = aws.s3.get_bucket_versioning().bucket(name).send().await.map_err(aws_err("s3", "GetBucketVersioning"))?;
+    };
     let block =
         absent_if_not_found(aws.s3.get_public_access_block().bucket(name).send().await.map_err(aws_err("s3", "GetPublicAccessBlock")))?
             .and_then(|b| b.public_access_block_configuration)
@@ -37,6 +41,7 @@ pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError
             versioning: versioning.status.map(|s| s.as_str().to_owned()).unwrap_or_else(|| "Disabled".into()),
             public_access_block: block,
             encryption,
+            eventbridge: read_notifications(aws, name).await?.event_bridge_configuration.is_some(),
         }),
         tags: read_tags(aws, name).await?,
     }))
@@ -68,7 +73,11 @@ pub(crate) async fn create(aws: &Aws, name: &str, spec: &BucketSpec, tags: &Tags
     }
     put_versioning(aws, name, &spec.versioning).await?;
     put_public_access_block(aws, name, &spec.public_access_block).await?;
-    put_encryption(aws, name, &spec.encryption).await
+    put_encryption(aws, name, &spec.encryption).await?;
+    if spec.eventbridge {
+        enable_eventbridge(aws, name).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &BucketSpec) -> Result<(), AwsError> {
@@ -81,6 +90,45 @@ pub(crate) async fn update(aws: &Aws, name: &str, want: &BucketSpec, have: &Buck
     if want.encryption != have.encryption {
         put_encryption(aws, name, &want.encryption).await?;
     }
+    // Only ever turned on: a spec that does not need it takes the live value (`BucketSpec::settle`).
+    if want.eventbridge && !have.eventbridge {
+        enable_eventbridge(aws, name).await?;
+    }
+    Ok(())
+}
+
+async fn read_notifications(aws: &Aws, name: &str) -> Result<NotificationConfiguration, AwsError> {
+    let got = aws
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(aws_err("s3", "GetBucketNotificationConfiguration"))?;
+    Ok(NotificationConfiguration::builder()
+        .set_topic_configurations(got.topic_configurations)
+        .set_queue_configurations(got.queue_configurations)
+        .set_lambda_function_configurations(got.lambda_function_configurations)
+        .set_event_bridge_configuration(got.event_bridge_configuration)
+        .build())
+}
+
+/// Turns on the bucket's EventBridge notifications. `PutBucketNotificationConfiguration` replaces
+/// the whole configuration, so the topic, queue and Lambda destinations the bucket has are read
+/// and sent back unchanged. S3 is told not to test those destinations again: they are not
+/// slipway's, and one that refuses S3's test message must not stop this change.
+async fn enable_eventbridge(aws: &Aws, name: &str) -> Result<(), AwsError> {
+    let mut config = read_notifications(aws, name).await?;
+    config.event_bridge_configuration = Some(EventBridgeConfiguration::builder().build());
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket(name)
+        .notification_configuration(config)
+        .skip_destination_validation(true)
+        .send()
+        .await
+        .map_err(aws_err("s3", "PutBucketNotificationConfiguration"))?;
+    tracing::info!(bucket = name, "S3 now sends this bucket's events to EventBridge (the other notification destinations are kept)");
     Ok(())
 }
 

@@ -331,7 +331,7 @@ pub struct Triggers {
     /// Start on a successful push of `image.tag` (only without `build`).
     #[serde(default = "yes")]
     pub ecr_push: bool,
-    /// Start when the source zip is written (CloudTrail data events → EventBridge).
+    /// Start when the source zip is written (S3's EventBridge notifications, or CloudTrail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Trigger>,
 }
@@ -342,18 +342,38 @@ impl Default for Triggers {
     }
 }
 
+/// Start the pipeline when the source zip is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct S3Trigger {
-    /// CloudTrail trail recording writes to the source object; defaults to
-    /// `slipway-<pipeline>`. AWS allows 5 trails per region.
+    /// How S3 tells EventBridge about the write. `eventbridge` (the default): the source
+    /// bucket's own EventBridge notifications, which AWS delivers durably; no trail. `cloudtrail`:
+    /// a trail recording data events (best effort, billed per event, and AWS allows 5 trails per
+    /// Region).
+    #[serde(default)]
+    pub via: S3EventRoute,
+    /// With `via: cloudtrail`: the trail recording writes to the source object; defaults to
+    /// `slipway-<pipeline>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail: Option<String>,
-    /// Existing bucket CloudTrail writes its logs to (referenced; it needs CloudTrail's
-    /// bucket policy).
-    pub log_bucket: String,
+    /// With `via: cloudtrail`: the existing bucket CloudTrail writes its logs to (referenced; it
+    /// needs CloudTrail's bucket policy). Not read with `via: eventbridge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_bucket: Option<String>,
+    /// With `via: cloudtrail`: the prefix of the trail's log files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_prefix: Option<String>,
+}
+
+/// How a write to the source object reaches EventBridge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum S3EventRoute {
+    /// S3 event notifications to EventBridge, enabled on the source bucket.
+    #[default]
+    Eventbridge,
+    /// CloudTrail data events, recorded by a trail.
+    Cloudtrail,
 }
 
 fn yes() -> bool {
@@ -422,20 +442,25 @@ impl Pipeline {
     pub(crate) fn build_project_name(&self) -> Option<String> {
         self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
     }
+    /// The trail of an S3 trigger routed through CloudTrail.
     pub fn trail_name(&self) -> Option<String> {
         self.spec
             .triggers
             .s3
             .as_ref()
-            .filter(|_| self.uses_codepipeline())
+            .filter(|t| self.uses_codepipeline() && t.via == S3EventRoute::Cloudtrail)
             .map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
+    }
+    /// How writes to the source object reach EventBridge, when the S3 trigger is on.
+    pub(crate) fn s3_route(&self) -> Option<S3EventRoute> {
+        self.spec.triggers.s3.as_ref().filter(|_| self.uses_codepipeline()).map(|t| t.via)
     }
     /// The ECR push trigger only makes sense when the image is pushed from outside (seed 000).
     pub(crate) fn watches_ecr_push(&self) -> bool {
         self.uses_codepipeline() && self.spec.build.is_none() && self.spec.triggers.ecr_push
     }
-    /// Whether the S3 write trigger (trail + rule) is set up.
+    /// Whether the S3 write trigger (a rule, and bucket notifications or a trail) is set up.
     pub(crate) fn watches_s3(&self) -> bool {
-        self.uses_codepipeline() && self.spec.triggers.s3.is_some()
+        self.s3_route().is_some()
     }
 }

@@ -12,7 +12,7 @@ use super::types::{
     LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH,
     MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
 };
-use super::{Diagnostic, ListenerRef, Loaded, Pipeline, jsonc};
+use super::{Diagnostic, ListenerRef, Loaded, Pipeline, S3EventRoute, jsonc};
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
 pub(crate) const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
@@ -186,10 +186,19 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
             "triggers.roleArn is required: EventBridge needs a role to start the pipeline (or turn the triggers off with `ecrPush: false` and no `s3`)".into(),
         );
     }
-    if let Some(trail) = &s.triggers.s3
-        && let Err(why) = check_bucket_name(&trail.log_bucket)
-    {
-        err(&["spec", "triggers", "s3", "logBucket"], format!("invalid S3 bucket name `{}`: {why}", trail.log_bucket));
+    if let Some(trigger) = &s.triggers.s3 {
+        match (&trigger.log_bucket, trigger.via) {
+            (None, S3EventRoute::Cloudtrail) => err(
+                &["spec", "triggers", "s3", "via"],
+                "triggers.s3.logBucket is required with `via: cloudtrail`: the trail needs a bucket for its logs (or drop `via` to use S3's EventBridge notifications, which need none)".into(),
+            ),
+            (Some(bucket), _) => {
+                if let Err(why) = check_bucket_name(bucket) {
+                    err(&["spec", "triggers", "s3", "logBucket"], format!("invalid S3 bucket name `{bucket}`: {why}"));
+                }
+            }
+            (None, S3EventRoute::Eventbridge) => {}
+        }
     }
     errors
 }

@@ -189,6 +189,17 @@ pub enum Spec {
     Artifact(artifact::ArtifactSpec),
 }
 
+impl Spec {
+    /// The spec to converge to, given the live one: fields slipway only ever turns on (a
+    /// bucket's EventBridge notifications) keep their live value where Git does not need them.
+    pub(crate) fn settle(&self, live: &Spec) -> Spec {
+        match (self, live) {
+            (Spec::Bucket(want), Spec::Bucket(have)) => Spec::Bucket(want.settle(have)),
+            _ => self.clone(),
+        }
+    }
+}
+
 /// What Git says a resource should be.
 #[derive(Debug, Clone)]
 pub struct Desired {
