@@ -20,6 +20,7 @@ use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
 use slipway_core::plan::{Operation, Orphan, PipelinePlan, Step, plan_pipeline};
 use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
+use slipway_core::quota::Admission;
 use slipway_core::reconcile::ReconcileError;
 use slipway_core::resource::{DeletionPolicy, Key, Kind, owner};
 
@@ -50,10 +51,12 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
-pub fn prepare(repo: &Path) -> Result<Prepared, EngineError> {
+/// Loads and validates the repository; `admission` decides which pipelines fit the account's
+/// quotas (those past one are invalid, at the field that needs it).
+pub fn prepare(repo: &Path, admission: &Admission) -> Result<Prepared, EngineError> {
     let dir = RepoDir::open(repo)?;
     let loaded = load_repository(&dir.root)?;
-    let (valid, mut diagnostics) = validate(&dir.root, &loaded.pipelines);
+    let (valid, mut diagnostics) = validate(&dir.root, &loaded.pipelines, admission);
     diagnostics.extend(loaded.errors);
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     let mut protected: HashSet<String> = loaded.broken_names.into_iter().collect();

@@ -124,6 +124,47 @@ fn plan_apply_plan_with_detailed_exit_codes() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown pipeline `nope`"));
 }
 
+/// The trail quota (5 per Region in AWS, never raised) held to 1 here, with both examples on
+/// the CloudTrail route: the second pipeline is refused before anything is created, at its
+/// manifest's `via` line. validate, which reads no AWS, counts in name order; plan and apply count
+/// the pipelines already applied first, so the one added later is the one refused.
+#[test]
+fn a_pipeline_past_an_aws_quota_is_refused_at_its_field_and_the_ones_already_applied_keep_their_room() {
+    let moto = Moto::start_bootstrapped();
+    let env = moto.env();
+    let repo = example_repo();
+    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", "via: cloudtrail\n      logBucket: slipway-demo-trail-logs");
+    let path = repo_arg(repo.path());
+    let one_trail = ["--quota", "cloudtrail-trails=1"];
+
+    let raised = slipway(&["validate", "--repo", &path, "--quota", "cloudtrail-trails=6"], &[]);
+    assert_eq!(raised.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&raised.stderr).contains("cloudtrail-trails: AWS allows 5 and does not raise it"));
+
+    let validated = slipway(&[&["validate", "--repo", &path][..], &one_trail].concat(), &[]);
+    assert_eq!(validated.status.code(), Some(1), "{}", stdout(&validated));
+    let text = stdout(&validated);
+    assert!(
+        text.starts_with("pipelines/web.yaml:47:7: this pipeline would bring the CloudTrail trails per Region to 2, past the quota of 1"),
+        "{text}"
+    );
+    assert!(text.contains("`via: eventbridge`"), "{text}");
+
+    // web alone is applied first; then nginx comes back and is the one refused.
+    let nginx = std::fs::read(repo.path().join("pipelines/nginx.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join("pipelines/nginx.yaml")).unwrap();
+    let applied = slipway(&[&["apply", "--repo", &path][..], &one_trail].concat(), &env);
+    assert!(applied.status.success(), "{}", stdout(&applied));
+    std::fs::write(repo.path().join("pipelines/nginx.yaml"), nginx).unwrap();
+    let planned = slipway(&[&["plan", "--repo", &path, "--output", "json"][..], &one_trail].concat(), &env);
+    let json: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let invalid: Vec<&str> = json["invalid"].as_array().unwrap().iter().map(|d| d["file"].as_str().unwrap()).collect();
+    assert_eq!(invalid, ["pipelines/nginx.yaml"], "{json:#}");
+    let planned: Vec<&str> = json["pipelines"].as_array().unwrap().iter().map(|p| p["pipeline"].as_str().unwrap()).collect();
+    assert_eq!(planned, ["web"]);
+    assert_eq!(json["orphans"], serde_json::json!([]), "a refused pipeline's resources are never orphans");
+}
+
 #[test]
 fn help_never_shows_a_password_given_in_the_repository_url() {
     let env = [("SLIPWAY_REPO", "https://bot:s3cret-token@git.example.com/platform/pipelines.git".to_string())];

@@ -20,7 +20,7 @@ use slipway_core::prune::PrunePolicy;
 use slipway_core::resource::Kind;
 
 async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
-    plan(aws, &prepare(repo).unwrap(), &[], 4, &Default::default()).await.unwrap()
+    plan(aws, &prepare(repo, &Default::default()).unwrap(), &[], 4, &Default::default()).await.unwrap()
 }
 
 async fn apply_repo(aws: &Aws, repo: &Path, prune: bool) -> ApplyReport {
@@ -422,7 +422,7 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
 /// Plans with `policy` and applies with --prune; returns the report and whether both pipelines'
 /// CodePipelines still exist.
 async fn prune_with(aws: &Aws, repo: &Path, policy: &PrunePolicy) -> (ApplyReport, [bool; 2]) {
-    let plan = plan(aws, &prepare(repo).unwrap(), &[], 4, policy).await.unwrap();
+    let plan = plan(aws, &prepare(repo, &Default::default()).unwrap(), &[], 4, policy).await.unwrap();
     let report = apply(aws, &plan, true, 4).await;
     let mut alive = [false; 2];
     for (i, name) in ["nginx", "web"].into_iter().enumerate() {

@@ -39,13 +39,13 @@ fn names(case: usize) -> Vec<String> {
 /// One pass over the case's two pipelines, one pipeline at a time so the order of writes is
 /// the same in every case.
 async fn apply_case(aws: &Aws, repo: &Path, case: usize) -> ApplyReport {
-    let plan = plan(aws, &prepare(repo).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
+    let plan = plan(aws, &prepare(repo, &Default::default()).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
     apply(aws, &plan, false, 1).await
 }
 
 /// What a plan of the case still wants to do, `kind name action` per step; empty when converged.
 async fn pending(aws: &Aws, repo: &Path, case: usize) -> Vec<String> {
-    let plan = plan(aws, &prepare(repo).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
+    let plan = plan(aws, &prepare(repo, &Default::default()).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
     let mut out: Vec<String> = plan.invalid.iter().map(|d| format!("invalid: {d}")).collect();
     for p in &plan.pipelines {
         out.extend(p.blocked_reasons().into_iter().map(|r| format!("{}: blocked: {r}", p.pipeline)));
@@ -64,7 +64,7 @@ async fn pending(aws: &Aws, repo: &Path, case: usize) -> Vec<String> {
 /// Resources of the case that exist but that the inventory does not record.
 async fn unrecorded(aws: &Aws, repo: &Path, case: usize) -> Vec<String> {
     let inventory = slipway_aws::inventory::list(aws).await.unwrap();
-    let plan = plan(aws, &prepare(repo).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
+    let plan = plan(aws, &prepare(repo, &Default::default()).unwrap(), &names(case), 1, &Default::default()).await.unwrap();
     let mut out = Vec::new();
     for p in &plan.pipelines {
         for s in p.steps.iter().filter(|s| s.action != Operation::Create && Entry::recorded(s.key.kind)) {

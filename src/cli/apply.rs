@@ -8,8 +8,8 @@ use slipway_aws::Aws;
 use slipway_aws::calls::Unobserved;
 
 pub async fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let prepared = prepare(&args.selection.repo.repo)?;
     let aws = Aws::from_env(Arc::new(Unobserved)).await?.with_state_bucket(args.prune_guards.state_bucket.clone());
+    let prepared = prepare(&args.selection.repo.repo, &args.selection.repo.quotas.admission(&aws).await?)?;
     let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency, &args.prune_guards.policy()).await?;
     let report = apply(&aws, &plan, args.prune, args.selection.concurrency).await;
     match args.output {

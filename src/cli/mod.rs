@@ -85,6 +85,40 @@ pub struct RepoArgs {
     /// Config repository: a local directory (a Git work tree or not).
     #[arg(long, env = "SLIPWAY_REPO", default_value = ".", hide_env_values = true)]
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
+}
+
+/// The AWS quotas the manifests are counted against (see README, "AWS quotas").
+#[derive(Debug, Clone, Args)]
+pub struct QuotaArgs {
+    /// Hold an AWS quota of this account and Region to another value, as NAME=N (repeatable, or
+    /// comma-separated in the variable). Defaults are AWS's: cloudtrail-trails=5 (AWS does not
+    /// raise it; lower it when the account has trails of its own), eventbridge-rules=300 and
+    /// codepipeline-pipelines=1000 (raise them once AWS has raised yours). A pipeline that would
+    /// pass one is refused before apply, at the manifest field that needs it.
+    #[arg(long = "quota", env = "SLIPWAY_QUOTAS", value_delimiter = ',', value_name = "NAME=N")]
+    pub quotas: Vec<String>,
+}
+
+impl QuotaArgs {
+    pub(crate) fn limits(&self) -> anyhow::Result<slipway_core::quota::Limits> {
+        let mut limits = slipway_core::quota::Limits::default();
+        for setting in &self.quotas {
+            limits.set(setting).map_err(|why| anyhow::anyhow!("--quota {why}"))?;
+        }
+        Ok(limits)
+    }
+
+    /// Who gets the room first: the pipelines this installation's inventory names, then the
+    /// others by name. Without the inventory (it cannot be read), by name alone, with a warning.
+    pub(crate) async fn admission(&self, aws: &slipway_aws::Aws) -> anyhow::Result<slipway_core::quota::Admission> {
+        let applied = slipway_aws::inventory::applied_pipelines(aws).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
+            Default::default()
+        });
+        Ok(slipway_core::quota::Admission { limits: self.limits()?, applied })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -177,7 +211,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The delivery target of one pipeline, from a validated manifest in the repository.
 fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<slipway_core::delivery::DeployTarget> {
-    let prepared = crate::engine::prepare(&repo.repo)?;
+    let admission = slipway_core::quota::Admission { limits: repo.quotas.limits()?, applied: Default::default() };
+    let prepared = crate::engine::prepare(&repo.repo, &admission)?;
     let Some((valid, _)) = prepared.pipelines.iter().find(|(v, _)| v.name() == pipeline) else {
         let broken: Vec<String> =
             prepared.diagnostics.iter().filter(|d| d.pipeline.as_deref() == Some(pipeline)).map(|d| d.to_string()).collect();

@@ -8,8 +8,8 @@ use slipway_aws::Aws;
 use slipway_aws::calls::Unobserved;
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let prepared = prepare(&args.selection.repo.repo)?;
     let aws = Aws::from_env(Arc::new(Unobserved)).await?.with_state_bucket(args.prune.state_bucket.clone());
+    let prepared = prepare(&args.selection.repo.repo, &args.selection.repo.quotas.admission(&aws).await?)?;
     let plan = plan(&aws, &prepared, &args.selection.pipelines, args.selection.concurrency, &args.prune.policy()).await?;
     match args.output {
         OutputFormat::Text => print!("{}", render_plan(&plan)),

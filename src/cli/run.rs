@@ -31,6 +31,8 @@ pub struct RunArgs {
     /// but prefer --git-token from a secret store.
     #[arg(long, env = "SLIPWAY_REPO", hide_env_values = true)]
     pub repo: String,
+    #[command(flatten)]
+    pub quotas: super::QuotaArgs,
     /// Branch to follow (default: main).
     #[arg(long, env = "SLIPWAY_BRANCH")]
     pub branch: Option<String>,
@@ -204,7 +206,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let world = Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout));
+    let world = Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, args.quotas.limits()?));
     let ok = Controller::new(settings, world, shared, metrics).run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();

@@ -10,7 +10,10 @@ use super::RepoArgs;
 use crate::engine::prepare;
 
 pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
-    let prepared = prepare(&args.repo)?;
+    // No AWS here: pipelines are counted against the quotas in name order (plan and apply count
+    // the ones already applied first).
+    let admission = slipway_core::quota::Admission { limits: args.quotas.limits()?, applied: Default::default() };
+    let prepared = prepare(&args.repo, &admission)?;
     for d in &prepared.diagnostics {
         println!("{d}");
     }

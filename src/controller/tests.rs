@@ -118,7 +118,7 @@ impl World for Scripted {
             let message = "scripted: the Git server is unreachable".to_string();
             return Err(FetchError::Git(GitError::Fetch { url: "scripted".into(), reference: "main".into(), message }));
         }
-        Ok(engine::prepare(self.repo.path())?)
+        Ok(engine::prepare(self.repo.path(), &Default::default())?)
     }
 
     fn placement(&self) -> Placement {
@@ -450,13 +450,13 @@ fn prune_waits_while_any_yaml_file_is_broken_and_says_why_in_status() {
 #[test]
 fn a_repository_warning_is_logged_once_not_on_every_fetch() {
     let world = Scripted::new();
-    let first = engine::prepare(world.repo.path()).unwrap();
+    let first = engine::prepare(world.repo.path(), &Default::default()).unwrap();
     let warnings = fresh_warnings(None, &first);
     assert!(!warnings.is_empty(), "the copy of examples/ is not a Git work tree: nginx's source is in no commit");
-    let again = engine::prepare(world.repo.path()).unwrap();
+    let again = engine::prepare(world.repo.path(), &Default::default()).unwrap();
     assert_eq!(fresh_warnings(Some(&first), &again), Vec::<String>::new(), "nothing new, nothing said");
     std::fs::write(world.repo.path().join("notes.yaml"), "a: [1, 2\n").unwrap();
-    let suspect = engine::prepare(world.repo.path()).unwrap();
+    let suspect = engine::prepare(world.repo.path(), &Default::default()).unwrap();
     let new = fresh_warnings(Some(&again), &suspect);
     assert_eq!(new.len(), 1, "{new:?}");
     assert!(new[0].starts_with("notes.yaml:"), "{new:?}");

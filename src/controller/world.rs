@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use slipway_aws::{Aws, AwsError};
+use slipway_aws::{Aws, AwsError, inventory};
 use slipway_core::compile::{DesiredPipeline, Placement};
 use slipway_core::delivery::{self, DeployTarget, Memory, Report};
 use slipway_core::manifest::SyncMode;
 use slipway_core::plan::Orphan;
+use slipway_core::quota::{Admission, Limits};
 use slipway_core::reconcile::{Outcome, ReconcileError, Reconciled};
 use slipway_core::resource::Key;
 use tokio::sync::mpsc;
@@ -96,13 +97,31 @@ pub(crate) struct RealWorld {
     /// Subdirectory of the repository that holds the manifests.
     path: Option<PathBuf>,
     fetch_timeout: Duration,
+    /// The account quotas the manifests are counted against.
+    limits: Limits,
     /// Keeps the directory watch alive as long as the loop runs.
     dir_watch: Mutex<Option<DirWatch>>,
 }
 
 impl RealWorld {
-    pub fn new(aws: Aws, metrics: Arc<Metrics>, source: SourceSettings, path: Option<PathBuf>, fetch_timeout: Duration) -> RealWorld {
-        RealWorld { aws, metrics, source, path, fetch_timeout, dir_watch: Mutex::new(None) }
+    pub fn new(
+        aws: Aws,
+        metrics: Arc<Metrics>,
+        source: SourceSettings,
+        path: Option<PathBuf>,
+        fetch_timeout: Duration,
+        limits: Limits,
+    ) -> RealWorld {
+        RealWorld { aws, metrics, source, path, fetch_timeout, limits, dir_watch: Mutex::new(None) }
+    }
+
+    /// The pipelines already applied keep their room in the quotas; the inventory names them.
+    async fn admission(&self) -> Admission {
+        let applied = inventory::applied_pipelines(&self.aws).await.unwrap_or_else(|err| {
+            warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
+            Default::default()
+        });
+        Admission { limits: self.limits.clone(), applied }
     }
 
     async fn sync_git(&self, settings: &GitSettings) -> Result<PathBuf, FetchError> {
@@ -156,7 +175,8 @@ impl World for RealWorld {
             Some(path) => root.join(path),
             None => root,
         };
-        Ok(tokio::task::spawn_blocking(move || prepare(&dir)).await??)
+        let admission = self.admission().await;
+        Ok(tokio::task::spawn_blocking(move || prepare(&dir, &admission)).await??)
     }
 
     fn placement(&self) -> Placement {

@@ -9,7 +9,7 @@
 //! What this process wrote or listed is remembered ([`Inventory`]), so recording what a pipeline
 //! already has costs no read after the first listing, and no write when it is there.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Mutex;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -49,6 +49,17 @@ pub async fn list(aws: &Aws) -> Result<HashSet<Entry>, AwsError> {
     }
     *inventory.known.lock().expect("not poisoned") = Some(entries.clone());
     Ok(entries)
+}
+
+/// The pipelines the inventory names: the ones this installation has applied. From the listing
+/// this process already holds, when it has one.
+pub async fn applied_pipelines(aws: &Aws) -> Result<BTreeSet<String>, AwsError> {
+    let known = aws.inventory.known.lock().expect("not poisoned").clone();
+    let entries = match known {
+        Some(entries) => entries,
+        None => list(aws).await?,
+    };
+    Ok(entries.into_iter().map(|e| e.pipeline).collect())
 }
 
 /// Records the entries of a pipeline's resources before the creates they name: those of

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod manifest;
 pub mod plan;
 pub mod prune;
+pub mod quota;
 pub mod reconcile;
 pub mod resource;
 pub mod status;

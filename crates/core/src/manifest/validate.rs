@@ -13,6 +13,7 @@ use super::types::{
     MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
 };
 use super::{Diagnostic, ListenerRef, Loaded, Pipeline, S3EventRoute, jsonc};
+use crate::quota::{self, Admission};
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
 pub(crate) const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
@@ -43,9 +44,10 @@ impl ValidPipeline {
     }
 }
 
-/// Validates each pipeline on its own, then the names pipelines must not share. Returns the
+/// Validates each pipeline on its own, then the names pipelines must not share, the files they
+/// publish, and last the account quotas the valid ones would pass ([`quota::admit`]). Returns the
 /// valid pipelines and every diagnostic; a pipeline with any error is left out.
-pub fn validate(root: &Path, loaded: &[Loaded]) -> (Vec<ValidPipeline>, Vec<Diagnostic>) {
+pub fn validate(root: &Path, loaded: &[Loaded], admission: &Admission) -> (Vec<ValidPipeline>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut failed = vec![false; loaded.len()];
     for (i, doc) in loaded.iter().enumerate() {
@@ -57,16 +59,30 @@ pub fn validate(root: &Path, loaded: &[Loaded]) -> (Vec<ValidPipeline>, Vec<Diag
         failed[i] = true;
         diagnostics.push(diag);
     }
-    let mut valid = Vec::new();
+    let mut sources = HashMap::new();
     for (i, doc) in loaded.iter().enumerate() {
         if failed[i] {
             continue;
         }
         match read_source_files(root, doc) {
-            Ok(source_files) => valid.push(ValidPipeline { pipeline: doc.pipeline.clone(), file: doc.file.clone(), source_files }),
-            Err(errors) => diagnostics.extend(errors),
+            Ok(files) => drop(sources.insert(i, files)),
+            Err(errors) => {
+                failed[i] = true;
+                diagnostics.extend(errors);
+            }
         }
     }
+    for (i, diag) in check_quotas(loaded, &failed, admission) {
+        failed[i] = true;
+        diagnostics.push(diag);
+    }
+    let valid = (0..loaded.len())
+        .filter(|&i| !failed[i])
+        .map(|i| {
+            let doc = &loaded[i];
+            ValidPipeline { pipeline: doc.pipeline.clone(), file: doc.file.clone(), source_files: sources.remove(&i).unwrap_or_default() }
+        })
+        .collect();
     (valid, diagnostics)
 }
 
@@ -201,6 +217,19 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
         }
     }
     errors
+}
+
+/// The pipelines that would pass an account quota, among those valid so far ([`quota::admit`]).
+fn check_quotas(loaded: &[Loaded], failed: &[bool], admission: &Admission) -> Vec<(usize, Diagnostic)> {
+    let candidates: Vec<usize> = (0..loaded.len()).filter(|&i| !failed[i]).collect();
+    let pipelines: Vec<&Pipeline> = candidates.iter().map(|&i| &loaded[i].pipeline).collect();
+    quota::admit(&pipelines, admission)
+        .into_iter()
+        .map(|breach| {
+            let doc = &loaded[candidates[breach.index]];
+            (candidates[breach.index], doc.diagnostic(breach.quota.field(), breach.message()))
+        })
+        .collect()
 }
 
 /// Two pipelines must never claim the same AWS resource: each would undo the other's changes.
@@ -653,7 +682,7 @@ mod repository_tests {
             ("app/other.txt", "not zipped"),
         ]);
         let loaded = load_repository(dir.path()).unwrap();
-        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<&str> = valid[0].source_files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["appspec.yaml", "taskdef.json"]);
@@ -664,7 +693,7 @@ mod repository_tests {
         let manifest = MANIFEST.replace("  name: web\n", "  name: web\n  labels:\n    team: platform\n    \"aws:owner\": me\n");
         let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
         let loaded = load_repository(dir.path()).unwrap();
-        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
         assert!(valid.is_empty());
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].to_string().starts_with("p.yaml:7:5: label `aws:owner`: a tag key must not start with `aws:`"), "{}", errors[0]);
@@ -681,7 +710,7 @@ mod repository_tests {
     fn missing_templates_are_reported_at_the_field_that_names_them() {
         let dir = repo_with(&[("p.yaml", MANIFEST), ("app/taskdef.json", TASKDEF)]);
         let loaded = load_repository(dir.path()).unwrap();
-        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
         assert!(valid.is_empty());
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].to_string(), "p.yaml:11:3: `appspec.yaml` not found in source.path `app`");
@@ -695,7 +724,7 @@ mod repository_tests {
         let dir = repo_with(&[("p.yaml", MANIFEST), ("app/appspec.yaml", APPSPEC)]);
         std::os::unix::fs::symlink(outside.path().join("secret.json"), dir.path().join("app/taskdef.json")).unwrap();
         let loaded = load_repository(dir.path()).unwrap();
-        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
         assert!(valid.is_empty());
         assert!(errors[0].message.contains("leads outside the repository"), "{errors:?}");
     }
@@ -706,7 +735,7 @@ mod repository_tests {
         let dir =
             repo_with(&[("p.yaml", &format!("{MANIFEST}---\n{second}")), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
         let loaded = load_repository(dir.path()).unwrap();
-        let (valid, errors) = validate(dir.path(), &loaded.pipelines);
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
         assert_eq!(valid.len(), 1);
         assert_eq!(errors.len(), 1);
         assert!(
