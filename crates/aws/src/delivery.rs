@@ -229,6 +229,9 @@ impl Delivery for Aws {
     }
 
     async fn service_task_definition(&self, cluster: &str, service: &str) -> Result<Option<String>, AwsError> {
+        if let Some(task_definition) = self.recent_services.take(cluster, service) {
+            return Ok(task_definition);
+        }
         let got =
             self.ecs.describe_services().cluster(cluster).services(service).send().await.map_err(aws_err("ecs", "DescribeServices"))?;
         Ok(got.services.unwrap_or_default().into_iter().find(|s| s.status.as_deref() != Some("INACTIVE")).and_then(|s| s.task_definition))

@@ -12,6 +12,7 @@ pub mod calls;
 pub mod delivery;
 pub mod inventory;
 pub mod observe;
+mod recent;
 pub mod resource;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Aws {
     pub calls: calls::CallLog,
     /// Where this installation keeps what it created (see [`inventory`]).
     pub inventory: Arc<inventory::Inventory>,
+    /// ECS services observe has just read, for the delivery check after it.
+    pub(crate) recent_services: Arc<recent::RecentServices>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,7 @@ impl Aws {
         let state_bucket = default_state_bucket(&account, &region);
         Aws {
             inventory: Arc::new(inventory::Inventory::new(state_bucket)),
+            recent_services: Arc::default(),
             region,
             account,
             partition,

@@ -1,9 +1,12 @@
 //! Observe: read the live state of exactly the resources a pipeline names, and check the
 //! resources it references. Reads only; never a write.
 
+use std::collections::{BTreeSet, HashMap};
+
 use futures::future::join_all;
 
 use aws_sdk_ecs::types::DeploymentControllerType;
+use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
 use slipway_core::compile::DesiredPipeline;
 use slipway_core::plan::{Observed, RefState};
 use slipway_core::resource::reference::{ListenerKey, Reference};
@@ -14,30 +17,121 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err, resource};
 /// pipeline's observation: a plan from half the facts could delete or duplicate things.
 pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline) -> Result<Observed, AwsError> {
     let reads = join_all(desired.resources.iter().map(|d| async move { (d.key.clone(), resource::read(aws, &d.key).await) }));
-    let refs = join_all(desired.references.iter().map(|r| async move { (r.clone(), observe_reference(aws, r).await) }));
-    let (reads, refs) = futures::join!(reads, refs);
-    let mut observed = Observed::default();
+    let (reads, refs) = futures::join!(reads, observe_references(aws, &desired.references));
+    let mut observed = Observed { refs: refs?, ..Observed::default() };
     for (key, live) in reads {
         observed.live.insert(key, live?);
-    }
-    for (reference, state) in refs {
-        observed.refs.insert(reference, state?);
     }
     Ok(observed)
 }
 
-pub(crate) async fn observe_reference(aws: &Aws, reference: &Reference) -> Result<RefState, AwsError> {
+/// Reads the references: the target groups in one call, each load balancer and its listeners
+/// once however many of its listeners are named (a pipeline's prod and test listeners are
+/// usually on one), the rest one by one.
+async fn observe_references(aws: &Aws, references: &[Reference]) -> Result<HashMap<Reference, RefState>, AwsError> {
+    let target_groups: Vec<&str> =
+        references.iter().filter_map(|r| if let Reference::TargetGroup(name) = r { Some(name.as_str()) } else { None }).collect();
+    let balancers: BTreeSet<&str> = references
+        .iter()
+        .filter_map(|r| match r {
+            Reference::Listener(ListenerKey::ByPort { load_balancer, .. }) => Some(load_balancer.as_str()),
+            _ => None,
+        })
+        .collect();
+    let singles = references.iter().filter(|r| !matches!(r, Reference::TargetGroup(_) | Reference::Listener(ListenerKey::ByPort { .. })));
+    let (groups, listeners, singles) = futures::join!(
+        observe_target_groups(aws, &target_groups),
+        join_all(balancers.iter().map(|lb| async move { (*lb, listeners_by_port(aws, lb).await) })),
+        join_all(singles.map(|r| async move { (r.clone(), observe_reference(aws, r).await) })),
+    );
+    let mut refs: HashMap<Reference, RefState> = groups?.into_iter().map(|(name, state)| (Reference::TargetGroup(name), state)).collect();
+    let mut ports = HashMap::new();
+    for (lb, found) in listeners {
+        ports.insert(lb, found?);
+    }
+    for reference in references {
+        if let Reference::Listener(ListenerKey::ByPort { load_balancer, port }) = reference {
+            let state = match &ports[load_balancer.as_str()] {
+                None => RefState::Problem(format!("load balancer `{load_balancer}` does not exist")),
+                Some(listeners) => match listeners.get(port) {
+                    Some(arn) => RefState::Found(arn.clone()),
+                    None => RefState::Problem(format!("load balancer `{load_balancer}` has no listener on port {port}")),
+                },
+            };
+            refs.insert(reference.clone(), state);
+        }
+    }
+    for (reference, state) in singles {
+        refs.insert(reference, state?);
+    }
+    Ok(refs)
+}
+
+/// Target groups by name, in one call. AWS answers `TargetGroupNotFound` for the whole call when
+/// one is missing; then each is read alone to say which.
+async fn observe_target_groups(aws: &Aws, names: &[&str]) -> Result<Vec<(String, RefState)>, AwsError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = match describe_target_groups(aws, names).await? {
+        Some(found) => found,
+        None if names.len() > 1 => {
+            let mut found = Vec::new();
+            for name in names {
+                found.extend(describe_target_groups(aws, &[name]).await?.unwrap_or_default());
+            }
+            found
+        }
+        None => Vec::new(),
+    };
+    Ok(names
+        .iter()
+        .map(|name| {
+            let state = match found.iter().find(|tg| tg.target_group_name.as_deref() == Some(name)) {
+                Some(tg) => RefState::Found(tg.target_group_arn.clone()),
+                None => RefState::Problem("does not exist (slipway references target groups, it does not create them)".into()),
+            };
+            (name.to_string(), state)
+        })
+        .collect())
+}
+
+/// `None` when any of them does not exist.
+async fn describe_target_groups(aws: &Aws, names: &[&str]) -> Result<Option<Vec<TargetGroup>>, AwsError> {
+    let described = aws
+        .elb
+        .describe_target_groups()
+        .set_names(Some(names.iter().map(|n| n.to_string()).collect()))
+        .send()
+        .await
+        .map_err(aws_err("elasticloadbalancing", "DescribeTargetGroups"));
+    Ok(absent_if_not_found(described)?.map(|found| found.target_groups.unwrap_or_default()))
+}
+
+/// A load balancer's listeners by port; `None` when the load balancer does not exist.
+async fn listeners_by_port(aws: &Aws, load_balancer: &str) -> Result<Option<HashMap<u16, Option<String>>>, AwsError> {
+    let found = absent_if_not_found(
+        aws.elb.describe_load_balancers().names(load_balancer).send().await.map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
+    )?;
+    let Some(lb_arn) = found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn) else {
+        return Ok(None);
+    };
+    let listeners =
+        aws.elb.describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners"))?;
+    Ok(Some(
+        listeners
+            .listeners
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|l| Some((u16::try_from(l.port?).ok()?, l.listener_arn)))
+            .collect(),
+    ))
+}
+
+/// A reference read on its own: the ECS service, a listener by ARN, CloudTrail's log bucket.
+async fn observe_reference(aws: &Aws, reference: &Reference) -> Result<RefState, AwsError> {
     match reference {
         Reference::EcsService { cluster, service } => ecs_service(aws, cluster, service).await,
-        Reference::TargetGroup(name) => {
-            let found = absent_if_not_found(
-                aws.elb.describe_target_groups().names(name).send().await.map_err(aws_err("elasticloadbalancing", "DescribeTargetGroups")),
-            )?;
-            Ok(match found.and_then(|f| f.target_groups.unwrap_or_default().into_iter().next()) {
-                Some(tg) => RefState::Found(tg.target_group_arn),
-                None => RefState::Problem("does not exist (slipway references target groups, it does not create them)".into()),
-            })
-        }
         Reference::Listener(ListenerKey::Arn(arn)) => {
             let found = absent_if_not_found(
                 aws.elb.describe_listeners().listener_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners")),
@@ -47,38 +141,15 @@ pub(crate) async fn observe_reference(aws: &Aws, reference: &Reference) -> Resul
                 None => RefState::Problem("does not exist".into()),
             })
         }
-        Reference::Listener(ListenerKey::ByPort { load_balancer, port }) => {
-            let found = absent_if_not_found(
-                aws.elb
-                    .describe_load_balancers()
-                    .names(load_balancer)
-                    .send()
-                    .await
-                    .map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
-            )?;
-            let Some(lb_arn) =
-                found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn)
-            else {
-                return Ok(RefState::Problem(format!("load balancer `{load_balancer}` does not exist")));
-            };
-            let listeners = aws
-                .elb
-                .describe_listeners()
-                .load_balancer_arn(lb_arn)
-                .send()
-                .await
-                .map_err(aws_err("elasticloadbalancing", "DescribeListeners"))?;
-            Ok(match listeners.listeners.unwrap_or_default().into_iter().find(|l| l.port == Some(i32::from(*port))) {
-                Some(listener) => RefState::Found(listener.listener_arn),
-                None => RefState::Problem(format!("load balancer `{load_balancer}` has no listener on port {port}")),
-            })
-        }
         Reference::Bucket(name) => {
             let found = absent_if_not_found(aws.s3.head_bucket().bucket(name).send().await.map_err(aws_err("s3", "HeadBucket")))?;
             Ok(match found {
                 Some(_) => RefState::Found(None),
                 None => RefState::Problem("does not exist (CloudTrail needs it for its logs)".into()),
             })
+        }
+        Reference::TargetGroup(_) | Reference::Listener(ListenerKey::ByPort { .. }) => {
+            unreachable!("target groups and listeners by port are read together, in observe_references")
         }
     }
 }
@@ -104,5 +175,6 @@ async fn ecs_service(aws: &Aws, cluster: &str, service: &str) -> Result<RefState
             controller.as_str()
         )));
     }
+    aws.recent_services.remember(cluster, service, found.task_definition);
     Ok(RefState::Found(found.service_arn))
 }
