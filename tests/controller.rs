@@ -341,10 +341,16 @@ async fn the_controller_deploys_a_pushed_image_once_and_follows_the_deployment()
     let aws = moto.aws().await;
     let repo = common::example_repo();
     // web deploys directly: slipway registers the task definition and creates the deployment.
+    // The whole `pipeline:` section goes (it has no effect in direct mode).
+    let path = repo.path().join("pipelines/web.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = text.split_once("  pipeline:\n").expect("web.yaml has a pipeline section");
+    let (_, tail) = rest.split_once("  triggers:\n").expect("followed by triggers");
+    std::fs::write(&path, format!("{head}  triggers:\n{tail}")).unwrap();
     edit(
         repo.path(),
         "pipelines/web.yaml",
-        "    autoRollbackOn: [DEPLOYMENT_FAILURE]\n  pipeline:\n    roleArn: arn:aws:iam::123456789012:role/slipway-demo-codepipeline\n",
+        "    autoRollbackOn: [DEPLOYMENT_FAILURE]\n",
         "    autoRollbackOn: [DEPLOYMENT_FAILURE]\n    mode: direct\n",
     );
     let dir = repo.path().to_str().unwrap().to_string();

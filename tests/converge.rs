@@ -210,6 +210,88 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }
 
+/// `(path, before, after)` of each field the plan changes on the pipeline's CodePipeline.
+fn codepipeline_changes(plan: &Plan, pipeline: &str) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let steps = &plan.pipelines.iter().find(|p| p.pipeline == pipeline).expect("the pipeline is planned").steps;
+    let step = steps.iter().find(|s| s.key.kind == Kind::CodePipeline).expect("a CodePipeline step");
+    let Operation::Update { changes } = &step.action else { return Vec::new() };
+    changes.iter().map(|c| (c.path.clone(), c.before.clone().unwrap_or_default(), c.after.clone().unwrap_or_default())).collect()
+}
+
+/// A live pipeline's `pipelineType` and `executionMode`, as AWS (here moto) returns them.
+fn type_and_mode(declaration: &aws_sdk_codepipeline::types::PipelineDeclaration) -> (Option<&str>, Option<&str>) {
+    (declaration.pipeline_type.as_ref().map(|t| t.as_str()), declaration.execution_mode.as_ref().map(|m| m.as_str()))
+}
+
+#[tokio::test]
+async fn an_execution_mode_changed_by_hand_is_drift_even_when_unknown_and_apply_puts_it_back() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    let live = aws.codepipeline.get_pipeline().name("web").send().await.unwrap().pipeline.unwrap();
+    assert_eq!(type_and_mode(&live), (Some("V2"), Some("SUPERSEDED")), "created as the manifest says");
+
+    let mut edited = live;
+    edited.execution_mode = Some("QUEUED".into());
+    aws.codepipeline.update_pipeline().pipeline(edited).send().await.unwrap();
+
+    let drifted = plan_repo(&aws, repo.path()).await;
+    let only = ("web".to_string(), "codepipeline".to_string(), "web".to_string(), "update executionMode".to_string());
+    assert_eq!(pending(&drifted), BTreeSet::from([only]));
+    assert_eq!(codepipeline_changes(&drifted, "web"), [("executionMode".to_string(), "QUEUED".into(), "SUPERSEDED".into())]);
+    let text = slipway::report::render_plan(&drifted);
+    assert!(text.contains(r#"executionMode: "QUEUED" → "SUPERSEDED""#), "{text}");
+
+    let report = apply(&aws, &drifted, false, 4).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    let live = aws.codepipeline.get_pipeline().name("web").send().await.unwrap().pipeline.unwrap();
+    assert_eq!(type_and_mode(&live), (Some("V2"), Some("SUPERSEDED")));
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+
+    // A mode slipway does not know (one AWS might add) is drift too, shown as AWS wrote it.
+    let mut edited = live;
+    edited.execution_mode = Some("BATCHED".into());
+    aws.codepipeline.update_pipeline().pipeline(edited).send().await.unwrap();
+    let drifted = plan_repo(&aws, repo.path()).await;
+    assert_eq!(codepipeline_changes(&drifted, "web"), [("executionMode".to_string(), "BATCHED".into(), "SUPERSEDED".into())]);
+    assert!(apply(&aws, &drifted, false, 4).await.succeeded());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+#[tokio::test]
+async fn a_pipeline_made_without_a_type_is_v1_and_becomes_v2_unless_the_manifest_keeps_v1() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    // Declared as an older slipway did: without a type or mode. moto then returns neither (for
+    // AWS such a pipeline is V1 and SUPERSEDED), so the read's defaults are what is tested.
+    let mut older = aws.codepipeline.get_pipeline().name("nginx").send().await.unwrap().pipeline.unwrap();
+    (older.pipeline_type, older.execution_mode) = (None, None);
+    aws.codepipeline.update_pipeline().pipeline(older).send().await.unwrap();
+    let live = aws.codepipeline.get_pipeline().name("nginx").send().await.unwrap().pipeline.unwrap();
+    assert_eq!(type_and_mode(&live), (None, None));
+
+    let role = "    roleArn: arn:aws:iam::123456789012:role/slipway-demo-codepipeline\n";
+    edit(repo.path(), "pipelines/nginx.yaml", role, &format!("{role}    type: V1\n"));
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+
+    edit(repo.path(), "pipelines/nginx.yaml", "    type: V1\n", "");
+    let upgrade = plan_repo(&aws, repo.path()).await;
+    let only = ("nginx".to_string(), "codepipeline".to_string(), "nginx".to_string(), "update pipelineType".to_string());
+    assert_eq!(pending(&upgrade), BTreeSet::from([only]));
+    assert_eq!(codepipeline_changes(&upgrade, "nginx"), [("pipelineType".to_string(), "V1".into(), "V2".into())]);
+    let text = slipway::report::render_plan(&upgrade);
+    assert!(text.contains(r#"pipelineType: "V1" → "V2""#), "{text}");
+
+    let report = apply(&aws, &upgrade, false, 4).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    let live = aws.codepipeline.get_pipeline().name("nginx").send().await.unwrap().pipeline.unwrap();
+    assert_eq!(type_and_mode(&live), (Some("V2"), Some("SUPERSEDED")));
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
 #[tokio::test]
 async fn a_resource_without_slipways_tags_is_a_conflict_and_is_left_alone_until_adopted() {
     let moto = Moto::start_bootstrapped();

@@ -111,20 +111,26 @@ async fn describe_target_groups(aws: &Aws, names: &[&str]) -> Result<Option<Vec<
 /// A load balancer's listeners by port; `None` when the load balancer does not exist.
 async fn listeners_by_port(aws: &Aws, load_balancer: &str) -> Result<Option<HashMap<u16, Option<String>>>, AwsError> {
     let found = absent_if_not_found(
-        aws.elb.describe_load_balancers().names(load_balancer).send().await.map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
+        aws.elb
+            .describe_load_balancers()
+            .names(load_balancer)
+            .send()
+            .await
+            .map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
     )?;
-    let Some(lb_arn) = found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn) else {
+    let Some(lb_arn) = found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn)
+    else {
         return Ok(None);
     };
-    let listeners =
-        aws.elb.describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners"))?;
+    let listeners = aws
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .map_err(aws_err("elasticloadbalancing", "DescribeListeners"))?;
     Ok(Some(
-        listeners
-            .listeners
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|l| Some((u16::try_from(l.port?).ok()?, l.listener_arn)))
-            .collect(),
+        listeners.listeners.unwrap_or_default().into_iter().filter_map(|l| Some((u16::try_from(l.port?).ok()?, l.listener_arn))).collect(),
     ))
 }
 

@@ -19,7 +19,7 @@ use crate::resource::codedeploy::{
     ApplicationSpec, AutoRollbackEvent, ComputePlatform, DeploymentOption, DeploymentType, GroupSpec, InstanceAction, ReadyAction,
     sort_events,
 };
-use crate::resource::codepipeline::{ActionSpec, PipelineSpec, StageSpec};
+use crate::resource::codepipeline::{ActionSpec, ExecutionMode, PipelineSpec, PipelineType, StageSpec};
 use crate::resource::ecr::{EcrSpec, untagged_expiry_policy};
 use crate::resource::reference::{ListenerKey, Reference};
 use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
@@ -386,7 +386,13 @@ fn pipeline_spec(p: &Pipeline, settings: &PipelineSettings) -> PipelineSpec {
             },
         ],
     };
-    PipelineSpec { role_arn: settings.role_arn.clone(), artifact_bucket: p.artifact_bucket().to_string(), stages }
+    PipelineSpec {
+        pipeline_type: PipelineType::parse(settings.pipeline_type.as_aws()),
+        execution_mode: ExecutionMode::parse(settings.execution_mode.as_aws()),
+        role_arn: settings.role_arn.clone(),
+        artifact_bucket: p.artifact_bucket().to_string(),
+        stages,
+    }
 }
 
 #[cfg(test)]
@@ -546,6 +552,34 @@ spec:
         assert_eq!(nginx.stages[1].actions[0].configuration["ProjectName"], "nginx-build");
 
         assert_eq!(codepipeline(&pipeline(&SEED_000.replace("    prodListener", "    mode: direct\n    prodListener"))), None);
+    }
+
+    #[test]
+    fn the_pipeline_is_v2_superseded_unless_the_manifest_says_otherwise() {
+        let compiled = |yaml: &str| match codepipeline(&pipeline(yaml)) {
+            Some((_, Spec::Pipeline(spec))) => (spec.pipeline_type, spec.execution_mode),
+            other => panic!("a pipeline spec, got {other:?}"),
+        };
+        assert_eq!(compiled(SEED_000), (PipelineType::V2, ExecutionMode::Superseded));
+        let queued = SEED_000.replace("role/pipeline}", "role/pipeline, executionMode: QUEUED}");
+        assert_eq!(compiled(&queued), (PipelineType::V2, ExecutionMode::Queued));
+        let parallel = SEED_000.replace("role/pipeline}", "role/pipeline, type: V2, executionMode: PARALLEL}");
+        assert_eq!(compiled(&parallel), (PipelineType::V2, ExecutionMode::Parallel));
+        let v1 = SEED_000.replace("role/pipeline}", "role/pipeline, type: V1}");
+        assert_eq!(compiled(&v1), (PipelineType::V1, ExecutionMode::Superseded));
+    }
+
+    #[test]
+    fn every_type_and_mode_the_manifest_takes_is_one_aws_knows_by_the_same_word() {
+        use crate::manifest::{ExecutionMode as Mode, PipelineType as Type};
+        for t in [Type::V1, Type::V2] {
+            assert!(!matches!(PipelineType::parse(t.as_aws()), PipelineType::Other(_)), "{t:?}");
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_aws()), "the manifest writes it as AWS does");
+        }
+        for m in [Mode::Superseded, Mode::Queued, Mode::Parallel] {
+            assert!(!matches!(ExecutionMode::parse(m.as_aws()), ExecutionMode::Other(_)), "{m:?}");
+            assert_eq!(serde_json::to_value(m).unwrap(), json!(m.as_aws()), "the manifest writes it as AWS does");
+        }
     }
 
     #[test]

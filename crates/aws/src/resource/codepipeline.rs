@@ -1,11 +1,14 @@
-//! Adapter: CodePipeline pipeline: Source → (Build) → Deploy, as the seeds describe.
+//! Adapter: CodePipeline pipeline: Source → (Build) → Deploy, as the seeds describe, with its
+//! type and execution mode. A pipeline read without them (created by an older slipway, or by
+//! moto, which fills in no default) has AWS's defaults, V1 and SUPERSEDED; create and update
+//! always send both.
 
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact, OutputArtifact,
-    PipelineDeclaration, StageDeclaration, Tag,
+    self as sdk, ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
+    OutputArtifact, PipelineDeclaration, StageDeclaration, Tag,
 };
-use slipway_core::resource::codepipeline::{ActionSpec, PipelineSpec, StageSpec};
+use slipway_core::resource::codepipeline::{ActionSpec, ExecutionMode, PipelineSpec, PipelineType, StageSpec};
 use slipway_core::resource::{Live, Spec, Tags};
 
 fn arn(aws: &Aws, name: &str) -> String {
@@ -54,6 +57,8 @@ pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError
         })
         .collect();
     let spec = PipelineSpec {
+        pipeline_type: PipelineType::from_live(declaration.pipeline_type.as_ref().map(|t| t.as_str())),
+        execution_mode: ExecutionMode::from_live(declaration.execution_mode.as_ref().map(|m| m.as_str())),
         role_arn: declaration.role_arn,
         artifact_bucket: declaration.artifact_store.map(|s| s.location).unwrap_or_default(),
         stages,
@@ -98,6 +103,8 @@ fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {
         .collect();
     PipelineDeclaration::builder()
         .name(name)
+        .pipeline_type(sdk::PipelineType::from(spec.pipeline_type.as_str()))
+        .execution_mode(sdk::ExecutionMode::from(spec.execution_mode.as_str()))
         .role_arn(&spec.role_arn)
         .artifact_store(
             ArtifactStore::builder().r#type(ArtifactStoreType::S3).location(&spec.artifact_bucket).build().expect("type and location set"),

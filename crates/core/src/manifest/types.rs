@@ -319,6 +319,55 @@ pub struct PipelineSettings {
     /// Bucket for CodePipeline's artifact store; defaults to `source.bucket`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_bucket: Option<String>,
+    /// The CodePipeline pipeline type: `V2` (default) or `V1`. They differ in price and in the
+    /// execution modes they run; see the README ("CodePipeline: type and execution mode").
+    #[serde(default, rename = "type")]
+    pub pipeline_type: PipelineType,
+    /// What happens to an execution while another runs: `SUPERSEDED` (default) lets the newer
+    /// one overtake, `QUEUED` runs them one by one in order, `PARALLEL` runs them at once.
+    /// `QUEUED` and `PARALLEL` need `type: V2`.
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PipelineType {
+    /// Billed per month in which a change runs through it; runs only `SUPERSEDED`.
+    V1,
+    /// Billed per action execution minute; runs every execution mode.
+    #[default]
+    V2,
+}
+
+impl PipelineType {
+    pub(crate) fn as_aws(self) -> &'static str {
+        match self {
+            PipelineType::V1 => "V1",
+            PipelineType::V2 => "V2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionMode {
+    /// A newer execution overtakes an older one waiting for a stage (what V1 does).
+    #[default]
+    Superseded,
+    /// Executions run one by one, in the order they started. Needs `type: V2`.
+    Queued,
+    /// Executions run at once, independently. Needs `type: V2`.
+    Parallel,
+}
+
+impl ExecutionMode {
+    pub(crate) fn as_aws(self) -> &'static str {
+        match self {
+            ExecutionMode::Superseded => "SUPERSEDED",
+            ExecutionMode::Queued => "QUEUED",
+            ExecutionMode::Parallel => "PARALLEL",
+        }
+    }
 }
 
 /// What starts the pipeline. Events are best effort; slipway reconciles periodically anyway.

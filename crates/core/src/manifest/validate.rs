@@ -12,7 +12,7 @@ use super::types::{
     LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH,
     MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
 };
-use super::{Diagnostic, ListenerRef, Loaded, Pipeline, S3EventRoute, jsonc};
+use super::{Diagnostic, ExecutionMode, ListenerRef, Loaded, Pipeline, PipelineSettings, PipelineType, S3EventRoute, jsonc};
 use crate::quota::{self, Admission};
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
@@ -124,6 +124,9 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
         && let Err(why) = check_bucket_name(bucket)
     {
         err(&["spec", "pipeline", "artifactBucket"], format!("invalid S3 bucket name `{bucket}`: {why}"));
+    }
+    if let Some(Err(why)) = s.pipeline.as_ref().map(check_execution_mode) {
+        err(&["spec", "pipeline", "executionMode"], why);
     }
     if s.source.key.is_empty() || s.source.key.starts_with('/') || !s.source.key.ends_with(".zip") {
         err(&["spec", "source", "key"], format!("source.key `{}` must be a relative object key ending in .zip", s.source.key));
@@ -497,6 +500,18 @@ pub(crate) fn check_pin(pin: &str, repository: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A V1 pipeline runs only SUPERSEDED; QUEUED and PARALLEL need V2 (CodePipeline User Guide,
+/// "How pipeline executions work").
+pub(crate) fn check_execution_mode(settings: &PipelineSettings) -> Result<(), String> {
+    match (settings.pipeline_type, settings.execution_mode) {
+        (PipelineType::V1, ExecutionMode::Queued | ExecutionMode::Parallel) => Err(format!(
+            "pipeline.executionMode: {} needs pipeline.type V2; a V1 pipeline runs only SUPERSEDED (remove `type: V1` or `executionMode`)",
+            settings.execution_mode.as_aws()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Labels become tags on every resource: AWS allows 50 per resource, and slipway sets three
 /// (managed-by, pipeline, deletion-policy).
 pub(crate) const MAX_LABELS: usize = 47;
@@ -704,6 +719,37 @@ mod repository_tests {
         let loaded = load_repository(dir.path()).unwrap();
         assert!(loaded.pipelines.is_empty(), "the schema's maxProperties refuses it while loading");
         assert_eq!(loaded.errors[0].to_string(), "p.yaml:5:3: metadata.labels: 48 entries, at most 47 are allowed");
+    }
+
+    #[test]
+    fn a_v1_pipeline_with_a_v2_execution_mode_is_refused_at_the_mode() {
+        for mode in ["QUEUED", "PARALLEL"] {
+            let manifest = MANIFEST.replace(
+                "    roleArn: arn:aws:iam::123456789012:role/pipeline\n",
+                &format!("    roleArn: arn:aws:iam::123456789012:role/pipeline\n    type: V1\n    executionMode: {mode}\n"),
+            );
+            let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+            let loaded = load_repository(dir.path()).unwrap();
+            let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
+            assert!(valid.is_empty(), "{mode}");
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(
+                errors[0].to_string(),
+                format!(
+                    "p.yaml:20:5: pipeline.executionMode: {mode} needs pipeline.type V2; a V1 pipeline runs only SUPERSEDED (remove `type: V1` or `executionMode`)"
+                )
+            );
+        }
+        for (setting, mode) in [("type: V1", "SUPERSEDED"), ("type: V2", "QUEUED"), ("type: V2", "PARALLEL")] {
+            let manifest = MANIFEST.replace(
+                "    roleArn: arn:aws:iam::123456789012:role/pipeline\n",
+                &format!("    roleArn: arn:aws:iam::123456789012:role/pipeline\n    {setting}\n    executionMode: {mode}\n"),
+            );
+            let dir = repo_with(&[("p.yaml", &manifest), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+            let loaded = load_repository(dir.path()).unwrap();
+            let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
+            assert!(errors.is_empty() && valid.len() == 1, "{setting} with {mode}: {errors:?}");
+        }
     }
 
     #[test]
