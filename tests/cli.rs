@@ -145,7 +145,7 @@ fn a_pipeline_past_an_aws_quota_is_refused_at_its_field_and_the_ones_already_app
     assert_eq!(validated.status.code(), Some(1), "{}", stdout(&validated));
     let text = stdout(&validated);
     assert!(
-        text.starts_with("pipelines/web.yaml:47:7: this pipeline would bring the CloudTrail trails per Region to 2, past the quota of 1"),
+        text.starts_with("pipelines/web.yaml:49:7: this pipeline would bring the CloudTrail trails per Region to 2, past the quota of 1"),
         "{text}"
     );
     assert!(text.contains("`via: eventbridge`"), "{text}");
