@@ -27,6 +27,12 @@ moto's code is not what it expects, so an upgrade cannot silently skip it.
    its own so that a .venv patched before it keeps applying cleanly.
 8. CodePipeline `ListPipelineExecutions` sends `startTime`/`lastUpdateTime` as ISO-8601 strings,
    like patch 2's metadata; AWS sends epoch seconds.
+9. The Resource Groups Tagging API (`GetResources`) returns EventBridge event buses but not their
+   rules, which AWS returns (`events:rule`). slipway reads ownership tags for a whole pass through
+   it; without rules there, moto would show two reads per pipeline that AWS does not cost. ECR,
+   CodePipeline, CodeBuild and CloudTrail are missing from moto's Tagging API too, and are left so:
+   slipway reads their tags one by one, the fallback a real account also takes for a resource the
+   API has not indexed yet.
 """
 import pathlib
 import sys
@@ -178,6 +184,26 @@ PATCHES.append(
 """,
         """            "startTime": self.start_time.timestamp(),  %s
             "lastUpdateTime": self.last_update_time.timestamp(),
+"""
+        % MARK,
+    )
+)
+
+
+PATCHES.append(
+    (
+        ROOT / "events" / "models.py",
+        """    def iter_tagged_resources(self) -> Iterator[TaggedResource]:
+        for bus in self.event_buses.values():
+""",
+        """    def iter_tagged_resources(self) -> Iterator[TaggedResource]:
+        for bus in self.event_buses.values():  %s
+            for rule in bus.rules.values():
+                yield TaggedResource(
+                    arn=rule.arn,
+                    tags=self.tagger.get_tag_dict_for_resource(rule.arn),
+                    resource_type="events:rule",
+                )
 """
         % MARK,
     )

@@ -113,7 +113,7 @@ async fn a_missing_deployment_group_reads_as_absent_and_access_denied_is_not_ret
     let mut aws = aws();
     aws.codedeploy = mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, [&missing, &denied]);
 
-    assert_eq!(resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web")).await.unwrap(), None);
+    assert_eq!(resource::read(&aws, &Key::new(Kind::CodeDeployDeploymentGroup, "web/web"), None).await.unwrap(), None);
 
     let desired = Desired {
         key: Key::new(Kind::CodeDeployDeploymentGroup, "web/web"),

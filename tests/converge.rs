@@ -69,9 +69,21 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
     let report = apply(&aws, &first, false, 4).await;
     assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
 
+    let before = aws.calls.snapshot();
     let second = plan_repo(&aws, repo.path()).await;
     assert_in_sync(&second);
     assert_eq!(second.orphans.as_deref(), Some(&[][..]));
+    // Two pipelines' tagged resources: one page of the Tagging API beats a tag read each. moto's
+    // Tagging API covers buckets, CodeDeploy and (patched) EventBridge rules; ECR, CodePipeline,
+    // CodeBuild and CloudTrail tags are read on their own, as for a resource a sweep missed.
+    let reads = aws.calls.since(&before);
+    let count = |op: &str| reads.iter().filter(|c| c.as_str() == op).count();
+    assert_eq!(count("Resource Groups Tagging API:GetResources"), 1, "{reads:?}");
+    for swept in ["EventBridge:ListTagsForResource", "CodeDeploy:ListTagsForResource", "S3:GetBucketTagging"] {
+        assert_eq!(count(swept), 0, "{swept} comes from the sweep: {reads:?}");
+    }
+    assert_eq!(count("ECR:ListTagsForResource"), 2, "not in moto's Tagging API: read on their own");
+    assert_eq!(count("CodePipeline:ListTagsForResource"), 2);
 
     let before = aws.calls.snapshot();
     let again = apply(&aws, &second, false, 4).await;

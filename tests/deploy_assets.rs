@@ -367,6 +367,7 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("ecr", "DescribeImages", &["ecr:DescribeImages"]),
     ("ecr", "BatchGetImage", &["ecr:BatchGetImage"]),
     ("ecr", "PutImage", &["ecr:PutImage"]),
+    ("resourcegroupstaggingapi", "GetResources", &["tag:GetResources"]),
     ("s3", "HeadBucket", &["s3:ListBucket"]),
     // Tags travel in the create call (no moment without ownership tags); AWS asks for TagResource.
     ("s3", "CreateBucket", &["s3:CreateBucket", "s3:TagResource"]),

@@ -319,8 +319,12 @@ impl<W: World> Controller<W> {
         self.prepared = Some(prepared);
     }
 
+    /// Starts every due pipeline's reconcile. The jobs started together share one sweep of tags
+    /// when that saves reads ([`World::sweep_tags`]).
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Finished>) {
         let now = Instant::now();
+        let managed = self.units.values().map(|u| u.desired.tagged()).sum();
+        let mut due = Vec::new();
         for (name, unit) in self.units.iter_mut() {
             if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
                 continue;
@@ -332,24 +336,34 @@ impl<W: World> Controller<W> {
                 memory: unit.memory.take(),
                 sync: unit.sync,
                 revision: self.revision.clone(),
+                tags: None,
             };
-            let fingerprint = unit.fingerprint.clone();
-            let world = self.world.clone();
-            let tx = done_tx.clone();
-            let semaphore = semaphore.clone();
             let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
-            tokio::spawn(
-                async move {
-                    let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
-                    let started = std::time::Instant::now();
-                    let name = job.desired.name.clone();
-                    let kinds = job.desired.kinds();
-                    let pass = world.reconcile(job).await;
-                    let _ = tx.send(Finished { name, fingerprint, kinds, duration: started.elapsed(), pass });
-                }
-                .instrument(span),
-            );
+            due.push((job, unit.fingerprint.clone(), span));
         }
+        if due.is_empty() {
+            return;
+        }
+        let reads = due.iter().map(|(job, _, _)| job.desired.tagged()).sum();
+        let (world, tx, semaphore) = (self.world.clone(), done_tx.clone(), semaphore.clone());
+        tokio::spawn(async move {
+            let swept = world.sweep_tags(reads, managed).await;
+            for (mut job, fingerprint, span) in due {
+                job.tags = swept.clone();
+                let (world, tx, semaphore) = (world.clone(), tx.clone(), semaphore.clone());
+                tokio::spawn(
+                    async move {
+                        let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
+                        let started = std::time::Instant::now();
+                        let name = job.desired.name.clone();
+                        let kinds = job.desired.kinds();
+                        let pass = world.reconcile(job).await;
+                        let _ = tx.send(Finished { name, fingerprint, kinds, duration: started.elapsed(), pass });
+                    }
+                    .instrument(span),
+                );
+            }
+        });
     }
 
     async fn finish(&mut self, finished: Finished) {

@@ -125,6 +125,10 @@ impl World for Scripted {
         Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
     }
 
+    async fn sweep_tags(&self, _reads: usize, _managed: usize) -> Option<Arc<slipway_aws::tags::TagSweep>> {
+        None
+    }
+
     async fn reconcile(&self, job: Job) -> Pass {
         let name = job.desired.name.clone();
         self.log(format!("reconcile {name}"));

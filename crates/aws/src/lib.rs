@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod observe;
 mod recent;
 pub mod resource;
+pub mod tags;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct Aws {
     pub codepipeline: aws_sdk_codepipeline::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    /// The Resource Groups Tagging API, for [`tags::sweep`].
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// Every call made through these clients.
     pub calls: calls::CallLog,
     /// Where this installation keeps what it created (see [`inventory`]).
@@ -103,6 +106,7 @@ impl Aws {
             codepipeline: client!(aws_sdk_codepipeline),
             ecs: client!(aws_sdk_ecs),
             elb: client!(aws_sdk_elasticloadbalancingv2),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             calls,
         }
     }

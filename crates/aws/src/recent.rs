@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 /// Older than this, a reading is not used.
 const FRESH: Duration = Duration::from_secs(10);
 
-/// `(cluster, service)` → when it was read, and the task definition it ran.
+/// `(cluster, service)`.
+type ServiceKey = (String, String);
+
+/// When it was read, and the task definition it ran.
+type Reading = (Instant, Option<String>);
+
 #[derive(Debug, Default)]
-pub(crate) struct RecentServices(Mutex<HashMap<(String, String), (Instant, Option<String>)>>);
+pub(crate) struct RecentServices(Mutex<HashMap<ServiceKey, Reading>>);
 
 impl RecentServices {
     pub(crate) fn remember(&self, cluster: &str, service: &str, task_definition: Option<String>) {

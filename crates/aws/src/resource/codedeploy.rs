@@ -3,6 +3,7 @@
 //! moto 5.2.5 has no `UpdateDeploymentGroup`, `DeleteDeploymentGroup` or `DeleteApplication`:
 //! those calls are tested with `aws-smithy-mocks` in `tests/adapters_mocked.rs`.
 
+use crate::tags::{TagSweep, swept_or};
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codedeploy::types as sdk;
 use aws_sdk_codedeploy::types::{
@@ -37,7 +38,7 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(got.tags.unwrap_or_default().into_iter().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect())
 }
 
-pub(crate) async fn read_application(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_application(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
     let got = absent_if_not_found(
         aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
     )?;
@@ -48,7 +49,10 @@ pub(crate) async fn read_application(aws: &Aws, name: &str) -> Result<Option<Liv
         spec: Spec::App(ApplicationSpec {
             compute_platform: info.compute_platform.map(|p| ComputePlatform::parse(p.as_str())).unwrap_or(ComputePlatform::Server),
         }),
-        tags: read_tags(aws, &application_arn(aws, name)).await?,
+        tags: {
+            let arn = application_arn(aws, name);
+            swept_or(swept, &arn, read_tags(aws, &arn)).await?
+        },
     }))
 }
 
@@ -96,7 +100,7 @@ pub(crate) async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsE
     Ok(())
 }
 
-pub(crate) async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_group(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
     let (app, group) = split(name);
     let got = absent_if_not_found(
         aws.codedeploy
@@ -157,7 +161,8 @@ pub(crate) async fn read_group(aws: &Aws, name: &str) -> Result<Option<Live>, Aw
         test_listener_arns: listeners(pair.and_then(|p| p.test_traffic_route)),
         listener_refs: None,
     };
-    Ok(Some(Live { spec: Spec::Group(Box::new(spec)), tags: read_tags(aws, &group_arn(aws, name)).await? }))
+    let arn = group_arn(aws, name);
+    Ok(Some(Live { spec: Spec::Group(Box::new(spec)), tags: swept_or(swept, &arn, read_tags(aws, &arn)).await? }))
 }
 
 struct GroupParts {

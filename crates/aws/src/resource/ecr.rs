@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::tags::{TagSweep, swept_or};
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use slipway_core::resource::ecr::EcrSpec;
 use slipway_core::resource::{Live, Spec, Tags};
@@ -11,7 +12,7 @@ fn arn(aws: &Aws, name: &str) -> String {
     aws.arn("ecr", &format!("repository/{name}"))
 }
 
-pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
     let described = absent_if_not_found(
         aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
     )?;
@@ -26,14 +27,19 @@ pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError
         .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text)))
         .unwrap_or(Value::Null);
     let repo_arn = repo.repository_arn.clone().unwrap_or_else(|| arn(aws, name));
-    let tags = aws.ecr.list_tags_for_resource().resource_arn(&repo_arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
+    let tags = swept_or(swept, &repo_arn, async {
+        let listed =
+            aws.ecr.list_tags_for_resource().resource_arn(&repo_arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
+        Ok(listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())
+    })
+    .await?;
     Ok(Some(Live {
         spec: Spec::Ecr(EcrSpec {
             image_tag_mutability: repo.image_tag_mutability.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "MUTABLE".into()),
             scan_on_push: repo.image_scanning_configuration.map(|c| c.scan_on_push).unwrap_or(false),
             lifecycle_policy,
         }),
-        tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+        tags,
     }))
 }
 

@@ -3,12 +3,13 @@
 
 use serde_json::Value;
 
+use crate::tags::{TagSweep, swept_or};
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use slipway_core::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
     let Some(rule) = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?
     else {
         return Ok(None);
@@ -18,7 +19,12 @@ pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError
         targets.targets.unwrap_or_default().into_iter().map(|t| TargetSpec { id: t.id, arn: t.arn, role_arn: t.role_arn }).collect();
     targets.sort_by(|a, b| a.id.cmp(&b.id));
     let arn = rule.arn.clone().unwrap_or_else(|| aws.arn("events", &format!("rule/{name}")));
-    let tags = aws.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
+    let tags = swept_or(swept, &arn, async {
+        let listed =
+            aws.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
+        Ok(listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())
+    })
+    .await?;
     let pattern = rule
         .event_pattern
         .as_deref()
@@ -31,7 +37,7 @@ pub(crate) async fn read(aws: &Aws, name: &str) -> Result<Option<Live>, AwsError
             description: rule.description.unwrap_or_default(),
             targets,
         }),
-        tags: tags.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+        tags,
     }))
 }
 

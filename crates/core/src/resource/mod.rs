@@ -137,7 +137,7 @@ impl Kind {
     }
 
     /// Whether the kind carries ownership tags.
-    pub(crate) fn is_tagged(self) -> bool {
+    pub fn is_tagged(self) -> bool {
         self.info().tagged
     }
 
