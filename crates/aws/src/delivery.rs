@@ -209,6 +209,9 @@ impl Delivery for Aws {
     }
 
     async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError> {
+        if let Some(known) = self.task_definitions.get(arn) {
+            return Ok(known);
+        }
         let got = self
             .ecs
             .describe_task_definition()
@@ -225,7 +228,9 @@ impl Delivery for Aws {
             .filter_map(|c| Some((c.name?, c.image?)))
             .collect();
         let revision = got.tags.unwrap_or_default().into_iter().find(|t| t.key.as_deref() == Some(TAG_REVISION)).and_then(|t| t.value);
-        Ok(TaskDefinition { arn: arn.to_string(), images, revision })
+        let definition = TaskDefinition { arn: arn.to_string(), images, revision };
+        self.task_definitions.remember(&definition);
+        Ok(definition)
     }
 
     async fn service_task_definition(&self, cluster: &str, service: &str) -> Result<Option<String>, AwsError> {

@@ -48,6 +48,8 @@ pub struct Aws {
     pub inventory: Arc<inventory::Inventory>,
     /// ECS services observe has just read, for the delivery check after it.
     pub(crate) recent_services: Arc<recent::RecentServices>,
+    /// Task definitions already read (they never change).
+    pub(crate) task_definitions: Arc<recent::KnownTaskDefinitions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,7 @@ impl Aws {
         Aws {
             inventory: Arc::new(inventory::Inventory::new(state_bucket)),
             recent_services: Arc::default(),
+            task_definitions: Arc::default(),
             region,
             account,
             partition,

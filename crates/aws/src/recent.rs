@@ -1,10 +1,12 @@
-//! What observe has just read of an ECS service, handed to the delivery check that follows it in
-//! the same pass: the service is described once per pass, not twice. Taken once, and only while
-//! fresh, so every later check reads AWS again.
+//! Readings kept so they are not made twice: what observe has just read of an ECS service, for
+//! the delivery check that follows it in the same pass (taken once, and only while fresh, so
+//! every later check reads AWS again); and task definitions by revision ARN, which never change.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use slipway_core::delivery::api::TaskDefinition;
 
 /// Older than this, a reading is not used.
 const FRESH: Duration = Duration::from_secs(10);
@@ -32,9 +34,44 @@ impl RecentServices {
     }
 }
 
+/// Task definitions read, by ARN with its revision (`family:3`): their containers never change.
+#[derive(Debug, Default)]
+pub(crate) struct KnownTaskDefinitions(Mutex<HashMap<String, TaskDefinition>>);
+
+/// More than this many, and the memory starts over (a few per pipeline are ever looked at).
+const MAX_TASK_DEFINITIONS: usize = 4096;
+
+impl KnownTaskDefinitions {
+    pub(crate) fn get(&self, arn: &str) -> Option<TaskDefinition> {
+        self.0.lock().expect("not poisoned").get(arn).cloned()
+    }
+
+    pub(crate) fn remember(&self, definition: &TaskDefinition) {
+        // Only a revision ARN names one immutable definition; a bare family moves.
+        if !definition.arn.rsplit(':').next().is_some_and(|r| r.parse::<u32>().is_ok()) {
+            return;
+        }
+        let mut known = self.0.lock().expect("not poisoned");
+        if known.len() >= MAX_TASK_DEFINITIONS {
+            known.clear();
+        }
+        known.insert(definition.arn.clone(), definition.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_revision_arn_is_remembered() {
+        let known = KnownTaskDefinitions::default();
+        let td = |arn: &str| TaskDefinition { arn: arn.into(), images: Vec::new(), revision: None };
+        known.remember(&td("arn:aws:ecs:eu-west-1:1:task-definition/web:3"));
+        known.remember(&td("arn:aws:ecs:eu-west-1:1:task-definition/web"));
+        assert!(known.get("arn:aws:ecs:eu-west-1:1:task-definition/web:3").is_some());
+        assert!(known.get("arn:aws:ecs:eu-west-1:1:task-definition/web").is_none());
+    }
 
     #[test]
     fn a_reading_is_taken_once() {
