@@ -11,8 +11,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use slipway_aws::ahead::{ReadAhead, read_ahead};
 use slipway_aws::observe::observe_pipeline;
-use slipway_aws::tags::{self, TagSweep};
 use slipway_aws::{Aws, AwsError, inventory, resource};
 use slipway_core::artifact::build_zip;
 use slipway_core::compile::{DesiredPipeline, compile};
@@ -154,9 +154,11 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     let placement = aws.placement();
     let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &placement)).collect();
     let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
-    let swept = sweep_tags_for(aws, &selected, &desired).await;
+    let keys =
+        |ds: &mut dyn Iterator<Item = &DesiredPipeline>| ds.flat_map(|d| d.resources.iter().map(|r| r.key.clone())).collect::<Vec<_>>();
+    let ahead = read_ahead(aws, &keys(&mut selected.iter().copied()), &keys(&mut desired.iter())).await;
     let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
-        .map(|d| observe_and_plan(aws, d, swept.as_ref()))
+        .map(|d| observe_and_plan(aws, d, Some(&ahead)))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -184,35 +186,11 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     })
 }
 
-/// Sweeps the tags of everything slipway manages ([`tags::sweep`]) when that costs fewer reads
-/// than reading the tags of the `observing` pipelines' resources one by one. A failed sweep is
-/// only a lost shortcut: each resource's tags are then read on their own.
-async fn sweep_tags_for(aws: &Aws, observing: &[&DesiredPipeline], all: &[DesiredPipeline]) -> Option<TagSweep> {
-    sweep_tags(aws, observing.iter().map(|d| d.tagged()).sum(), all.iter().map(DesiredPipeline::tagged).sum()).await
-}
-
-/// The same, from counts: `reads` tag reads a sweep would spare, out of `managed` resources.
-pub(crate) async fn sweep_tags(aws: &Aws, reads: usize, managed: usize) -> Option<TagSweep> {
-    if !tags::worth_sweeping(reads, managed) {
-        return None;
-    }
-    match tags::sweep(aws).instrument(info_span!("sweep tags")).await {
-        Ok(swept) => {
-            debug!(resources = swept.len(), "tags swept for the pass");
-            Some(swept)
-        }
-        Err(err) => {
-            warn!(error = %err, "failed to sweep tags (tag:GetResources); reading each resource's tags instead");
-            None
-        }
-    }
-}
-
 /// Observes one pipeline and plans it. A failed read becomes a failed plan, never a panic.
-pub(crate) async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline, swept: Option<&TagSweep>) -> PipelinePlan {
+pub(crate) async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline, ahead: Option<&ReadAhead>) -> PipelinePlan {
     let span = info_span!("observe", pipeline = %desired.name);
     async {
-        match observe_pipeline(aws, desired, swept).await {
+        match observe_pipeline(aws, desired, ahead).await {
             Ok(observed) => plan_pipeline(desired, &observed),
             Err(err) => {
                 warn!(error = %err, "failed to observe pipeline");

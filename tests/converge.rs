@@ -84,6 +84,9 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
     }
     assert_eq!(count("ECR:ListTagsForResource"), 2, "not in moto's Tagging API: read on their own");
     assert_eq!(count("CodePipeline:ListTagsForResource"), 2);
+    // The rules' patterns come from one ListRules page, both repositories from one call.
+    assert_eq!((count("EventBridge:ListRules"), count("EventBridge:DescribeRule")), (1, 0), "{reads:?}");
+    assert_eq!(count("ECR:DescribeRepositories"), 1, "{reads:?}");
 
     let before = aws.calls.snapshot();
     let again = apply(&aws, &second, false, 4).await;

@@ -401,6 +401,7 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("cloudtrail", "AddTags", &["cloudtrail:AddTags"]),
     ("cloudtrail", "DeleteTrail", &["cloudtrail:DeleteTrail"]),
     ("events", "DescribeRule", &["events:DescribeRule"]),
+    ("events", "ListRules", &["events:ListRules"]),
     ("events", "ListTargetsByRule", &["events:ListTargetsByRule"]),
     ("events", "ListTagsForResource", &["events:ListTagsForResource"]),
     ("events", "PutRule", &["events:PutRule", "events:TagResource"]),

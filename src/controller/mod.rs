@@ -319,11 +319,12 @@ impl<W: World> Controller<W> {
         self.prepared = Some(prepared);
     }
 
-    /// Starts every due pipeline's reconcile. The jobs started together share one sweep of tags
-    /// when that saves reads ([`World::sweep_tags`]).
+    /// Starts every due pipeline's reconcile. The jobs started together share what was read
+    /// ahead for them ([`World::read_ahead`]).
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Finished>) {
         let now = Instant::now();
-        let managed = self.units.values().map(|u| u.desired.tagged()).sum();
+        let keys = |d: &DesiredPipeline| d.resources.iter().map(|r| r.key.clone()).collect::<Vec<_>>();
+        let managed: Vec<Key> = self.units.values().flat_map(|u| keys(&u.desired)).collect();
         let mut due = Vec::new();
         for (name, unit) in self.units.iter_mut() {
             if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
@@ -336,7 +337,7 @@ impl<W: World> Controller<W> {
                 memory: unit.memory.take(),
                 sync: unit.sync,
                 revision: self.revision.clone(),
-                tags: None,
+                ahead: None,
             };
             let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
             due.push((job, unit.fingerprint.clone(), span));
@@ -344,12 +345,12 @@ impl<W: World> Controller<W> {
         if due.is_empty() {
             return;
         }
-        let reads = due.iter().map(|(job, _, _)| job.desired.tagged()).sum();
+        let observing = due.iter().flat_map(|(job, _, _)| keys(&job.desired)).collect();
         let (world, tx, semaphore) = (self.world.clone(), done_tx.clone(), semaphore.clone());
         tokio::spawn(async move {
-            let swept = world.sweep_tags(reads, managed).await;
+            let ahead = world.read_ahead(observing, managed).await;
             for (mut job, fingerprint, span) in due {
-                job.tags = swept.clone();
+                job.ahead = Some(ahead.clone());
                 let (world, tx, semaphore) = (world.clone(), tx.clone(), semaphore.clone());
                 tokio::spawn(
                     async move {

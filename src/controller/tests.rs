@@ -125,8 +125,8 @@ impl World for Scripted {
         Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
     }
 
-    async fn sweep_tags(&self, _reads: usize, _managed: usize) -> Option<Arc<slipway_aws::tags::TagSweep>> {
-        None
+    async fn read_ahead(&self, _observing: Vec<Key>, _managed: Vec<Key>) -> Arc<slipway_aws::ahead::ReadAhead> {
+        Arc::default()
     }
 
     async fn reconcile(&self, job: Job) -> Pass {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use slipway_aws::tags::TagSweep;
+use slipway_aws::ahead::ReadAhead;
 use slipway_aws::{Aws, AwsError, inventory};
 use slipway_core::compile::{DesiredPipeline, Placement};
 use slipway_core::delivery::{self, DeployTarget, Memory, Report};
@@ -36,8 +36,8 @@ pub(crate) struct Job {
     pub memory: Option<Memory>,
     pub sync: SyncMode,
     pub revision: Option<String>,
-    /// The tags of everything slipway manages, swept once for the jobs started together.
-    pub tags: Option<Arc<TagSweep>>,
+    /// What was read ahead once for the jobs started together.
+    pub ahead: Option<Arc<ReadAhead>>,
 }
 
 /// What one reconcile saw and did.
@@ -71,9 +71,9 @@ pub trait World: Send + Sync + 'static {
     fn fetch(&self) -> impl Future<Output = Result<Prepared, FetchError>> + Send;
     /// The partition, region and account resources are compiled for.
     fn placement(&self) -> Placement;
-    /// The tags of every resource slipway manages, when one sweep costs fewer reads than the
-    /// `reads` tag reads of the jobs about to start, out of `managed` resources in all.
-    fn sweep_tags(&self, reads: usize, managed: usize) -> impl Future<Output = Option<Arc<TagSweep>>> + Send;
+    /// Reads ahead, once, for jobs about to start that will observe `observing`, out of the
+    /// `managed` resources of every pipeline ([`slipway_aws::ahead`]).
+    fn read_ahead(&self, observing: Vec<Key>, managed: Vec<Key>) -> impl Future<Output = Arc<ReadAhead>> + Send;
     /// Observe, plan, apply (with `sync: auto`) and deliver one pipeline.
     fn reconcile(&self, job: Job) -> impl Future<Output = Pass> + Send;
     /// Resources slipway owns that no pipeline in Git (valid or broken) accounts for.
@@ -189,13 +189,13 @@ impl World for RealWorld {
         self.aws.placement()
     }
 
-    async fn sweep_tags(&self, reads: usize, managed: usize) -> Option<Arc<TagSweep>> {
-        engine::sweep_tags(&self.aws, reads, managed).await.map(Arc::new)
+    async fn read_ahead(&self, observing: Vec<Key>, managed: Vec<Key>) -> Arc<ReadAhead> {
+        Arc::new(slipway_aws::ahead::read_ahead(&self.aws, &observing, &managed).await)
     }
 
     async fn reconcile(&self, job: Job) -> Pass {
-        let Job { desired, target, mut memory, sync, revision, tags } = job;
-        let result = reconcile(&self.aws, &desired, sync, revision.as_deref(), tags.as_deref()).await;
+        let Job { desired, target, mut memory, sync, revision, ahead } = job;
+        let result = reconcile(&self.aws, &desired, sync, revision.as_deref(), ahead.as_deref()).await;
         // Delivery runs once the pipeline's resources are in place; with sync: observe it only reports.
         let act = match result.as_ref().map(|r| &r.outcome) {
             Ok(Outcome::Synced { .. }) => Some(true),
@@ -230,9 +230,9 @@ async fn reconcile(
     desired: &DesiredPipeline,
     sync: SyncMode,
     revision: Option<&str>,
-    swept: Option<&TagSweep>,
+    ahead: Option<&ReadAhead>,
 ) -> Result<Reconciled, ReconcileError> {
-    let plan = engine::observe_and_plan(aws, desired, swept).await;
+    let plan = engine::observe_and_plan(aws, desired, ahead).await;
     if let Some(error) = plan.error {
         return Err(ReconcileError::Observe(error));
     }

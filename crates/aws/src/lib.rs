@@ -8,6 +8,7 @@
 //! IRSA); `AWS_ENDPOINT_URL` and `AWS_REGION` work as the SDK defines them. S3 uses path-style
 //! addressing when an endpoint is overridden, as emulators need.
 
+pub mod ahead;
 pub mod calls;
 pub mod delivery;
 pub mod inventory;

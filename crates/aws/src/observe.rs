@@ -11,14 +11,14 @@ use slipway_core::compile::DesiredPipeline;
 use slipway_core::plan::{Observed, RefState};
 use slipway_core::resource::reference::{ListenerKey, Reference};
 
-use crate::tags::TagSweep;
+use crate::ahead::ReadAhead;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err, resource};
 
-/// Reads one pipeline's resources and references concurrently, taking tags from `swept` where it
-/// holds them. Any failed read fails the pipeline's observation: a plan from half the facts could
+/// Reads one pipeline's resources and references concurrently, taking what was read ahead for the
+/// pass from `ahead`. Any failed read fails the pipeline's observation: a plan from half the facts could
 /// delete or duplicate things.
-pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline, swept: Option<&TagSweep>) -> Result<Observed, AwsError> {
-    let reads = join_all(desired.resources.iter().map(|d| async move { (d.key.clone(), resource::read(aws, &d.key, swept).await) }));
+pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline, ahead: Option<&ReadAhead>) -> Result<Observed, AwsError> {
+    let reads = join_all(desired.resources.iter().map(|d| async move { (d.key.clone(), resource::read(aws, &d.key, ahead).await) }));
     let (reads, refs) = futures::join!(reads, observe_references(aws, &desired.references));
     let mut observed = Observed { refs: refs?, ..Observed::default() };
     for (key, live) in reads {

@@ -63,11 +63,6 @@ impl DesiredPipeline {
         hex::encode(hasher.finalize())
     }
 
-    /// How many of its resources carry tags (and have them read when observed).
-    pub fn tagged(&self) -> usize {
-        self.resources.iter().filter(|r| r.key.kind.is_tagged()).count()
-    }
-
     /// The kinds of the pipeline's resources, one entry per resource.
     pub fn kinds(&self) -> Vec<Kind> {
         self.resources.iter().map(|r| r.key.kind).collect()

@@ -3,7 +3,8 @@
 //! moto 5.2.5 has no `UpdateDeploymentGroup`, `DeleteDeploymentGroup` or `DeleteApplication`:
 //! those calls are tested with `aws-smithy-mocks` in `tests/adapters_mocked.rs`.
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codedeploy::types as sdk;
 use aws_sdk_codedeploy::types::{
@@ -38,7 +39,7 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(got.tags.unwrap_or_default().into_iter().filter_map(|t| Some((t.key?, t.value.unwrap_or_default()))).collect())
 }
 
-pub(crate) async fn read_application(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_application(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     let got = absent_if_not_found(
         aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
     )?;
@@ -51,7 +52,7 @@ pub(crate) async fn read_application(aws: &Aws, name: &str, swept: Option<&TagSw
         }),
         tags: {
             let arn = application_arn(aws, name);
-            swept_or(swept, &arn, read_tags(aws, &arn)).await?
+            swept_or(ahead.and_then(ReadAhead::tags), &arn, read_tags(aws, &arn)).await?
         },
     }))
 }
@@ -100,7 +101,7 @@ pub(crate) async fn delete_application(aws: &Aws, name: &str) -> Result<(), AwsE
     Ok(())
 }
 
-pub(crate) async fn read_group(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read_group(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     let (app, group) = split(name);
     let got = absent_if_not_found(
         aws.codedeploy
@@ -162,7 +163,7 @@ pub(crate) async fn read_group(aws: &Aws, name: &str, swept: Option<&TagSweep>) 
         listener_refs: None,
     };
     let arn = group_arn(aws, name);
-    Ok(Some(Live { spec: Spec::Group(Box::new(spec)), tags: swept_or(swept, &arn, read_tags(aws, &arn)).await? }))
+    Ok(Some(Live { spec: Spec::Group(Box::new(spec)), tags: swept_or(ahead.and_then(ReadAhead::tags), &arn, read_tags(aws, &arn)).await? }))
 }
 
 struct GroupParts {

@@ -3,7 +3,8 @@
 //! moto, which fills in no default) has AWS's defaults, V1 and SUPERSEDED; create and update
 //! always send both.
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codepipeline::types::{
     self as sdk, ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
@@ -22,7 +23,7 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(got.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())
 }
 
-pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     let Some(got) =
         absent_if_not_found(aws.codepipeline.get_pipeline().name(name).send().await.map_err(aws_err("codepipeline", "GetPipeline")))?
     else {
@@ -64,7 +65,10 @@ pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Res
         artifact_bucket: declaration.artifact_store.map(|s| s.location).unwrap_or_default(),
         stages,
     };
-    Ok(Some(Live { spec: Spec::Pipeline(spec), tags: swept_or(swept, &pipeline_arn, read_tags(aws, &pipeline_arn)).await? }))
+    Ok(Some(Live {
+        spec: Spec::Pipeline(spec),
+        tags: swept_or(ahead.and_then(ReadAhead::tags), &pipeline_arn, read_tags(aws, &pipeline_arn)).await?,
+    }))
 }
 
 fn declaration(name: &str, spec: &PipelineSpec) -> PipelineDeclaration {

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use slipway_core::resource::ecr::EcrSpec;
 use slipway_core::resource::{Live, Spec, Tags};
@@ -12,12 +13,18 @@ fn arn(aws: &Aws, name: &str) -> String {
     aws.arn("ecr", &format!("repository/{name}"))
 }
 
-pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
-    let described = absent_if_not_found(
-        aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
-    )?;
-    let Some(repo) = described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next()) else {
-        return Ok(None);
+pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
+    let repo = match ahead.and_then(|a| a.repository(name)) {
+        Some(read) => read.clone(),
+        None => {
+            let described = absent_if_not_found(
+                aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
+            )?;
+            let Some(repo) = described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next()) else {
+                return Ok(None);
+            };
+            repo
+        }
     };
     let policy = absent_if_not_found(
         aws.ecr.get_lifecycle_policy().repository_name(name).send().await.map_err(aws_err("ecr", "GetLifecyclePolicy")),
@@ -27,7 +34,7 @@ pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Res
         .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text)))
         .unwrap_or(Value::Null);
     let repo_arn = repo.repository_arn.clone().unwrap_or_else(|| arn(aws, name));
-    let tags = swept_or(swept, &repo_arn, async {
+    let tags = swept_or(ahead.and_then(ReadAhead::tags), &repo_arn, async {
         let listed =
             aws.ecr.list_tags_for_resource().resource_arn(&repo_arn).send().await.map_err(aws_err("ecr", "ListTagsForResource"))?;
         Ok(listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())

@@ -13,21 +13,21 @@ mod trail;
 
 use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags};
 
-use crate::tags::TagSweep;
+use crate::ahead::ReadAhead;
 use crate::{Aws, AwsError};
 
-/// Reads one resource. `Ok(None)` when it does not exist. Its tags come from `swept` when that
-/// holds them ([`crate::tags`]).
-pub async fn read(aws: &Aws, key: &Key, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+/// Reads one resource. `Ok(None)` when it does not exist. What was read ahead for the pass is
+/// taken from `ahead` ([`crate::ahead`]).
+pub async fn read(aws: &Aws, key: &Key, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     match key.kind {
-        Kind::EcrRepository => ecr::read(aws, &key.name, swept).await,
-        Kind::S3Bucket => s3::read(aws, &key.name, swept).await,
-        Kind::CloudTrailTrail => trail::read(aws, &key.name, swept).await,
+        Kind::EcrRepository => ecr::read(aws, &key.name, ahead).await,
+        Kind::S3Bucket => s3::read(aws, &key.name, ahead).await,
+        Kind::CloudTrailTrail => trail::read(aws, &key.name, ahead).await,
         Kind::CodeBuildProject => codebuild::read(aws, &key.name).await,
-        Kind::CodeDeployApplication => codedeploy::read_application(aws, &key.name, swept).await,
-        Kind::CodeDeployDeploymentGroup => codedeploy::read_group(aws, &key.name, swept).await,
-        Kind::CodePipeline => codepipeline::read(aws, &key.name, swept).await,
-        Kind::EventRule => rule::read(aws, &key.name, swept).await,
+        Kind::CodeDeployApplication => codedeploy::read_application(aws, &key.name, ahead).await,
+        Kind::CodeDeployDeploymentGroup => codedeploy::read_group(aws, &key.name, ahead).await,
+        Kind::CodePipeline => codepipeline::read(aws, &key.name, ahead).await,
+        Kind::EventRule => rule::read(aws, &key.name, ahead).await,
         Kind::SourceArtifact => artifact::read(aws, &key.name).await,
     }
 }

@@ -3,15 +3,38 @@
 
 use serde_json::Value;
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 use slipway_core::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
-    let Some(rule) = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?
-    else {
+/// The rule's pattern, state and description: from the pass's listing when it holds the rule,
+/// otherwise `DescribeRule`. Either answer is read into the same shape.
+async fn describe(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Described>, AwsError> {
+    if let Some(listed) = ahead.and_then(|a| a.rule(name)) {
+        return Ok(Some(Described {
+            arn: listed.arn.clone(),
+            event_pattern: listed.event_pattern.clone(),
+            state: listed.state.clone(),
+            description: listed.description.clone(),
+        }));
+    }
+    let described = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?;
+    Ok(described.map(|r| Described { arn: r.arn, event_pattern: r.event_pattern, state: r.state, description: r.description }))
+}
+
+/// What `DescribeRule` and `ListRules` both say of a rule.
+struct Described {
+    arn: Option<String>,
+    event_pattern: Option<String>,
+    state: Option<RuleState>,
+    description: Option<String>,
+}
+
+pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
+    let Some(rule) = describe(aws, name, ahead).await? else {
         return Ok(None);
     };
     let targets = aws.events.list_targets_by_rule().rule(name).send().await.map_err(aws_err("events", "ListTargetsByRule"))?;
@@ -19,7 +42,7 @@ pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Res
         targets.targets.unwrap_or_default().into_iter().map(|t| TargetSpec { id: t.id, arn: t.arn, role_arn: t.role_arn }).collect();
     targets.sort_by(|a, b| a.id.cmp(&b.id));
     let arn = rule.arn.clone().unwrap_or_else(|| aws.arn("events", &format!("rule/{name}")));
-    let tags = swept_or(swept, &arn, async {
+    let tags = swept_or(ahead.and_then(ReadAhead::tags), &arn, async {
         let listed =
             aws.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
         Ok(listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect())

@@ -2,7 +2,8 @@
 //! access blocked, encrypted by default, sending its events to EventBridge when a trigger needs
 //! them (merged into the bucket's notification configuration, which others may use too).
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, EventBridgeConfiguration,
@@ -14,7 +15,7 @@ use slipway_core::resource::{Live, Spec, Tags};
 
 /// Reads the bucket's settings. The first read answers `NoSuchBucket` for a bucket that does not
 /// exist, so no `HeadBucket` is needed.
-pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     let versioning =
         absent_if_not_found(aws.s3.get_bucket_versioning().bucket(name).send().await.map_err(aws_err("s3", "GetBucketVersioning")))?;
     let Some(versioning) = versioning else {
@@ -44,7 +45,7 @@ pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Res
             encryption,
             eventbridge: read_notifications(aws, name).await?.event_bridge_configuration.is_some(),
         }),
-        tags: swept_or(swept, &format!("arn:{}:s3:::{name}", aws.partition), read_tags(aws, name)).await?,
+        tags: swept_or(ahead.and_then(ReadAhead::tags), &format!("arn:{}:s3:::{name}", aws.partition), read_tags(aws, name)).await?,
     }))
 }
 

@@ -1,13 +1,14 @@
 //! Adapter: CloudTrail trail recording writes to the source objects (S3 data events), so EventBridge
 //! sees `PutObject`, `CompleteMultipartUpload` and `CopyObject` on them (seed 000's S3 trigger).
 
-use crate::tags::{TagSweep, swept_or};
+use crate::ahead::ReadAhead;
+use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag};
 use slipway_core::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
 use slipway_core::resource::{Live, Spec, Tags};
 
-pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Result<Option<Live>, AwsError> {
+pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
     let Some(got) = absent_if_not_found(aws.cloudtrail.get_trail().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrail")))?
     else {
         return Ok(None);
@@ -19,7 +20,7 @@ pub(crate) async fn read(aws: &Aws, name: &str, swept: Option<&TagSweep>) -> Res
     let selectors =
         aws.cloudtrail.get_event_selectors().trail_name(name).send().await.map_err(aws_err("cloudtrail", "GetEventSelectors"))?;
     let arn = trail.trail_arn.clone().unwrap_or_else(|| aws.arn("cloudtrail", &format!("trail/{name}")));
-    let tags = swept_or(swept, &arn, async {
+    let tags = swept_or(ahead.and_then(ReadAhead::tags), &arn, async {
         Ok(read_tags(aws, std::slice::from_ref(&arn)).await?.into_iter().next().map(|(_, t)| t).unwrap_or_default())
     })
     .await?;
