@@ -48,7 +48,8 @@ impl KnownTaskDefinitions {
 
     pub(crate) fn remember(&self, definition: &TaskDefinition) {
         // Only a revision ARN names one immutable definition; a bare family moves.
-        if !definition.arn.rsplit(':').next().is_some_and(|r| r.parse::<u32>().is_ok()) {
+        let revision = definition.arn.rsplit_once(':').map(|(_, r)| r);
+        if revision.is_none_or(|r| r.parse::<u32>().is_err()) {
             return;
         }
         let mut known = self.0.lock().expect("not poisoned");
