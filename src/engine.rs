@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use slipway_aws::ahead::{ReadAhead, read_ahead};
+use slipway_aws::ahead::{ReadAhead, Scope, read_ahead};
 use slipway_aws::observe::observe_pipeline;
 use slipway_aws::{Aws, AwsError, inventory, resource};
 use slipway_core::artifact::build_zip;
@@ -154,9 +154,7 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     let placement = aws.placement();
     let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &placement)).collect();
     let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
-    let keys =
-        |ds: &mut dyn Iterator<Item = &DesiredPipeline>| ds.flat_map(|d| d.resources.iter().map(|r| r.key.clone())).collect::<Vec<_>>();
-    let ahead = read_ahead(aws, &keys(&mut selected.iter().copied()), &keys(&mut desired.iter())).await;
+    let ahead = read_ahead(aws, &pass_scope(&selected, &desired)).await;
     let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
         .map(|d| observe_and_plan(aws, d, Some(&ahead)))
         .buffer_unordered(concurrency.max(1))
@@ -184,6 +182,16 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
         warnings: prepared.warnings.clone(),
         prune_holds,
     })
+}
+
+/// What a pass over `observing` reads, out of `all` the valid pipelines ([`read_ahead`]).
+pub(crate) fn pass_scope(observing: &[&DesiredPipeline], all: &[DesiredPipeline]) -> Scope {
+    let keys = |d: &DesiredPipeline| d.resources.iter().map(|r| r.key.clone()).collect::<Vec<_>>();
+    Scope {
+        observing: observing.iter().flat_map(|d| keys(d)).collect(),
+        references: observing.iter().flat_map(|d| d.references.clone()).collect(),
+        managed: all.iter().flat_map(keys).collect(),
+    }
 }
 
 /// Observes one pipeline and plans it. A failed read becomes a failed plan, never a panic.

@@ -87,6 +87,16 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
     // The rules' patterns come from one ListRules page, both repositories from one call.
     assert_eq!((count("EventBridge:ListRules"), count("EventBridge:DescribeRule")), (1, 0), "{reads:?}");
     assert_eq!(count("ECR:DescribeRepositories"), 1, "{reads:?}");
+    // And the references and applications of both pipelines, one call each.
+    for batched in [
+        "CodeDeploy:BatchGetApplications",
+        "ECS:DescribeServices",
+        "Elastic Load Balancing v2:DescribeTargetGroups",
+        "Elastic Load Balancing v2:DescribeLoadBalancers",
+    ] {
+        assert_eq!(count(batched), 1, "{batched}: {reads:?}");
+    }
+    assert_eq!(count("CodeDeploy:GetApplication"), 0, "{reads:?}");
 
     let before = aws.calls.snapshot();
     let again = apply(&aws, &second, false, 4).await;

@@ -414,6 +414,7 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("codebuild", "UpdateProject", &["codebuild:UpdateProject", "iam:PassRole@codebuild.amazonaws.com"]),
     ("codebuild", "DeleteProject", &["codebuild:DeleteProject"]),
     ("codedeploy", "GetApplication", &["codedeploy:GetApplication"]),
+    ("codedeploy", "BatchGetApplications", &["codedeploy:BatchGetApplications"]),
     ("codedeploy", "CreateApplication", &["codedeploy:CreateApplication", "codedeploy:TagResource"]),
     ("codedeploy", "DeleteApplication", &["codedeploy:DeleteApplication"]),
     ("codedeploy", "GetDeploymentGroup", &["codedeploy:GetDeploymentGroup"]),

@@ -323,8 +323,6 @@ impl<W: World> Controller<W> {
     /// ahead for them ([`World::read_ahead`]).
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Finished>) {
         let now = Instant::now();
-        let keys = |d: &DesiredPipeline| d.resources.iter().map(|r| r.key.clone()).collect::<Vec<_>>();
-        let managed: Vec<Key> = self.units.values().flat_map(|u| keys(&u.desired)).collect();
         let mut due = Vec::new();
         for (name, unit) in self.units.iter_mut() {
             if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
@@ -345,10 +343,11 @@ impl<W: World> Controller<W> {
         if due.is_empty() {
             return;
         }
-        let observing = due.iter().flat_map(|(job, _, _)| keys(&job.desired)).collect();
+        let all: Vec<DesiredPipeline> = self.units.values().map(|u| u.desired.clone()).collect();
+        let scope = crate::engine::pass_scope(&due.iter().map(|(job, _, _)| &job.desired).collect::<Vec<_>>(), &all);
         let (world, tx, semaphore) = (self.world.clone(), done_tx.clone(), semaphore.clone());
         tokio::spawn(async move {
-            let ahead = world.read_ahead(observing, managed).await;
+            let ahead = world.read_ahead(scope).await;
             for (mut job, fingerprint, span) in due {
                 job.ahead = Some(ahead.clone());
                 let (world, tx, semaphore) = (world.clone(), tx.clone(), semaphore.clone());

@@ -125,7 +125,7 @@ impl World for Scripted {
         Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
     }
 
-    async fn read_ahead(&self, _observing: Vec<Key>, _managed: Vec<Key>) -> Arc<slipway_aws::ahead::ReadAhead> {
+    async fn read_ahead(&self, _scope: slipway_aws::ahead::Scope) -> Arc<slipway_aws::ahead::ReadAhead> {
         Arc::default()
     }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use slipway_aws::ahead::ReadAhead;
+use slipway_aws::ahead::{ReadAhead, Scope};
 use slipway_aws::{Aws, AwsError, inventory};
 use slipway_core::compile::{DesiredPipeline, Placement};
 use slipway_core::delivery::{self, DeployTarget, Memory, Report};
@@ -71,9 +71,8 @@ pub trait World: Send + Sync + 'static {
     fn fetch(&self) -> impl Future<Output = Result<Prepared, FetchError>> + Send;
     /// The partition, region and account resources are compiled for.
     fn placement(&self) -> Placement;
-    /// Reads ahead, once, for jobs about to start that will observe `observing`, out of the
-    /// `managed` resources of every pipeline ([`slipway_aws::ahead`]).
-    fn read_ahead(&self, observing: Vec<Key>, managed: Vec<Key>) -> impl Future<Output = Arc<ReadAhead>> + Send;
+    /// Reads ahead, once, for the jobs about to start ([`slipway_aws::ahead`]).
+    fn read_ahead(&self, scope: Scope) -> impl Future<Output = Arc<ReadAhead>> + Send;
     /// Observe, plan, apply (with `sync: auto`) and deliver one pipeline.
     fn reconcile(&self, job: Job) -> impl Future<Output = Pass> + Send;
     /// Resources slipway owns that no pipeline in Git (valid or broken) accounts for.
@@ -189,8 +188,8 @@ impl World for RealWorld {
         self.aws.placement()
     }
 
-    async fn read_ahead(&self, observing: Vec<Key>, managed: Vec<Key>) -> Arc<ReadAhead> {
-        Arc::new(slipway_aws::ahead::read_ahead(&self.aws, &observing, &managed).await)
+    async fn read_ahead(&self, scope: Scope) -> Arc<ReadAhead> {
+        Arc::new(slipway_aws::ahead::read_ahead(&self.aws, &scope).await)
     }
 
     async fn reconcile(&self, job: Job) -> Pass {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use futures::future::join_all;
 
-use aws_sdk_ecs::types::DeploymentControllerType;
+use aws_sdk_ecs::types::{DeploymentControllerType, Service};
 use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
 use slipway_core::compile::DesiredPipeline;
 use slipway_core::plan::{Observed, RefState};
@@ -19,7 +19,7 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err, resource};
 /// delete or duplicate things.
 pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline, ahead: Option<&ReadAhead>) -> Result<Observed, AwsError> {
     let reads = join_all(desired.resources.iter().map(|d| async move { (d.key.clone(), resource::read(aws, &d.key, ahead).await) }));
-    let (reads, refs) = futures::join!(reads, observe_references(aws, &desired.references));
+    let (reads, refs) = futures::join!(reads, observe_references(aws, &desired.references, ahead));
     let mut observed = Observed { refs: refs?, ..Observed::default() };
     for (key, live) in reads {
         observed.live.insert(key, live?);
@@ -29,8 +29,12 @@ pub async fn observe_pipeline(aws: &Aws, desired: &DesiredPipeline, ahead: Optio
 
 /// Reads the references: the target groups in one call, each load balancer and its listeners
 /// once however many of its listeners are named (a pipeline's prod and test listeners are
-/// usually on one), the rest one by one.
-async fn observe_references(aws: &Aws, references: &[Reference]) -> Result<HashMap<Reference, RefState>, AwsError> {
+/// usually on one), the rest one by one; what was read ahead for the pass is not read again.
+async fn observe_references(
+    aws: &Aws,
+    references: &[Reference],
+    ahead: Option<&ReadAhead>,
+) -> Result<HashMap<Reference, RefState>, AwsError> {
     let target_groups: Vec<&str> =
         references.iter().filter_map(|r| if let Reference::TargetGroup(name) = r { Some(name.as_str()) } else { None }).collect();
     let balancers: BTreeSet<&str> = references
@@ -42,9 +46,9 @@ async fn observe_references(aws: &Aws, references: &[Reference]) -> Result<HashM
         .collect();
     let singles = references.iter().filter(|r| !matches!(r, Reference::TargetGroup(_) | Reference::Listener(ListenerKey::ByPort { .. })));
     let (groups, listeners, singles) = futures::join!(
-        observe_target_groups(aws, &target_groups),
-        join_all(balancers.iter().map(|lb| async move { (*lb, listeners_by_port(aws, lb).await) })),
-        join_all(singles.map(|r| async move { (r.clone(), observe_reference(aws, r).await) })),
+        observe_target_groups(aws, &target_groups, ahead),
+        join_all(balancers.iter().map(|lb| async move { (*lb, listeners_by_port(aws, lb, ahead).await) })),
+        join_all(singles.map(|r| async move { (r.clone(), observe_reference(aws, r, ahead).await) })),
     );
     let mut refs: HashMap<Reference, RefState> = groups?.into_iter().map(|(name, state)| (Reference::TargetGroup(name), state)).collect();
     let mut ports = HashMap::new();
@@ -71,11 +75,16 @@ async fn observe_references(aws: &Aws, references: &[Reference]) -> Result<HashM
 
 /// Target groups by name, in one call. AWS answers `TargetGroupNotFound` for the whole call when
 /// one is missing; then each is read alone to say which.
-async fn observe_target_groups(aws: &Aws, names: &[&str]) -> Result<Vec<(String, RefState)>, AwsError> {
+async fn observe_target_groups(aws: &Aws, names: &[&str], ahead: Option<&ReadAhead>) -> Result<Vec<(String, RefState)>, AwsError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let found = match describe_target_groups(aws, names).await? {
+    let read_ahead: Option<Vec<TargetGroup>> = names.iter().map(|n| ahead.and_then(|a| a.target_group(n)).cloned()).collect();
+    let read = match read_ahead {
+        Some(found) => Some(found),
+        None => describe_target_groups(aws, names).await?,
+    };
+    let found = match read {
         Some(found) => found,
         None if names.len() > 1 => {
             let mut found = Vec::new();
@@ -111,17 +120,26 @@ async fn describe_target_groups(aws: &Aws, names: &[&str]) -> Result<Option<Vec<
 }
 
 /// A load balancer's listeners by port; `None` when the load balancer does not exist.
-async fn listeners_by_port(aws: &Aws, load_balancer: &str) -> Result<Option<HashMap<u16, Option<String>>>, AwsError> {
-    let found = absent_if_not_found(
-        aws.elb
-            .describe_load_balancers()
-            .names(load_balancer)
-            .send()
-            .await
-            .map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
-    )?;
-    let Some(lb_arn) = found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn)
-    else {
+async fn listeners_by_port(
+    aws: &Aws,
+    load_balancer: &str,
+    ahead: Option<&ReadAhead>,
+) -> Result<Option<HashMap<u16, Option<String>>>, AwsError> {
+    let lb_arn = match ahead.and_then(|a| a.load_balancer(load_balancer)) {
+        Some(read) => read.load_balancer_arn.clone(),
+        None => {
+            let found = absent_if_not_found(
+                aws.elb
+                    .describe_load_balancers()
+                    .names(load_balancer)
+                    .send()
+                    .await
+                    .map_err(aws_err("elasticloadbalancing", "DescribeLoadBalancers")),
+            )?;
+            found.and_then(|f| f.load_balancers.unwrap_or_default().into_iter().next()).and_then(|lb| lb.load_balancer_arn)
+        }
+    };
+    let Some(lb_arn) = lb_arn else {
         return Ok(None);
     };
     let listeners = aws
@@ -137,9 +155,12 @@ async fn listeners_by_port(aws: &Aws, load_balancer: &str) -> Result<Option<Hash
 }
 
 /// A reference read on its own: the ECS service, a listener by ARN, CloudTrail's log bucket.
-async fn observe_reference(aws: &Aws, reference: &Reference) -> Result<RefState, AwsError> {
+async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&ReadAhead>) -> Result<RefState, AwsError> {
     match reference {
-        Reference::EcsService { cluster, service } => ecs_service(aws, cluster, service).await,
+        Reference::EcsService { cluster, service } => match ahead.and_then(|a| a.service(cluster, service)) {
+            Some(found) => Ok(usable_service(aws, cluster, service, found.clone())),
+            None => ecs_service(aws, cluster, service).await,
+        },
         Reference::Listener(ListenerKey::Arn(arn)) => {
             let found = absent_if_not_found(
                 aws.elb.describe_listeners().listener_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners")),
@@ -176,13 +197,19 @@ async fn ecs_service(aws: &Aws, cluster: &str, service: &str) -> Result<RefState
             "does not exist in cluster `{cluster}` (slipway references the service, it does not create it)"
         )));
     };
+    Ok(usable_service(aws, cluster, service, found))
+}
+
+/// A service found: usable when CodeDeploy controls its deployments. Remembered for the delivery
+/// check that follows in the same pass.
+fn usable_service(aws: &Aws, cluster: &str, service: &str, found: Service) -> RefState {
     let controller = found.deployment_controller.map(|c| c.r#type).unwrap_or(DeploymentControllerType::Ecs);
     if controller != DeploymentControllerType::CodeDeploy {
-        return Ok(RefState::Problem(format!(
+        return RefState::Problem(format!(
             "uses the {} deployment controller; CodeDeploy blue/green needs a service created with `deploymentController: CODE_DEPLOY` (it cannot be changed on an existing service)",
             controller.as_str()
-        )));
+        ));
     }
     aws.recent_services.remember(cluster, service, found.task_definition);
-    Ok(RefState::Found(found.service_arn))
+    RefState::Found(found.service_arn)
 }

@@ -40,11 +40,17 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
 }
 
 pub(crate) async fn read_application(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
-    let got = absent_if_not_found(
-        aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
-    )?;
-    let Some(info) = got.and_then(|g| g.application) else {
-        return Ok(None);
+    let info = match ahead.and_then(|a| a.application(name)) {
+        Some(read) => read.clone(),
+        None => {
+            let got = absent_if_not_found(
+                aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
+            )?;
+            let Some(info) = got.and_then(|g| g.application) else {
+                return Ok(None);
+            };
+            info
+        }
     };
     Ok(Some(Live {
         spec: Spec::App(ApplicationSpec {
