@@ -260,10 +260,13 @@ async fn describe_services(aws: &Aws, references: &[Reference]) -> HashMap<(Stri
         let read = |chunk: &[&str]| {
             let chunk: Vec<String> = chunk.iter().map(|s| s.to_string()).collect();
             async move {
+                // A cluster that does not exist is observe's to report, at the pipeline.
                 let got = aws.ecs.describe_services().cluster(cluster).set_services(Some(chunk)).send().await;
+                let Some(got) = absent_if_not_found(got.map_err(aws_err("ecs", "DescribeServices")))? else {
+                    return Ok(None);
+                };
                 Ok(Some(
-                    got.map_err(aws_err("ecs", "DescribeServices"))?
-                        .services
+                    got.services
                         .unwrap_or_default()
                         .into_iter()
                         .filter(|s| s.status.as_deref() != Some("INACTIVE"))
