@@ -17,6 +17,7 @@
 //! `DescribeRule`.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use aws_sdk_codedeploy::types::ApplicationInfo;
 use aws_sdk_ecr::types::Repository;
@@ -40,8 +41,10 @@ const SERVICES_PER_CALL: usize = 10;
 const ELB_NAMES_PER_CALL: usize = 20;
 
 /// What was read ahead for one pass.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadAhead {
+    /// When the reads began: everything here is at least this old.
+    read_at: Instant,
     tags: Option<TagSweep>,
     rules: HashMap<String, Rule>,
     repositories: HashMap<String, Repository>,
@@ -52,7 +55,27 @@ pub struct ReadAhead {
     load_balancers: HashMap<String, LoadBalancer>,
 }
 
+impl Default for ReadAhead {
+    /// Nothing read ahead.
+    fn default() -> ReadAhead {
+        ReadAhead {
+            read_at: Instant::now(),
+            tags: None,
+            rules: HashMap::new(),
+            repositories: HashMap::new(),
+            applications: HashMap::new(),
+            services: HashMap::new(),
+            target_groups: HashMap::new(),
+            load_balancers: HashMap::new(),
+        }
+    }
+}
+
 impl ReadAhead {
+    pub(crate) fn read_at(&self) -> Instant {
+        self.read_at
+    }
+
     pub(crate) fn tags(&self) -> Option<&TagSweep> {
         self.tags.as_ref()
     }
@@ -94,6 +117,7 @@ pub struct Scope {
 /// Reads ahead for a pass over `scope`. A failed read ahead is only a lost shortcut: logged, and
 /// the adapters read for themselves.
 pub async fn read_ahead(aws: &Aws, scope: &Scope) -> ReadAhead {
+    let read_at = Instant::now();
     let (observing, managed) = (scope.observing.as_slice(), scope.managed.as_slice());
     let count = |keys: &[Key], pick: &dyn Fn(Kind) -> bool| keys.iter().filter(|k| pick(k.kind)).count();
     let tagged = |kind: Kind| kind.is_tagged();
@@ -119,7 +143,8 @@ pub async fn read_ahead(aws: &Aws, scope: &Scope) -> ReadAhead {
         batch(&groups, ELB_NAMES_PER_CALL, |chunk| describe_target_groups(aws, chunk)),
         batch(&balancers, ELB_NAMES_PER_CALL, |chunk| describe_load_balancers(aws, chunk)),
     );
-    let ahead = ReadAhead { tags, rules: rules.unwrap_or_default(), repositories, applications, services, target_groups, load_balancers };
+    let ahead =
+        ReadAhead { read_at, tags, rules: rules.unwrap_or_default(), repositories, applications, services, target_groups, load_balancers };
     debug!(
         tagged = ahead.tags.as_ref().map_or(0, TagSweep::len),
         rules = ahead.rules.len(),

@@ -2,6 +2,7 @@
 //! resources it references. Reads only; never a write.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use futures::future::join_all;
 
@@ -158,7 +159,7 @@ async fn listeners_by_port(
 async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&ReadAhead>) -> Result<RefState, AwsError> {
     match reference {
         Reference::EcsService { cluster, service } => match ahead.and_then(|a| a.service(cluster, service)) {
-            Some(found) => Ok(usable_service(aws, cluster, service, found.clone())),
+            Some(found) => Ok(usable_service(aws, cluster, service, found.clone(), ahead.map_or_else(Instant::now, ReadAhead::read_at))),
             None => ecs_service(aws, cluster, service).await,
         },
         Reference::Listener(ListenerKey::Arn(arn)) => {
@@ -197,12 +198,12 @@ async fn ecs_service(aws: &Aws, cluster: &str, service: &str) -> Result<RefState
             "does not exist in cluster `{cluster}` (slipway references the service, it does not create it)"
         )));
     };
-    Ok(usable_service(aws, cluster, service, found))
+    Ok(usable_service(aws, cluster, service, found, Instant::now()))
 }
 
-/// A service found: usable when CodeDeploy controls its deployments. Remembered for the delivery
-/// check that follows in the same pass.
-fn usable_service(aws: &Aws, cluster: &str, service: &str, found: Service) -> RefState {
+/// A service found (read at `read_at`): usable when CodeDeploy controls its deployments.
+/// Remembered for the delivery check that follows in the same pass, while fresh.
+fn usable_service(aws: &Aws, cluster: &str, service: &str, found: Service, read_at: Instant) -> RefState {
     let controller = found.deployment_controller.map(|c| c.r#type).unwrap_or(DeploymentControllerType::Ecs);
     if controller != DeploymentControllerType::CodeDeploy {
         return RefState::Problem(format!(
@@ -210,6 +211,6 @@ fn usable_service(aws: &Aws, cluster: &str, service: &str, found: Service) -> Re
             controller.as_str()
         ));
     }
-    aws.recent_services.remember(cluster, service, found.task_definition);
+    aws.recent_services.remember(cluster, service, found.task_definition, read_at);
     RefState::Found(found.service_arn)
 }

@@ -21,10 +21,14 @@ type Reading = (Instant, Option<String>);
 pub(crate) struct RecentServices(Mutex<HashMap<ServiceKey, Reading>>);
 
 impl RecentServices {
-    pub(crate) fn remember(&self, cluster: &str, service: &str, task_definition: Option<String>) {
+    /// Keeps what a read made at `read_at` found (a read ahead for a long pass may be older than
+    /// the observe that passes it on; it is then not used).
+    pub(crate) fn remember(&self, cluster: &str, service: &str, task_definition: Option<String>, read_at: Instant) {
         let mut recent = self.0.lock().expect("not poisoned");
         recent.retain(|_, (at, _)| at.elapsed() < FRESH);
-        recent.insert((cluster.to_string(), service.to_string()), (Instant::now(), task_definition));
+        if read_at.elapsed() < FRESH {
+            recent.insert((cluster.to_string(), service.to_string()), (read_at, task_definition));
+        }
     }
 
     /// The task definition the service ran when observe read it, if that was moments ago.
@@ -77,9 +81,12 @@ mod tests {
     #[test]
     fn a_reading_is_taken_once() {
         let recent = RecentServices::default();
-        recent.remember("demo", "web", Some("arn:td:1".into()));
+        recent.remember("demo", "web", Some("arn:td:1".into()), Instant::now());
         assert_eq!(recent.take("demo", "other"), None);
         assert_eq!(recent.take("demo", "web"), Some(Some("arn:td:1".into())));
         assert_eq!(recent.take("demo", "web"), None, "the next check reads AWS");
+        let Some(long_ago) = Instant::now().checked_sub(FRESH) else { return };
+        recent.remember("demo", "web", Some("arn:td:1".into()), long_ago);
+        assert_eq!(recent.take("demo", "web"), None, "a reading older than FRESH is not passed on");
     }
 }
