@@ -33,7 +33,7 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 
 /// The prefix of every rule slipway names (`slipway-<pipeline>-ecr`, `-s3`).
 const RULE_PREFIX: &str = "slipway-";
-/// Rules per `ListRules` page and repositories per `DescribeRepositories` call: AWS's maximums.
+/// Rules per `ListRules` page, and names per call of each batch read: AWS's maximums.
 const RULES_PAGE: usize = 100;
 const REPOSITORIES_PER_CALL: usize = 100;
 const APPLICATIONS_PER_CALL: usize = 100;
@@ -123,21 +123,14 @@ pub async fn read_ahead(aws: &Aws, scope: &Scope) -> ReadAhead {
     let tagged = |kind: Kind| kind.is_tagged();
     let is_rule = |kind: Kind| kind == Kind::EventRule;
     let names = |kind: Kind| observing.iter().filter(|k| k.kind == kind).map(|k| k.name.as_str()).collect::<Vec<_>>();
-    let repositories = names(Kind::EcrRepository);
-    let applications = names(Kind::CodeDeployApplication);
-    let (tags, rules, repositories) = futures::join!(
-        async { tags::worth_sweeping(count(observing, &tagged), count(managed, &tagged)).then(|| tags::sweep(aws)) },
-        async { (count(managed, &is_rule).div_ceil(RULES_PAGE) < count(observing, &is_rule)).then(|| list_rules(aws)) },
-        async { (repositories.len() > 1).then(|| describe_repositories(aws, &repositories)) },
-    );
-    let (tags, rules, repositories) = futures::join!(settle(tags, "tag:GetResources"), settle(rules, "events:ListRules"), async {
-        match repositories {
-            Some(read) => read.await,
-            None => HashMap::new(),
-        }
-    });
+    let (repositories, applications) = (names(Kind::EcrRepository), names(Kind::CodeDeployApplication));
     let (groups, balancers) = (referenced(&scope.references, target_group_name), referenced(&scope.references, load_balancer_name));
-    let (applications, services, target_groups, load_balancers) = futures::join!(
+    let sweep = tags::worth_sweeping(count(observing, &tagged), count(managed, &tagged)).then(|| tags::sweep(aws));
+    let listing = (count(managed, &is_rule).div_ceil(RULES_PAGE) < count(observing, &is_rule)).then(|| list_rules(aws));
+    let (tags, rules, repositories, applications, services, target_groups, load_balancers) = futures::join!(
+        settle(sweep, "tag:GetResources"),
+        settle(listing, "events:ListRules"),
+        batch(&repositories, REPOSITORIES_PER_CALL, |chunk| describe_repositories(aws, chunk)),
         batch(&applications, APPLICATIONS_PER_CALL, |chunk| describe_applications(aws, chunk)),
         describe_services(aws, &scope.references),
         batch(&groups, ELB_NAMES_PER_CALL, |chunk| describe_target_groups(aws, chunk)),
@@ -190,22 +183,11 @@ async fn list_rules(aws: &Aws) -> Result<HashMap<String, Rule>, AwsError> {
     }
 }
 
-/// The repositories by name, 100 a call. A call naming one that does not exist fails whole; its
-/// names are then left to the adapter.
-async fn describe_repositories(aws: &Aws, names: &[&str]) -> HashMap<String, Repository> {
-    let mut found = HashMap::new();
-    for chunk in names.chunks(REPOSITORIES_PER_CALL) {
-        let names = chunk.iter().map(|n| n.to_string()).collect();
-        let described = aws.ecr.describe_repositories().set_repository_names(Some(names)).send().await;
-        match absent_if_not_found(described.map_err(aws_err("ecr", "DescribeRepositories"))) {
-            Ok(Some(page)) => {
-                found.extend(page.repositories.unwrap_or_default().into_iter().filter_map(|r| Some((r.repository_name.clone()?, r))))
-            }
-            Ok(None) => debug!("a repository of the batch does not exist (yet): each is described on its own"),
-            Err(err) => warn!(error = %err, "reading repositories ahead failed; each is described on its own"),
-        }
-    }
-    found
+async fn describe_repositories(aws: &Aws, names: &[&str]) -> Result<Option<Vec<(String, Repository)>>, AwsError> {
+    let names = names.iter().map(|n| n.to_string()).collect();
+    let got = aws.ecr.describe_repositories().set_repository_names(Some(names)).send().await;
+    Ok(absent_if_not_found(got.map_err(aws_err("ecr", "DescribeRepositories")))?
+        .map(|got| got.repositories.unwrap_or_default().into_iter().filter_map(|r| Some((r.repository_name.clone()?, r))).collect()))
 }
 
 fn target_group_name(r: &Reference) -> Option<&str> {
