@@ -20,8 +20,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Keep AWS container delivery pipelines exactly as a Git repository describes them",
     long_about = "slipway reads pipeline manifests (apiVersion: slipway.dev/v1alpha1, kind: Pipeline) from a config \
-repository and converges the AWS resources they need: ECR repository, S3 source bucket and zip, CloudTrail trail, \
-EventBridge rules, CodeBuild project, CodeDeploy application and blue/green deployment group, and CodePipeline.\n\n\
+repository and converges the AWS resources they need: ECR repository, S3 source bucket (with its EventBridge \
+notifications for an S3 trigger) and zip, EventBridge rules, a CloudTrail trail only on the `via: cloudtrail` route, \
+CodeBuild project, CodeDeploy application and blue/green deployment group, and CodePipeline.\n\n\
 Typical use:\n  slipway validate --repo config/\n  slipway plan --repo config/ --detailed-exitcode\n  slipway apply --repo config/\n\n\
 AWS credentials and region come from the SDK's standard chain (environment, profile, ECS task role, IRSA); \
 AWS_ENDPOINT_URL points every client at an emulator."
