@@ -21,7 +21,7 @@ use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
 use slipway_core::plan::{Operation, Orphan, PipelinePlan, Step, plan_pipeline};
 use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
-use slipway_core::quota::Admission;
+use slipway_core::quota::{Admission, Limits};
 use slipway_core::reconcile::ReconcileError;
 use slipway_core::resource::{DeletionPolicy, Key, Kind, owner};
 
@@ -184,13 +184,24 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     })
 }
 
+/// Who gets an account quota's room first ([`Admission`]): the pipelines this installation's
+/// inventory names, then the others by name. Without the inventory (it cannot be read), by name
+/// alone, with a warning.
+pub async fn admission(aws: &Aws, limits: Limits) -> Admission {
+    let applied = inventory::applied_pipelines(aws).await.unwrap_or_else(|err| {
+        warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
+        Default::default()
+    });
+    Admission { limits, applied }
+}
+
 /// What a pass over `observing` reads, out of `all` the valid pipelines ([`read_ahead`]).
-pub(crate) fn pass_scope(observing: &[&DesiredPipeline], all: &[DesiredPipeline]) -> Scope {
+pub(crate) fn pass_scope<'a>(observing: &[&DesiredPipeline], all: impl IntoIterator<Item = &'a DesiredPipeline>) -> Scope {
     let keys = |d: &DesiredPipeline| d.resources.iter().map(|r| r.key.clone()).collect::<Vec<_>>();
     Scope {
         observing: observing.iter().flat_map(|d| keys(d)).collect(),
         references: observing.iter().flat_map(|d| d.references.clone()).collect(),
-        managed: all.iter().flat_map(keys).collect(),
+        managed: all.into_iter().flat_map(keys).collect(),
     }
 }
 

@@ -111,14 +111,9 @@ impl QuotaArgs {
         Ok(limits)
     }
 
-    /// Who gets the room first: the pipelines this installation's inventory names, then the
-    /// others by name. Without the inventory (it cannot be read), by name alone, with a warning.
+    /// The admission of plan and apply: the pipelines already applied first ([`crate::engine::admission`]).
     pub(crate) async fn admission(&self, aws: &slipway_aws::Aws) -> anyhow::Result<slipway_core::quota::Admission> {
-        let applied = slipway_aws::inventory::applied_pipelines(aws).await.unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
-            Default::default()
-        });
-        Ok(slipway_core::quota::Admission { limits: self.limits()?, applied })
+        Ok(crate::engine::admission(aws, self.limits()?).await)
     }
 }
 

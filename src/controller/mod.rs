@@ -343,8 +343,8 @@ impl<W: World> Controller<W> {
         if due.is_empty() {
             return;
         }
-        let all: Vec<DesiredPipeline> = self.units.values().map(|u| u.desired.clone()).collect();
-        let scope = crate::engine::pass_scope(&due.iter().map(|(job, _, _)| &job.desired).collect::<Vec<_>>(), &all);
+        let observing: Vec<&DesiredPipeline> = due.iter().map(|(job, _, _)| &job.desired).collect();
+        let scope = crate::engine::pass_scope(&observing, self.units.values().map(|u| &u.desired));
         let (world, tx, semaphore) = (self.world.clone(), done_tx.clone(), semaphore.clone());
         tokio::spawn(async move {
             let ahead = world.read_ahead(scope).await;

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use slipway_aws::ahead::{ReadAhead, Scope};
-use slipway_aws::{Aws, AwsError, inventory};
+use slipway_aws::{Aws, AwsError};
 use slipway_core::compile::{DesiredPipeline, Placement};
 use slipway_core::delivery::{self, DeployTarget, Memory, Report};
 use slipway_core::manifest::SyncMode;
 use slipway_core::plan::Orphan;
-use slipway_core::quota::{Admission, Limits};
+use slipway_core::quota::Limits;
 use slipway_core::reconcile::{Outcome, ReconcileError, Reconciled};
 use slipway_core::resource::Key;
 use tokio::sync::mpsc;
@@ -121,14 +121,6 @@ impl RealWorld {
     }
 
     /// The pipelines already applied keep their room in the quotas; the inventory names them.
-    async fn admission(&self) -> Admission {
-        let applied = inventory::applied_pipelines(&self.aws).await.unwrap_or_else(|err| {
-            warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
-            Default::default()
-        });
-        Admission { limits: self.limits.clone(), applied }
-    }
-
     async fn sync_git(&self, settings: &GitSettings) -> Result<PathBuf, FetchError> {
         let started = std::time::Instant::now();
         let workdir = settings.workdir.clone();
@@ -180,7 +172,7 @@ impl World for RealWorld {
             Some(path) => root.join(path),
             None => root,
         };
-        let admission = self.admission().await;
+        let admission = engine::admission(&self.aws, self.limits.clone()).await;
         Ok(tokio::task::spawn_blocking(move || prepare(&dir, &admission)).await??)
     }
 

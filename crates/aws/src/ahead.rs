@@ -105,6 +105,18 @@ impl ReadAhead {
     }
 }
 
+/// What was read ahead of a resource when there is something, otherwise `read` (which says
+/// `None` for a resource that does not exist).
+pub(crate) async fn ahead_or<T: Clone>(
+    read_ahead: Option<&T>,
+    read: impl Future<Output = Result<Option<T>, AwsError>>,
+) -> Result<Option<T>, AwsError> {
+    match read_ahead {
+        Some(found) => Ok(Some(found.clone())),
+        None => read.await,
+    }
+}
+
 /// What a pass will observe: its resources, and the references of its pipelines.
 #[derive(Debug, Default)]
 pub struct Scope {

@@ -3,7 +3,7 @@
 //! moto 5.2.5 has no `UpdateDeploymentGroup`, `DeleteDeploymentGroup` or `DeleteApplication`:
 //! those calls are tested with `aws-smithy-mocks` in `tests/adapters_mocked.rs`.
 
-use crate::ahead::ReadAhead;
+use crate::ahead::{ReadAhead, ahead_or};
 use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use aws_sdk_codedeploy::types as sdk;
@@ -40,17 +40,14 @@ async fn read_tags(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
 }
 
 pub(crate) async fn read_application(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
-    let info = match ahead.and_then(|a| a.application(name)) {
-        Some(read) => read.clone(),
-        None => {
-            let got = absent_if_not_found(
-                aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
-            )?;
-            let Some(info) = got.and_then(|g| g.application) else {
-                return Ok(None);
-            };
-            info
-        }
+    let got = ahead_or(ahead.and_then(|a| a.application(name)), async {
+        let got = absent_if_not_found(
+            aws.codedeploy.get_application().application_name(name).send().await.map_err(aws_err("codedeploy", "GetApplication")),
+        )?;
+        Ok(got.and_then(|g| g.application))
+    });
+    let Some(info) = got.await? else {
+        return Ok(None);
     };
     Ok(Some(Live {
         spec: Spec::App(ApplicationSpec {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::ahead::ReadAhead;
+use crate::ahead::{ReadAhead, ahead_or};
 use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 use slipway_core::resource::ecr::EcrSpec;
@@ -14,17 +14,14 @@ fn arn(aws: &Aws, name: &str) -> String {
 }
 
 pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
-    let repo = match ahead.and_then(|a| a.repository(name)) {
-        Some(read) => read.clone(),
-        None => {
-            let described = absent_if_not_found(
-                aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
-            )?;
-            let Some(repo) = described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next()) else {
-                return Ok(None);
-            };
-            repo
-        }
+    let described = ahead_or(ahead.and_then(|a| a.repository(name)), async {
+        let described = absent_if_not_found(
+            aws.ecr.describe_repositories().repository_names(name).send().await.map_err(aws_err("ecr", "DescribeRepositories")),
+        )?;
+        Ok(described.and_then(|d| d.repositories.unwrap_or_default().into_iter().next()))
+    });
+    let Some(repo) = described.await? else {
+        return Ok(None);
     };
     let policy = absent_if_not_found(
         aws.ecr.get_lifecycle_policy().repository_name(name).send().await.map_err(aws_err("ecr", "GetLifecyclePolicy")),
