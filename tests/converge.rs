@@ -97,6 +97,14 @@ async fn both_seed_pipelines_are_created_and_a_second_apply_makes_no_mutating_ca
         assert_eq!(count(batched), 1, "{batched}: {reads:?}");
     }
     assert_eq!(count("CodeDeploy:GetApplication"), 0, "{reads:?}");
+    // Delivery's check right after takes the service observe just read, once; then reads it.
+    use slipway_core::delivery::api::Delivery;
+    let before_delivery = aws.calls.snapshot();
+    for _ in 0..2 {
+        assert!(aws.service_task_definition("demo", "web").await.unwrap().is_some());
+    }
+    let described = aws.calls.since(&before_delivery).into_iter().filter(|c| c == "ECS:DescribeServices").count();
+    assert_eq!(described, 1, "the first check took observe's reading, the second read AWS");
 
     let before = aws.calls.snapshot();
     let again = apply(&aws, &second, false, 4).await;
