@@ -10,6 +10,7 @@
 mod label;
 
 pub mod artifact;
+pub mod change;
 pub mod compile;
 pub mod delivery;
 pub mod diff;

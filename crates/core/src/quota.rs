@@ -105,6 +105,10 @@ impl Limits {
         self.0.insert(quota, value);
         Ok(())
     }
+    /// Leaves room for `n` of slipway's own that no pipeline counts (the change feed's rule).
+    pub fn reserve(&mut self, quota: Quota, n: u32) {
+        self.0.insert(quota, self.get(quota).saturating_sub(n));
+    }
 }
 
 /// Who gets a quota's room first, and how much there is.
@@ -257,5 +261,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_reservation_leaves_room_below_the_quota_in_force() {
+        let mut limits = Limits::default();
+        limits.reserve(Quota::EventRules, 1);
+        assert_eq!(limits.get(Quota::EventRules), 299);
+        limits.set("eventbridge-rules=2000").unwrap();
+        limits.reserve(Quota::EventRules, 1);
+        assert_eq!(limits.get(Quota::EventRules), 1999);
+        assert_eq!(limits.get(Quota::Trails), 5, "other quotas are untouched");
     }
 }
