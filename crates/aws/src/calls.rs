@@ -72,9 +72,10 @@ impl CallLog {
     }
 }
 
-/// Whether an operation only reads. Everything else counts as a write.
+/// Whether an operation only reads. Everything else counts as a write. A long poll of the change
+/// queue (`ReceiveMessage`) reads: it changes nothing slipway manages.
 pub fn is_read_only(operation: &str) -> bool {
-    ["Get", "Describe", "List", "Head", "BatchGet"].iter().any(|p| operation.starts_with(p))
+    ["Get", "Describe", "List", "Head", "BatchGet", "Receive"].iter().any(|p| operation.starts_with(p))
 }
 
 impl Intercept for CallLog {

@@ -10,6 +10,7 @@
 
 pub mod ahead;
 pub mod calls;
+pub mod changes;
 pub mod delivery;
 pub mod inventory;
 pub mod observe;
@@ -43,6 +44,11 @@ pub struct Aws {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// The Resource Groups Tagging API, for [`tags::sweep`].
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// The change feed's queue ([`changes`]).
+    pub sqs: aws_sdk_sqs::Client,
+    /// Who this process acts as (`sts:GetCallerIdentity`), when it asked: its own writes come
+    /// back as change events under this ARN.
+    pub caller: Option<String>,
     /// Every call made through these clients.
     pub calls: calls::CallLog,
     /// Where this installation keeps what it created (see [`inventory`]).
@@ -79,7 +85,9 @@ impl Aws {
             .map_err(|e| ConfigError::Identity(aws_err("sts", "GetCallerIdentity")(e)))?;
         let account = identity.account().unwrap_or_default().to_string();
         let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_string();
-        Ok(Self::new(config, account, partition, observer))
+        let mut aws = Self::new(config, account, partition, observer);
+        aws.caller = identity.arn;
+        Ok(aws)
     }
 
     /// Clients for a known account, without asking STS.
@@ -111,6 +119,8 @@ impl Aws {
             ecs: client!(aws_sdk_ecs),
             elb: client!(aws_sdk_elasticloadbalancingv2),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            sqs: client!(aws_sdk_sqs),
+            caller: None,
             calls,
         }
     }
@@ -181,7 +191,12 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             || code.starts_with("NoSuch")
             || matches!(
                 code,
-                "NotFound" | "ResourceNotFoundException" | "ServerSideEncryptionConfigurationNotFoundError" | "TrailNotFoundException"
+                "NotFound"
+                    | "ResourceNotFoundException"
+                    | "ServerSideEncryptionConfigurationNotFoundError"
+                    | "TrailNotFoundException"
+                    | "QueueDoesNotExist"
+                    | "AWS.SimpleQueueService.NonExistentQueue"
             )
         {
             return ErrorKind::NotFound;
