@@ -9,6 +9,7 @@
 pub mod cli;
 pub(crate) mod controller;
 pub mod engine;
+pub(crate) mod feed;
 pub mod http;
 pub(crate) mod metrics;
 pub mod report;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use slipway_aws::calls::CallObserver;
+use slipway_core::change::ChangeOutcome;
 use slipway_core::delivery::Report;
 use slipway_core::delivery::decide::{DeployOutcome, RollbackTrigger, counts_as_deployment, outcome, rollback_trigger};
 use slipway_core::reconcile::ReconcileResult;
@@ -36,6 +37,8 @@ pub(crate) struct Metrics {
     pub git_revision_info: IntGaugeVec,
     pub aws_requests_total: IntCounterVec,
     pub aws_request_duration_seconds: HistogramVec,
+    pub change_events_total: IntCounterVec,
+    pub change_feed_up: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -135,6 +138,18 @@ impl Metrics {
                 "AWS API call latency, retries included.",
                 &["service"],
                 vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
+            change_events_total: counter(
+                &r,
+                "slipway_change_events_total",
+                "Messages read from the change queue (--change-events), by what became of them.",
+                &["outcome"],
+            ),
+            change_feed_up: gauge(
+                &r,
+                "slipway_change_feed_up",
+                "1 while the change feed is read; 0 while it is down (every pipeline is then read each --drift-interval).",
+                &[],
             ),
             build_info: gauge(&r, "slipway_build_info", "Always 1; the version is the label.", &["version"]),
             registry: r,
@@ -238,6 +253,16 @@ impl Metrics {
             let unix = std::time::SystemTime::now().duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap_or_default();
             self.git_last_success_timestamp_seconds.set(unix.as_secs_f64());
         }
+    }
+
+    /// One message of the change queue.
+    pub(crate) fn record_change(&self, outcome: ChangeOutcome) {
+        self.change_events_total.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Whether the change feed is read.
+    pub(crate) fn set_change_feed_up(&self, up: bool) {
+        self.change_feed_up.with_label_values::<&str>(&[]).set(i64::from(up));
     }
 
     /// Records the revision fetched, keeping a single `slipway_git_revision_info` series.

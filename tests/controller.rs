@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::git::{GitDaemon, Remote};
 use common::http::{get, request};
+use common::proxy::FaultProxy;
 use common::{Moto, edit, repo_root};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 struct Slipway {
     child: Child,
@@ -22,6 +23,11 @@ struct Slipway {
 
 impl Slipway {
     fn start(moto: &Moto, repo: &str, extra: &[&str]) -> Slipway {
+        Slipway::start_via(moto, &moto.endpoint, repo, extra)
+    }
+
+    /// Started with AWS at `endpoint` (a proxy in front of `moto`).
+    fn start_via(moto: &Moto, endpoint: &str, repo: &str, extra: &[&str]) -> Slipway {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let workdir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(workdir.path().join("slipway.log")).unwrap();
@@ -32,6 +38,7 @@ impl Slipway {
             .arg(workdir.path().join("checkout"))
             .args(extra)
             .envs(moto.env())
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("SLIPWAY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -399,4 +406,99 @@ async fn the_controller_deploys_a_pushed_image_once_and_follows_the_deployment()
     let info = aws.codedeploy.get_deployment().deployment_id(&id).send().await.unwrap().deployment_info.unwrap();
     let content = info.revision.unwrap().app_spec_content.unwrap().content.unwrap();
     assert!(content.contains("task-definition/web:"), "{content}");
+}
+
+/// An API call as CloudTrail delivers it to EventBridge (`AWS API Call via CloudTrail`), made by
+/// `actor`. moto emits none: the test puts the same shape on the bus, and moto's rule sends it on.
+fn api_call_event(source: &str, call: &str, params: Value, actor: &str) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+    let detail = json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "arn": actor},
+        "eventSource": format!("{}.amazonaws.com", source.trim_start_matches("aws.")),
+        "eventName": call,
+        "requestParameters": params,
+        "readOnly": false,
+    });
+    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source(source)
+        .detail_type("AWS API Call via CloudTrail")
+        .detail(detail.to_string())
+        .build()
+}
+
+/// Reconciles of `pipeline` so far, whatever their result.
+fn reconciles(metrics: &str, pipeline: &str) -> u64 {
+    let series = format!("slipway_reconcile_total{{pipeline=\"{pipeline}\"");
+    metrics.lines().filter(|l| l.starts_with(&series)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+}
+
+async fn tag_mutability(aws: &slipway_aws::Aws, repository: &str) -> String {
+    let repos = aws.ecr.describe_repositories().repository_names(repository).send().await.unwrap().repositories.unwrap();
+    repos[0].image_tag_mutability.as_ref().unwrap().as_str().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_change_events_a_console_edit_is_repaired_in_seconds_reading_only_its_pipeline() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let repo = common::example_repo();
+    let slipway = Slipway::start_via(
+        &moto,
+        &proxy.endpoint,
+        repo.path().to_str().unwrap(),
+        &["--change-events", "--interval", "1h", "--drift-interval", "1h"],
+    );
+    let metrics = || get(slipway.port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    eventually("ready, with the change feed up", Duration::from_secs(60), &slipway, || async {
+        get(slipway.port, "/readyz").is_some_and(|(c, _)| c == 200) && metrics().contains("slipway_change_feed_up 1")
+    })
+    .await;
+
+    // The queue and the rule are this installation's, and the rule sends to the queue.
+    let url = aws.sqs.get_queue_url().queue_name("slipway-changes").send().await.unwrap().queue_url.unwrap();
+    let tags = aws.sqs.list_queue_tags().queue_url(&url).send().await.unwrap().tags.unwrap();
+    assert_eq!(tags.get("slipway.dev/managed-by").map(String::as_str), Some("slipway"));
+    assert_eq!(tags.get("slipway.dev/installation").map(String::as_str), Some("slipway-state-123456789012-ap-northeast-1"));
+    let targets = aws.events.list_targets_by_rule().rule("slipway-changes").send().await.unwrap().targets.unwrap();
+    assert_eq!(targets.len(), 1);
+    assert!(targets[0].arn.ends_with(":sqs:ap-northeast-1:123456789012:slipway-changes"), "{}", targets[0].arn);
+
+    // Someone makes demo-web's tags immutable by hand; CloudTrail's event of it reaches the bus.
+    aws.ecr
+        .put_image_tag_mutability()
+        .repository_name("demo-web")
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    let reconciled = reconciles(&metrics(), "web");
+    let before = proxy.seen().len();
+    let started = Instant::now();
+    let params = json!({"repositoryName": "demo-web", "imageTagMutability": "IMMUTABLE"});
+    let event = api_call_event("aws.ecr", "PutImageTagMutability", params.clone(), "arn:aws:iam::123456789012:user/alice");
+    aws.events.put_events().entries(event).send().await.unwrap();
+    while tag_mutability(&aws, "demo-web").await != "MUTABLE" {
+        assert!(started.elapsed() < Duration::from_secs(10), "not repaired within 10 s\n--- slipway log ---\n{}", slipway.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    let calls: Vec<String> = proxy.seen()[before..].to_vec();
+    eprintln!("repaired {took:?} after the event, with {} AWS calls", calls.len());
+    assert!(calls.iter().any(|c| c.starts_with("PutImageTagMutability") && c.contains("demo-web")), "{calls:#?}");
+    let others: Vec<&String> = calls.iter().filter(|c| c.contains("nginx")).collect();
+    assert!(others.is_empty(), "the other pipeline was read: {others:#?}");
+    assert!(slipway.log().contains("a change in AWS: re-checking the pipeline"), "{}", slipway.log());
+
+    // slipway's own writes come back as events too (here, its repair): they re-check nothing.
+    eventually("the repairing pass ends", Duration::from_secs(30), &slipway, || async { reconciles(&metrics(), "web") > reconciled }).await;
+    let before = proxy.seen().len();
+    let own = api_call_event("aws.ecr", "PutImageTagMutability", params, aws.caller.as_deref().unwrap());
+    aws.events.put_events().entries(own).send().await.unwrap();
+    eventually("its own write is counted", Duration::from_secs(30), &slipway, || async {
+        metrics().contains(r#"slipway_change_events_total{outcome="own-write"} 1"#)
+    })
+    .await;
+    let after: Vec<String> = proxy.seen()[before..].iter().filter(|c| c.contains("demo-web")).cloned().collect();
+    assert!(after.is_empty(), "its own write made slipway read the pipeline again: {after:#?}");
 }

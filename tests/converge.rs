@@ -855,3 +855,62 @@ async fn a_pipeline_moves_from_its_trail_to_s3_notifications_with_no_window_wher
     assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_err());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }
+
+/// The change feed (`--change-events`): set up once, after which a restart only reads; repaired
+/// when someone changes it; never taken over from another installation; and an event put on the
+/// bus reaches the queue through the rule (moto routes EventBridge events to SQS targets).
+#[tokio::test]
+async fn the_change_feed_is_set_up_once_repaired_when_changed_and_another_installations_is_refused() {
+    use slipway_aws::changes;
+    let moto = Moto::start();
+    let aws = moto.aws().await;
+    let feed = changes::ensure(&aws, "slipway-changes").await.unwrap();
+    let before = aws.calls.snapshot();
+    assert_eq!(changes::ensure(&aws, "slipway-changes").await.unwrap(), feed);
+    let writes: Vec<String> = aws.calls.since(&before).into_iter().filter(|c| !is_read_only(c.split(':').nth(1).unwrap())).collect();
+    assert!(writes.is_empty(), "a second start wrote: {writes:?}");
+
+    // Someone removes the rule's target and shortens the queue's retention: put back.
+    aws.events.remove_targets().rule("slipway-changes").ids("slipway-changes-queue").send().await.unwrap();
+    let retention = aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod;
+    aws.sqs.set_queue_attributes().queue_url(&feed.queue_url).attributes(retention.clone(), "60").send().await.unwrap();
+    changes::ensure(&aws, "slipway-changes").await.unwrap();
+    let targets = aws.events.list_targets_by_rule().rule("slipway-changes").send().await.unwrap().targets.unwrap();
+    assert_eq!(targets.iter().map(|t| t.arn.as_str()).collect::<Vec<_>>(), [feed.queue_arn.as_str()]);
+    let attributes = aws.sqs.get_queue_attributes().queue_url(&feed.queue_url).attribute_names(retention.clone()).send().await.unwrap();
+    assert_eq!(attributes.attributes.unwrap()[&retention], "86400");
+
+    // Another installation (another state bucket) in the same account: refused, nothing changed.
+    let other = moto.aws().await.with_state_bucket(Some("another-installations-state".into()));
+    let err = changes::ensure(&other, "slipway-changes").await.unwrap_err();
+    assert!(err.to_string().contains("--change-events-name"), "{err}");
+    let tags = aws.sqs.list_queue_tags().queue_url(&feed.queue_url).send().await.unwrap().tags.unwrap();
+    assert_eq!(tags["slipway.dev/installation"], aws.inventory.bucket);
+
+    // An API call event on the bus arrives in the queue, and is gone once deleted.
+    let detail = serde_json::json!({
+        "eventName": "UpdatePipeline",
+        "userIdentity": {"arn": "arn:aws:iam::123456789012:user/alice"},
+        "requestParameters": {"pipeline": {"name": "web"}},
+    });
+    let event = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("aws.codepipeline")
+        .detail_type(slipway_core::change::DETAIL_TYPE)
+        .detail(detail.to_string())
+        .build();
+    aws.events.put_events().entries(event).send().await.unwrap();
+    let messages = changes::receive(&aws, &feed).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    let change = slipway_core::change::read(&messages[0].body).unwrap().unwrap();
+    assert_eq!(change.keys, [slipway_core::resource::Key::new(Kind::CodePipeline, "web")]);
+    changes::delete(&aws, &feed, &messages).await.unwrap();
+    let left = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&feed.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages], "0");
+}

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use slipway_aws::Aws;
+use slipway_core::quota::Quota;
 
 use crate::controller::{Controller, RealWorld, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
@@ -20,6 +21,13 @@ use crate::source::git::{self, GitAuth, GitRef, GitSettings, KnownHosts, Secret,
 /// Durations as `500ms`, `2s`, `5m`, `1h`.
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m, 1h)"))
+}
+
+/// A name both SQS (80 characters) and EventBridge (64) take, under the shipped IAM policy's
+/// `slipway-*`.
+fn feed_name(s: &str) -> Result<String, String> {
+    let valid = s.starts_with("slipway-") && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid { Ok(s.to_owned()) } else { Err("a name starting with slipway- of at most 64 letters, digits, - and _".into()) }
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +59,23 @@ pub struct RunArgs {
     /// How often every pipeline's live AWS state is checked again (AWS has no watch).
     #[arg(long, env = "SLIPWAY_DRIFT_INTERVAL", default_value = "5m", value_parser = duration)]
     pub drift_interval: Duration,
+    /// See changes made in AWS in seconds instead of reading every pipeline each --drift-interval:
+    /// slipway creates (and owns) one EventBridge rule matching the write API calls CloudTrail
+    /// records for ECR, S3 bucket settings, CloudTrail, CodeBuild, CodeDeploy, CodePipeline and
+    /// EventBridge, and one SQS queue it sends them to; slipway long-polls the queue and re-checks
+    /// only the pipeline that owns the changed resource. AWS delivers these events only while a
+    /// CloudTrail trail logs management events in the Region (most accounts have one).
+    #[arg(long, env = "SLIPWAY_CHANGE_EVENTS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), conflicts_with = "once")]
+    pub change_events: bool,
+    /// With --change-events, how often every pipeline is still read in full, a safety net for an
+    /// event lost (CloudTrail delivers them best effort). While the feed is down, --drift-interval
+    /// applies.
+    #[arg(long, env = "SLIPWAY_FULL_CHECK_INTERVAL", default_value = "2h", value_parser = duration, requires = "change_events")]
+    pub full_check_interval: Duration,
+    /// With --change-events, the name of its queue and rule (slipway-*, as the shipped IAM policy
+    /// allows). A second installation in the same account and Region needs its own.
+    #[arg(long, env = "SLIPWAY_CHANGE_EVENTS_NAME", default_value = slipway_aws::changes::DEFAULT_NAME, value_parser = feed_name, requires = "change_events")]
+    pub change_events_name: String,
     /// Address for /healthz, /readyz, /status and the webhooks.
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -169,6 +194,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         once: args.once,
         shutdown_grace: args.shutdown_grace,
         watch_interval: args.watch_interval,
+        full_check_interval: args.change_events.then_some(args.full_check_interval),
     };
     let shared = Arc::new(Shared::default());
     let metrics = Arc::new(Metrics::new());
@@ -206,7 +232,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let world = Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, args.quotas.limits()?));
+    let feed = args.change_events.then(|| args.change_events_name.clone());
+    let mut limits = args.quotas.limits()?;
+    if feed.is_some() {
+        // The change feed's rule is on the same bus as the pipelines' rules.
+        limits.reserve(Quota::EventRules, 1);
+    }
+    let world =
+        Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, limits).with_change_feed(feed));
     let ok = Controller::new(settings, world, shared, metrics).run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();

@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, RwLock, Semaphore, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use slipway_core::change::{Change, ChangeOutcome};
 use slipway_core::compile::{DesiredPipeline, compile};
 use slipway_core::delivery::{DeployTarget, Memory, Step};
 use slipway_core::manifest::SyncMode;
@@ -35,6 +36,7 @@ use slipway_core::resource::{Key, Kind};
 use slipway_core::status::{self, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp};
 
 use crate::engine::Prepared;
+use crate::feed::FeedSignal;
 use crate::metrics::Metrics;
 use world::Job;
 pub(crate) use world::{Pass, RealWorld, SourceSettings, World};
@@ -56,6 +58,9 @@ pub(crate) struct Settings {
     pub shutdown_grace: Duration,
     /// How often a pipeline is looked at while a deployment runs or a push awaits its pipeline.
     pub watch_interval: Duration,
+    /// With `--change-events`: how often every pipeline is still read while the change feed
+    /// works, the safety net for an event lost. `None` without a feed.
+    pub full_check_interval: Option<Duration>,
 }
 
 /// State shared with the HTTP server.
@@ -81,6 +86,9 @@ struct Unit {
     due: Option<Instant>,
     attempt: u32,
     reconciled_once: bool,
+    /// A change in AWS arrived while its reconcile ran (which may have read before it): look
+    /// again as soon as it ends.
+    poked: bool,
 }
 
 /// A reconcile task's report to the loop.
@@ -105,6 +113,8 @@ pub(crate) struct Controller<W: World = RealWorld> {
     /// Pipelines with a reconcile task running. Kept apart from `units` so that a pipeline
     /// removed and re-added while its task runs is never reconciled twice at once.
     running: HashSet<String>,
+    /// The change feed works: pipelines are read in full every `full_check_interval` only.
+    feed_up: bool,
 }
 
 /// The repository's warnings (and suspect files) that the previous revision did not already
@@ -127,6 +137,16 @@ impl<W: World> Controller<W> {
             fetched_once: false,
             prepared: None,
             running: HashSet::new(),
+            feed_up: false,
+        }
+    }
+
+    /// How often every pipeline is read (and orphans looked for): the drift interval, or the
+    /// full-check interval while the change feed works.
+    fn drift_interval(&self) -> Duration {
+        match self.settings.full_check_interval {
+            Some(full) if self.feed_up => full,
+            _ => self.settings.drift_interval,
         }
     }
 
@@ -140,6 +160,7 @@ impl<W: World> Controller<W> {
         }
         // Without a watch, a channel that never delivers.
         let mut changes = self.world.watch().unwrap_or_else(|| mpsc::channel(1).1);
+        let mut feed = self.world.changes().unwrap_or_else(|| mpsc::channel(1).1);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let semaphore = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut next_fetch = Instant::now();
@@ -160,7 +181,7 @@ impl<W: World> Controller<W> {
             let can_sweep = all_reconciled && self.running.is_empty();
             if can_sweep && Instant::now() >= next_sweep {
                 once_failed |= !self.sweep_orphans().await;
-                next_sweep = Instant::now() + self.settings.drift_interval;
+                next_sweep = Instant::now() + self.drift_interval();
                 let mut st = self.shared.status.write().await;
                 if !st.ready {
                     st.ready = true;
@@ -183,6 +204,7 @@ impl<W: World> Controller<W> {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = self.shared.refresh.notified() => next_fetch = Instant::now(),
                 Some(()) = changes.recv() => next_fetch = Instant::now(),
+                Some(signal) = feed.recv() => self.on_feed(signal),
                 Some(done) = done_rx.recv() => self.finish(done).await,
                 _ = shutdown.changed() => break,
             }
@@ -292,6 +314,7 @@ impl<W: World> Controller<W> {
                             due: Some(Instant::now()),
                             attempt: 0,
                             reconciled_once: false,
+                            poked: false,
                         },
                     );
                 }
@@ -369,6 +392,7 @@ impl<W: World> Controller<W> {
     async fn finish(&mut self, finished: Finished) {
         let Finished { name, fingerprint, kinds, duration, pass: Pass { result, memory, delivery } } = finished;
         self.running.remove(&name);
+        let drift_interval = self.drift_interval();
         // A pipeline removed from Git while its reconcile ran is forgotten.
         let Some(unit) = self.units.get_mut(&name) else { return };
         unit.reconciled_once = true;
@@ -386,7 +410,7 @@ impl<W: World> Controller<W> {
             }
         }
         unit.memory = memory.or_else(|| Some(Memory::default()));
-        let timing = Timing { drift_interval: self.settings.drift_interval, watch_interval: self.settings.watch_interval };
+        let timing = Timing { drift_interval, watch_interval: self.settings.watch_interval };
         let action = match &result {
             // While a deployment runs (or a push awaits its pipeline), look again soon.
             Ok(reconciled) => requeue(
@@ -397,8 +421,9 @@ impl<W: World> Controller<W> {
             Err(error) => error_policy(error, unit.attempt, &timing, fastrand::f64()),
         };
         unit.attempt = action.attempt;
-        // A newer revision arrived while this ran: reconcile again at once.
-        unit.due = Some(if unit.fingerprint != fingerprint { Instant::now() } else { Instant::now() + action.requeue_after });
+        // A newer revision, or a change in AWS, arrived while this ran: reconcile again at once.
+        let again = unit.fingerprint != fingerprint || std::mem::take(&mut unit.poked);
+        unit.due = Some(if again { Instant::now() } else { Instant::now() + action.requeue_after });
         let now = SystemTime::now();
         self.metrics.record_reconcile(&name, ReconcileResult::of(&result), duration);
         if let Ok(reconciled) = &result {
@@ -433,6 +458,57 @@ impl<W: World> Controller<W> {
             None => {}
         }
         self.metrics.set_conditions(&name, &ps.conditions);
+    }
+
+    /// The change feed went up or down, or brought changes.
+    fn on_feed(&mut self, signal: FeedSignal) {
+        match signal {
+            FeedSignal::Up { queue } => {
+                self.feed_up = true;
+                self.metrics.set_change_feed_up(true);
+                info!(queue = %queue, full_check = %humantime::format_duration(self.drift_interval()), "change feed up: a change in AWS re-checks its pipeline at once; every pipeline is still read on the full-check interval");
+            }
+            FeedSignal::Down(reason) => {
+                self.metrics.set_change_feed_up(false);
+                let was_up = std::mem::replace(&mut self.feed_up, false);
+                let drift = self.drift_interval();
+                warn!(reason = %reason, drift_interval = %humantime::format_duration(drift), "change feed down: every pipeline is read each --drift-interval until it is back");
+                // Nothing waits longer than the drift interval while changes go unseen.
+                if was_up {
+                    let latest = Instant::now() + drift;
+                    for unit in self.units.values_mut() {
+                        unit.due = unit.due.map(|due| due.min(latest));
+                    }
+                }
+            }
+            FeedSignal::Changes(changes) => {
+                for change in changes {
+                    self.recheck_owners(&change);
+                }
+            }
+        }
+    }
+
+    /// Re-checks, at once, every pipeline owning a resource `change` names.
+    fn recheck_owners(&mut self, change: &Change) {
+        let mut owners = 0;
+        for (name, unit) in self.units.iter_mut().filter(|(_, u)| u.desired.resources.iter().any(|r| change.keys.contains(&r.key))) {
+            owners += 1;
+            if unit.suspended || unit.due.is_none() {
+                continue;
+            }
+            info!(pipeline = %name, call = %change.call, source = %change.source, by = change.actor.as_deref().unwrap_or("-"), "a change in AWS: re-checking the pipeline");
+            if self.running.contains(name) {
+                unit.poked = true;
+            } else {
+                unit.due = Some(Instant::now());
+            }
+        }
+        if owners == 0 {
+            let keys: Vec<String> = change.keys.iter().map(ToString::to_string).collect();
+            debug!(call = %change.call, resources = ?keys, "a change in AWS to nothing a pipeline owns");
+        }
+        self.metrics.record_change(if owners == 0 { ChangeOutcome::Unowned } else { ChangeOutcome::Rechecked });
     }
 
     /// Looks for orphans (and prunes them when asked). Returns false when that failed.

@@ -65,11 +65,15 @@ struct Scripted {
     fail_fetch: AtomicBool,
     /// What the orphan sweep finds.
     orphans: Mutex<Vec<Orphan>>,
+    /// The change feed the loop reads (taken by `changes`); the test sends through `feed_tx`.
+    feed: Mutex<Option<mpsc::Receiver<FeedSignal>>>,
+    feed_tx: mpsc::Sender<FeedSignal>,
 }
 
 impl Scripted {
     fn new() -> Arc<Scripted> {
         let repo = tempfile::tempdir().unwrap();
+        let (feed_tx, feed) = mpsc::channel(16);
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), repo.path());
         Arc::new(Scripted {
             repo,
@@ -78,6 +82,8 @@ impl Scripted {
             steps: Mutex::default(),
             fail_fetch: AtomicBool::new(false),
             orphans: Mutex::default(),
+            feed: Mutex::new(Some(feed)),
+            feed_tx,
         })
     }
 
@@ -110,6 +116,10 @@ impl World for Scripted {
 
     fn watch(&self) -> Option<mpsc::Receiver<()>> {
         None
+    }
+
+    fn changes(&self) -> Option<mpsc::Receiver<FeedSignal>> {
+        self.feed.lock().unwrap().take()
     }
 
     async fn fetch(&self) -> Result<Prepared, FetchError> {
@@ -172,6 +182,7 @@ fn settings() -> Settings {
         once: false,
         shutdown_grace: Duration::from_secs(20),
         watch_interval: Duration::from_secs(10),
+        full_check_interval: None,
     }
 }
 
@@ -464,4 +475,61 @@ fn a_repository_warning_is_logged_once_not_on_every_fetch() {
     let new = fresh_warnings(Some(&again), &suspect);
     assert_eq!(new.len(), 1, "{new:?}");
     assert!(new[0].starts_with("notes.yaml:"), "{new:?}");
+}
+
+/// A change event naming pipeline `web`'s CodePipeline.
+fn change_to_web() -> FeedSignal {
+    FeedSignal::Changes(vec![Change {
+        source: slipway_core::change::EventSource::CodePipeline,
+        call: "UpdatePipeline".into(),
+        actor: Some("arn:aws:sts::123456789012:assumed-role/Admin/alice".into()),
+        keys: vec![Key::new(Kind::CodePipeline, "web")],
+    }])
+}
+
+#[test]
+fn a_change_in_aws_rechecks_only_its_pipeline_at_once_and_the_full_check_runs_rarely_while_the_feed_works() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        let settings = Settings { full_check_interval: Some(Duration::from_secs(3600)), ..settings() };
+        world.feed_tx.send(FeedSignal::Up { queue: "q".into() }).await.unwrap();
+        let run = start(settings, &world);
+        until(&world, 100).await;
+        world.feed_tx.send(change_to_web()).await.unwrap();
+        // A change to nothing a pipeline owns re-checks nothing.
+        let mut foreign = change_to_web();
+        if let FeedSignal::Changes(changes) = &mut foreign {
+            changes[0].keys = vec![Key::new(Kind::CodePipeline, "someone-elses")];
+        }
+        world.feed_tx.send(foreign).await.unwrap();
+        until(&world, 1000).await;
+        assert_times(world.times("reconcile web"), &[0.0, 100.0]);
+        assert_times(world.times("reconcile nginx"), &[0.0]);
+
+        // The feed goes down at 1000: nothing waits longer than the drift interval (300 s) from then.
+        world.feed_tx.send(FeedSignal::Down("scripted: the queue is gone".into())).await.unwrap();
+        until(&world, 1700).await;
+        assert_times(world.times("reconcile web"), &[0.0, 100.0, 1300.0, 1600.0]);
+        assert_times(world.times("reconcile nginx"), &[0.0, 1300.0, 1600.0]);
+        assert!(run.stop().await);
+    });
+}
+
+#[test]
+fn a_change_during_a_reconcile_checks_the_pipeline_again_right_after_it() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        world.script("web", [Turn::synced(), Turn::taking(30)]);
+        let settings = Settings { full_check_interval: Some(Duration::from_secs(3600)), ..settings() };
+        world.feed_tx.send(FeedSignal::Up { queue: "q".into() }).await.unwrap();
+        let run = start(settings, &world);
+        until(&world, 100).await;
+        world.feed_tx.send(change_to_web()).await.unwrap();
+        until(&world, 110).await;
+        // web is being reconciled (100 to 130) when a second change arrives: it may have read before it.
+        world.feed_tx.send(change_to_web()).await.unwrap();
+        until(&world, 200).await;
+        assert_times(world.times("reconcile web"), &[0.0, 100.0, 130.0]);
+        assert!(run.stop().await);
+    });
 }

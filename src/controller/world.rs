@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::{self, EngineError, Prepared, prepare};
+use crate::feed::{self, FeedSignal};
 use crate::metrics::Metrics;
 use crate::source::git::{self, GitError, GitSettings};
 use crate::source::watch::{self as dir_watch, DirWatch};
@@ -66,6 +67,8 @@ pub trait World: Send + Sync + 'static {
     fn source(&self) -> (String, Option<String>);
     /// Changes noticed between polls (a watched directory); `None` when there is nothing to watch.
     fn watch(&self) -> Option<mpsc::Receiver<()>>;
+    /// Changes made in AWS (`--change-events`, [`crate::feed`]); `None` without a feed.
+    fn changes(&self) -> Option<mpsc::Receiver<FeedSignal>>;
     /// Fetches (or re-reads) the config repository and prepares its manifests. An error keeps the
     /// last good revision in place.
     fn fetch(&self) -> impl Future<Output = Result<Prepared, FetchError>> + Send;
@@ -106,6 +109,8 @@ pub(crate) struct RealWorld {
     limits: Limits,
     /// Keeps the directory watch alive as long as the loop runs.
     dir_watch: Mutex<Option<DirWatch>>,
+    /// The change feed's queue and rule name, with `--change-events`.
+    feed: Option<String>,
 }
 
 impl RealWorld {
@@ -117,7 +122,13 @@ impl RealWorld {
         fetch_timeout: Duration,
         limits: Limits,
     ) -> RealWorld {
-        RealWorld { aws, metrics, source, path, fetch_timeout, limits, dir_watch: Mutex::new(None) }
+        RealWorld { aws, metrics, source, path, fetch_timeout, limits, dir_watch: Mutex::new(None), feed: None }
+    }
+
+    /// Reads AWS's change events from the queue and rule `name`.
+    pub fn with_change_feed(mut self, name: Option<String>) -> RealWorld {
+        self.feed = name;
+        self
     }
 
     /// The pipelines already applied keep their room in the quotas; the inventory names them.
@@ -161,6 +172,11 @@ impl World for RealWorld {
                 None
             }
         }
+    }
+
+    fn changes(&self) -> Option<mpsc::Receiver<FeedSignal>> {
+        let name = self.feed.clone()?;
+        Some(feed::spawn(self.aws.clone(), name, self.metrics.clone()))
     }
 
     async fn fetch(&self) -> Result<Prepared, FetchError> {

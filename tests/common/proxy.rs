@@ -40,6 +40,8 @@ struct Shared {
     state: Mutex<State>,
     /// A path prefix (`/<bucket>` in S3's path style) whose calls are passed and never counted.
     uncounted: Mutex<Option<String>>,
+    /// Every request passed, as `operation path body`, in the order they came.
+    seen: Mutex<Vec<String>>,
 }
 
 pub struct FaultProxy {
@@ -79,6 +81,12 @@ impl FaultProxy {
         self.shared.state.lock().unwrap().writes.clone()
     }
 
+    /// Every request passed so far, as `operation path body` (reads too).
+    #[allow(dead_code)] // not every test binary that includes this module needs it
+    pub fn seen(&self) -> Vec<String> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
     /// The call whose answer was lost, if the armed one came.
     pub fn hit(&self) -> Option<String> {
         self.shared.state.lock().unwrap().hit.clone()
@@ -94,6 +102,8 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
         let uncounted = shared.uncounted.lock().unwrap().as_ref().is_some_and(|prefix| {
             request.path == *prefix || request.path.starts_with(&format!("{prefix}/")) || request.path.starts_with(&format!("{prefix}?"))
         });
+        let operation = request.operation().unwrap_or_default();
+        shared.seen.lock().unwrap().push(format!("{operation} {} {}", request.path, String::from_utf8_lossy(&request.body)));
         let fault = {
             let mut state = shared.state.lock().unwrap();
             match request.operation() {
