@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-READ_PREFIXES = ("Get", "Describe", "List", "Head", "BatchGet")
+READ_PREFIXES = ("Get", "Describe", "List", "Head", "BatchGet", "Receive")
 SHORT_SERVICE = {"elasticloadbalancing": "elbv2"}
 
 
@@ -369,6 +369,18 @@ def report(results_path, json_out=None, machine=""):
             ["run idle: AWS requests", *map(fmt, get("idle", "idle_calls", "requests"))],
             ["run idle: RSS (MB)", *map(mb, get("idle", "sample", "rss_kb"))],
             ["run idle: peak RSS so far (MB)", *map(mb, get("idle", "sample", "hwm_kb"))],
+        ]
+    if any(r.get("change_events") and r.get("idle") for r in results):
+        # A running controller with --change-events reads every pipeline once per full check
+        # (as run --once does) and long-polls the queue in between: per 5 minutes, per pipeline.
+        def steady(r, full_check_s):
+            once, idle = r["once"]["calls"], r["idle"]
+            polls_per_5min = idle["idle_calls"]["reads"] * 300 / idle["sample"]["seconds"]
+            return once["reads_per_pipeline"] * 300 / full_check_s + polls_per_5min / r["n"]
+        rows += [
+            ["change feed: long polls in the idle window", *map(fmt, get("idle", "idle_calls", "operations", "sqs:ReceiveMessage"))],
+            *[[f"steady state, full check every {h} h: reads per pipeline per 5 min", *[fmt(steady(r, h * 3600)) for r in results]]
+              for h in (1, 2)],
         ]
     table(rows, header)
 
