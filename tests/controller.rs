@@ -455,6 +455,14 @@ async fn with_change_events_a_console_edit_is_repaired_in_seconds_reading_only_i
     })
     .await;
 
+    let feed = &slipway.status()["changeFeed"];
+    assert!(feed["up"] == true && feed["queue"].as_str().is_some_and(|q| q.ends_with("/slipway-changes")), "{feed}");
+    let table = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["status", "--server", &format!("http://127.0.0.1:{}", slipway.port)])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("change feed up ("), "{}", String::from_utf8_lossy(&table.stdout));
+
     // The queue and the rule are this installation's, and the rule sends to the queue.
     let url = aws.sqs.get_queue_url().queue_name("slipway-changes").send().await.unwrap().queue_url.unwrap();
     let tags = aws.sqs.list_queue_tags().queue_url(&url).send().await.unwrap().tags.unwrap();

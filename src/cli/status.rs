@@ -55,7 +55,13 @@ fn render(status: &ControllerStatus) -> String {
         short(&source.revision),
         source.last_fetch_error.as_deref().map(|e| format!("  (fetch failing: {e})")).unwrap_or_default()
     ));
-    out.push_str(&format!("ready {}\n\n", status.ready));
+    out.push_str(&format!("ready {}\n", status.ready));
+    match &status.change_feed {
+        Some(feed) if feed.up => out.push_str(&format!("change feed up ({})\n", feed.queue.as_deref().unwrap_or("-"))),
+        Some(feed) => out.push_str(&format!("change feed down: {}\n", feed.reason.as_deref().unwrap_or("-"))),
+        None => {}
+    }
+    out.push('\n');
     let rows: Vec<[String; 9]> = status
         .pipelines
         .iter()

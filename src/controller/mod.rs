@@ -33,7 +33,9 @@ use slipway_core::manifest::SyncMode;
 use slipway_core::prune::{self, PrunePolicy};
 use slipway_core::reconcile::{Outcome, ReconcileResult, Timing, error_policy, requeue};
 use slipway_core::resource::{Key, Kind};
-use slipway_core::status::{self, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp};
+use slipway_core::status::{
+    self, ChangeFeedStatus, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp,
+};
 
 use crate::engine::Prepared;
 use crate::feed::FeedSignal;
@@ -204,7 +206,12 @@ impl<W: World> Controller<W> {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = self.shared.refresh.notified() => next_fetch = Instant::now(),
                 Some(()) = changes.recv() => next_fetch = Instant::now(),
-                Some(signal) = feed.recv() => self.on_feed(signal),
+                Some(signal) = feed.recv() => {
+                    // Orphans, like drift, are looked for each drift interval while the feed is down.
+                    if self.on_feed(signal).await {
+                        next_sweep = next_sweep.min(Instant::now() + self.settings.drift_interval);
+                    }
+                }
                 Some(done) = done_rx.recv() => self.finish(done).await,
                 _ = shutdown.changed() => break,
             }
@@ -460,31 +467,42 @@ impl<W: World> Controller<W> {
         self.metrics.set_conditions(&name, &ps.conditions);
     }
 
-    /// The change feed went up or down, or brought changes.
-    fn on_feed(&mut self, signal: FeedSignal) {
+    /// The change feed went up or down, or brought changes. Returns whether it went down.
+    async fn on_feed(&mut self, signal: FeedSignal) -> bool {
         match signal {
             FeedSignal::Up { queue } => {
                 self.feed_up = true;
                 self.metrics.set_change_feed_up(true);
                 info!(queue = %queue, full_check = %humantime::format_duration(self.drift_interval()), "change feed up: a change in AWS re-checks its pipeline at once; every pipeline is still read on the full-check interval");
+                self.shared.status.write().await.change_feed = Some(ChangeFeedStatus { up: true, queue: Some(queue), reason: None });
+                false
             }
             FeedSignal::Down(reason) => {
-                self.metrics.set_change_feed_up(false);
-                let was_up = std::mem::replace(&mut self.feed_up, false);
-                let drift = self.drift_interval();
-                warn!(reason = %reason, drift_interval = %humantime::format_duration(drift), "change feed down: every pipeline is read each --drift-interval until it is back");
-                // Nothing waits longer than the drift interval while changes go unseen.
-                if was_up {
-                    let latest = Instant::now() + drift;
-                    for unit in self.units.values_mut() {
-                        unit.due = unit.due.map(|due| due.min(latest));
-                    }
-                }
+                self.feed_down(&reason);
+                let mut st = self.shared.status.write().await;
+                let queue = st.change_feed.take().and_then(|f| f.queue);
+                st.change_feed = Some(ChangeFeedStatus { up: false, queue, reason: Some(reason) });
+                true
             }
             FeedSignal::Changes(changes) => {
                 for change in changes {
                     self.recheck_owners(&change);
                 }
+                false
+            }
+        }
+    }
+
+    /// Back to the drift interval: no pipeline waits longer than it while changes go unseen.
+    fn feed_down(&mut self, reason: &str) {
+        self.metrics.set_change_feed_up(false);
+        let was_up = std::mem::replace(&mut self.feed_up, false);
+        let drift = self.drift_interval();
+        warn!(reason = %reason, drift_interval = %humantime::format_duration(drift), "change feed down: every pipeline is read each --drift-interval until it is back");
+        if was_up {
+            let latest = Instant::now() + drift;
+            for unit in self.units.values_mut() {
+                unit.due = unit.due.map(|due| due.min(latest));
             }
         }
     }

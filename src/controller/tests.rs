@@ -507,8 +507,11 @@ fn a_change_in_aws_rechecks_only_its_pipeline_at_once_and_the_full_check_runs_ra
         assert_times(world.times("reconcile nginx"), &[0.0]);
 
         // The feed goes down at 1000: nothing waits longer than the drift interval (300 s) from then.
+        assert!(run.shared.status.read().await.change_feed.as_ref().is_some_and(|f| f.up));
         world.feed_tx.send(FeedSignal::Down("scripted: the queue is gone".into())).await.unwrap();
         until(&world, 1700).await;
+        let feed = run.shared.status.read().await.change_feed.clone().unwrap();
+        assert_eq!((feed.up, feed.queue.as_deref(), feed.reason.as_deref()), (false, Some("q"), Some("scripted: the queue is gone")));
         assert_times(world.times("reconcile web"), &[0.0, 100.0, 1300.0, 1600.0]);
         assert_times(world.times("reconcile nginx"), &[0.0, 1300.0, 1600.0]);
         assert!(run.stop().await);

@@ -142,6 +142,22 @@ pub struct ControllerStatus {
     pub prune_holds: Vec<PruneHold>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_orphan_check_error: Option<String>,
+    /// The change feed, with `--change-events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_feed: Option<ChangeFeedStatus>,
+}
+
+/// Whether changes made in AWS are heard (`--change-events`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeFeedStatus {
+    pub up: bool,
+    /// The queue's URL, once set up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ControllerStatus {
