@@ -509,4 +509,13 @@ async fn with_change_events_a_console_edit_is_repaired_in_seconds_reading_only_i
     .await;
     let after: Vec<String> = proxy.seen()[before..].iter().filter(|c| c.contains("demo-web")).cloned().collect();
     assert!(after.is_empty(), "its own write made slipway read the pipeline again: {after:#?}");
+
+    // The queue deleted under it: said once in the log, then set up again (its long poll ends
+    // within 20 s, the next one finds no queue).
+    aws.sqs.delete_queue().queue_url(&url).send().await.unwrap();
+    eventually("the queue is back", Duration::from_secs(60), &slipway, || async {
+        aws.sqs.get_queue_url().queue_name("slipway-changes").send().await.is_ok() && slipway.status()["changeFeed"]["up"] == true
+    })
+    .await;
+    assert_eq!(slipway.log().matches("change feed down").count(), 1, "{}", slipway.log());
 }
