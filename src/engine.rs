@@ -15,7 +15,7 @@ use slipway_aws::ahead::{ReadAhead, Scope, read_ahead};
 use slipway_aws::observe::observe_pipeline;
 use slipway_aws::{Aws, AwsError, inventory, resource};
 use slipway_core::artifact::build_zip;
-use slipway_core::compile::{DesiredPipeline, compile};
+use slipway_core::compile::{DesiredPipeline, Placement, compile, share_trails, trail_keep};
 use slipway_core::inventory::{Applied as AppliedAt, Entry};
 use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
@@ -23,7 +23,7 @@ use slipway_core::plan::{Operation, Orphan, PipelinePlan, Step, plan_pipeline};
 use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
 use slipway_core::quota::{Admission, Limits};
 use slipway_core::reconcile::ReconcileError;
-use slipway_core::resource::{DeletionPolicy, Key, Kind, owner};
+use slipway_core::resource::{DeletionPolicy, Key, Kind, Owner, owner};
 
 use crate::source::{RepoDir, SourceError};
 
@@ -151,8 +151,7 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
             return Err(EngineError::UnknownPipeline(name.clone()));
         }
     }
-    let placement = aws.placement();
-    let desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), &placement)).collect();
+    let desired = compile_all(prepared, &aws.placement(), policy.prune);
     let selected: Vec<&DesiredPipeline> = desired.iter().filter(|d| only.is_empty() || only.contains(&d.name)).collect();
     let ahead = read_ahead(aws, &pass_scope(&selected, &desired)).await;
     let mut pipelines: Vec<PipelinePlan> = futures::stream::iter(selected)
@@ -182,6 +181,16 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
         warnings: prepared.warnings.clone(),
         prune_holds,
     })
+}
+
+/// Compiles every valid pipeline, with the trails they share ([`share_trails`]). A shared trail
+/// keeps watching what it watches while any file of the revision is broken, and the objects of
+/// pipelines removed from Git until `pruning` ([`trail_keep`]).
+pub(crate) fn compile_all(prepared: &Prepared, placement: &Placement, pruning: bool) -> Vec<DesiredPipeline> {
+    let mut desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), placement)).collect();
+    let keep = trail_keep(&desired, prepared.health.unsafe_files.is_empty(), pruning);
+    share_trails(&mut desired, &keep);
+    desired
 }
 
 /// Who gets an account quota's room first ([`Admission`]): the pipelines this installation's
@@ -224,15 +233,17 @@ pub(crate) async fn observe_and_plan(aws: &Aws, desired: &DesiredPipeline, ahead
 /// Resources the inventory records that no desired pipeline wants, sparing `protected`
 /// pipelines, each read from AWS for its deletion policy. A recorded resource that is gone is
 /// listed with policy `Delete` (prune then only forgets its entry); one whose tags no longer name
-/// the pipeline is never deleted, and left out.
+/// the pipeline (or, shared, this installation) is never deleted, and left out.
 pub(crate) async fn find_orphans_in(aws: &Aws, desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
     let recorded = inventory::list(aws).await?;
+    let installation = Owner::Installation(aws.inventory.bucket.clone());
     let mut orphans = Vec::new();
     for entry in slipway_core::inventory::orphans(&recorded, desired, protected) {
         // Read on its own, not from a sweep: what prune may delete is judged by its tags now.
+        let ours = |owner: Option<Owner>| owner == Some(Owner::Pipeline(entry.pipeline.clone())) || owner == Some(installation.clone());
         let policy = match resource::read(aws, &entry.key, None).await? {
             None => DeletionPolicy::Delete,
-            Some(live) if owner(&live.tags) == Some(entry.pipeline.as_str()) => DeletionPolicy::of(entry.key.kind, &live.tags),
+            Some(live) if ours(owner(&live.tags)) => DeletionPolicy::of(entry.key.kind, &live.tags),
             Some(_) => {
                 debug!(resource = %entry.key, pipeline = %entry.pipeline, "in the inventory, but no longer tagged as the pipeline's: never pruned");
                 continue;
@@ -381,15 +392,21 @@ pub(crate) async fn apply_pipeline(aws: &Aws, p: &PipelinePlan, revision: Option
     for step in &p.steps {
         let artifact = step.key.kind == Kind::SourceArtifact;
         let result = match &step.action {
-            Operation::Create => resource::create(aws, &step.desired).await.map(|()| if artifact { "uploaded" } else { "created" }),
+            Operation::Noop | Operation::Conflict { .. } => continue,
+            _ if step.desired.is_shared() => resource::apply_shared(aws, &step.desired, p.adopt).await.map(|done| match done {
+                Operation::Create => Some("created"),
+                Operation::Update { .. } => Some("updated"),
+                _ => None,
+            }),
+            Operation::Create => resource::create(aws, &step.desired).await.map(|()| Some(if artifact { "uploaded" } else { "created" })),
             Operation::Update { .. } => {
                 let live = step.live.as_ref().expect("updates have a live resource");
-                resource::update(aws, &step.desired, live).await.map(|()| if artifact { "uploaded" } else { "updated" })
+                resource::update(aws, &step.desired, live).await.map(|()| Some(if artifact { "uploaded" } else { "updated" }))
             }
-            Operation::Noop | Operation::Conflict { .. } => continue,
         };
         match result {
-            Ok(verb) => {
+            Ok(None) => debug!(resource = %step.key, "already as wanted: another pipeline sharing it applied it first"),
+            Ok(Some(verb)) => {
                 info!(resource = %step.key, verb, "applied");
                 outcome.done.push(Applied { key: step.key.clone(), verb });
             }

@@ -1,6 +1,7 @@
 //! How plans and apply results read in a terminal. JSON output is the serde form of the same
 //! structures.
 
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -32,7 +33,9 @@ pub fn render_plan(plan: &Plan) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let (mut create, mut update, mut conflicts, mut blocked) = (0, 0, 0, 0);
+    // A resource pipelines share (a trail) is in each one's plan, and counted once.
+    let (mut create, mut update) = (HashSet::new(), HashSet::new());
+    let (mut conflicts, mut blocked) = (0, 0);
     for p in &plan.pipelines {
         // A blocked pipeline's creates and updates are shown, but apply does none of them.
         let counted = !p.is_blocked();
@@ -47,14 +50,19 @@ pub fn render_plan(plan: &Plan) -> String {
         }
         let mut unchanged = 0;
         for step in &p.steps {
+            let shared = if step.desired.is_shared() { " (shared)" } else { "" };
             match &step.action {
                 Operation::Create => {
-                    create += usize::from(counted);
-                    let _ = writeln!(out, "  + create {}", step.key);
+                    if counted {
+                        create.insert(&step.key);
+                    }
+                    let _ = writeln!(out, "  + create {}{shared}", step.key);
                 }
                 Operation::Update { changes } => {
-                    update += usize::from(counted);
-                    let _ = writeln!(out, "  ~ update {}", step.key);
+                    if counted {
+                        update.insert(&step.key);
+                    }
+                    let _ = writeln!(out, "  ~ update {}{shared}", step.key);
                     for c in changes {
                         let _ = writeln!(out, "      {}: {} → {}", c.path, short(&c.before), short(&c.after));
                     }
@@ -94,7 +102,9 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     let _ = writeln!(
         out,
-        "\nPlan: {create} to create, {update} to change, {} orphaned ({} to delete), {blocked} pipeline(s) blocked, {conflicts} in conflict, {} invalid manifest(s).",
+        "\nPlan: {} to create, {} to change, {} orphaned ({} to delete), {blocked} pipeline(s) blocked, {conflicts} in conflict, {} invalid manifest(s).",
+        create.len(),
+        update.len(),
         orphans.len(),
         orphans.iter().filter(|o| o.prunable()).count(),
         plan.invalid.len()

@@ -125,15 +125,20 @@ fn plan_apply_plan_with_detailed_exit_codes() {
 }
 
 /// The trail quota (5 per Region in AWS, never raised) held to 1 here, with both examples on
-/// the CloudTrail route: the second pipeline is refused before anything is created, at its
-/// manifest's `via` line. validate, which reads no AWS, counts in name order; plan and apply count
+/// the CloudTrail route and web naming a trail of its own (pipelines naming one trail share
+/// it): the second pipeline is refused before anything is created, at its manifest's `via` line. validate, which reads no AWS, counts in name order; plan and apply count
 /// the pipelines already applied first, so the one added later is the one refused.
 #[test]
 fn a_pipeline_past_an_aws_quota_is_refused_at_its_field_and_the_ones_already_applied_keep_their_room() {
     let moto = Moto::start_bootstrapped();
     let env = moto.env();
     let repo = example_repo();
-    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", "via: cloudtrail\n      logBucket: slipway-demo-trail-logs");
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "via: eventbridge",
+        "via: cloudtrail\n      trail: slipway-web-writes\n      logBucket: slipway-demo-trail-logs",
+    );
     let path = repo_arg(repo.path());
     let one_trail = ["--quota", "cloudtrail-trails=1"];
 
@@ -149,6 +154,11 @@ fn a_pipeline_past_an_aws_quota_is_refused_at_its_field_and_the_ones_already_app
         "{text}"
     );
     assert!(text.contains("`via: eventbridge`"), "{text}");
+    // Sharing nginx's trail, web fits.
+    edit(repo.path(), "pipelines/web.yaml", "      trail: slipway-web-writes\n", "      logPrefix: slipway\n");
+    let shared = slipway(&[&["validate", "--repo", &path][..], &one_trail].concat(), &[]);
+    assert!(shared.status.success(), "{}", stdout(&shared));
+    edit(repo.path(), "pipelines/web.yaml", "      logPrefix: slipway\n", "      trail: slipway-web-writes\n");
 
     // web alone is applied first; then nginx comes back and is the one refused.
     let nginx = std::fs::read(repo.path().join("pipelines/nginx.yaml")).unwrap();

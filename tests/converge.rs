@@ -195,15 +195,22 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
     aws.s3.put_object().bucket("slipway-demo-web-settings").key("settings.zip").body(b"not a zip".to_vec().into()).send().await.unwrap();
     // EventBridge: the rule's target removed.
     aws.events.remove_targets().rule("slipway-web-ecr").ids("codepipeline").send().await.unwrap();
-    // CloudTrail: selector pointed elsewhere (nginx's S3 trigger goes through a trail).
+    // CloudTrail: the shared trail's selector pointed at another object (nginx's S3 trigger goes
+    // through it).
+    let field =
+        |field: &str, value: &str| aws_sdk_cloudtrail::types::AdvancedFieldSelector::builder().field(field).equals(value).build().unwrap();
     aws.cloudtrail
         .put_event_selectors()
-        .trail_name("slipway-nginx")
-        .event_selectors(
-            aws_sdk_cloudtrail::types::EventSelector::builder()
-                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
-                .include_management_events(true)
-                .build(),
+        .trail_name("slipway-s3-writes")
+        .advanced_event_selectors(
+            aws_sdk_cloudtrail::types::AdvancedEventSelector::builder()
+                .name(slipway_core::resource::trail::SELECTOR_NAME)
+                .field_selectors(field("eventCategory", "Data"))
+                .field_selectors(field("readOnly", "false"))
+                .field_selectors(field("resources.type", "AWS::S3::Object"))
+                .field_selectors(field("resources.ARN", "arn:aws:s3:::elsewhere/other.zip"))
+                .build()
+                .unwrap(),
         )
         .send()
         .await
@@ -227,8 +234,10 @@ async fn changes_made_behind_slipways_back_show_as_field_diffs_and_are_repaired(
         changes.contains(&expect(
             "nginx",
             "cloudtrail-trail",
-            "slipway-nginx",
-            "eventSelectors[0].dataResources,eventSelectors[0].includeManagementEvents,eventSelectors[0].readWriteType"
+            "slipway-s3-writes",
+            // nginx's object put back; the one added in a bucket no manifest names is kept until
+            // prune, as a removed pipeline's would be.
+            "advancedEventSelectors[0].fieldSelectors[2].equals"
         )),
         "{changes:#?}"
     );
@@ -394,7 +403,7 @@ async fn a_pipeline_removed_from_git_is_orphaned_and_prune_deletes_only_what_sli
     let expected: BTreeSet<(String, String)> = [
         ("ecr-repository", "demo-nginx"),
         ("s3-bucket", "slipway-demo-code-pipeline"),
-        ("cloudtrail-trail", "slipway-nginx"),
+        ("cloudtrail-trail", "slipway-s3-writes"),
         ("codebuild-project", "nginx-build"),
         ("codedeploy-application", "nginx"),
         ("codepipeline", "nginx"),
@@ -505,7 +514,8 @@ async fn prune_deletes_only_what_this_installations_inventory_records_and_a_fres
     // inventory is empty, so nothing of this one is touched (a tag sweep would have taken all).
     let other = moto.aws().await.with_state_bucket(Some("other-installation-state".into()));
     let empty = tempfile::tempdir().unwrap();
-    let (report, alive) = prune_with(&other, empty.path(), &PrunePolicy { allow_empty: true, max_pipelines: 10 }).await;
+    let (report, alive) =
+        prune_with(&other, empty.path(), &PrunePolicy { allow_empty: true, max_pipelines: 10, ..Default::default() }).await;
     assert!(report.pruned.is_empty() && alive == [true, true], "{:?}", report.pruned);
 
     // nginx's bucket, handed by hand to another pipeline: recorded, but no longer tagged as
@@ -595,13 +605,13 @@ async fn prune_deletes_nothing_from_a_broken_or_empty_revision_or_beyond_its_bud
     assert!(report.prune_errors.iter().any(|e| e.contains("--allow-empty")), "{:?}", report.prune_errors);
 
     // Two pipelines' resources are more than a budget of one.
-    let one = PrunePolicy { allow_empty: true, max_pipelines: 1 };
+    let one = PrunePolicy { allow_empty: true, max_pipelines: 1, ..Default::default() };
     let (report, alive) = prune_with(&aws, repo.path(), &one).await;
     assert_eq!(alive, [true, true]);
     assert!(report.prune_errors.iter().any(|e| e.contains("--prune-max 1")), "{:?}", report.prune_errors);
 
     // Allowed and within budget, prune does delete.
-    let (report, alive) = prune_with(&aws, repo.path(), &PrunePolicy { allow_empty: true, max_pipelines: 2 }).await;
+    let (report, alive) = prune_with(&aws, repo.path(), &PrunePolicy { allow_empty: true, max_pipelines: 2, ..Default::default() }).await;
     assert_eq!(alive, [false, false], "{:?}", report.prune_errors);
 }
 
@@ -664,8 +674,13 @@ async fn every_kind_without_slipways_tags_is_a_conflict_and_adopt_takes_each_bac
     let moto = Moto::start_bootstrapped();
     let aws = moto.aws().await;
     let repo = example_repo();
-    // web with a trail too, so that it has a resource of every tagged kind.
-    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", "via: cloudtrail\n      logBucket: slipway-demo-trail-logs");
+    // web with a trail of its own too, so that it has a resource of every tagged kind.
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "via: eventbridge",
+        "via: cloudtrail\n      trail: slipway-web\n      logBucket: slipway-demo-trail-logs",
+    );
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
 
     // Strip the ownership tags from every resource of `web`, as if someone else had made them.
@@ -827,7 +842,7 @@ async fn a_pipeline_moves_from_its_trail_to_s3_notifications_with_no_window_wher
     let order = Arc::new(CallOrder::default());
     let aws = moto.aws_observed(order.clone()).await;
     let repo = example_repo();
-    let via_trail = "via: cloudtrail\n      logBucket: slipway-demo-trail-logs";
+    let via_trail = "via: cloudtrail\n      trail: slipway-web\n      logBucket: slipway-demo-trail-logs";
     edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", via_trail);
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
     assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_ok());
@@ -853,6 +868,146 @@ async fn a_pipeline_moves_from_its_trail_to_s3_notifications_with_no_window_wher
     assert!(at("PutBucketNotificationConfiguration") < at("DeleteTrail"), "{writes:?}");
     assert!(at("PutRule") < at("DeleteTrail"), "{writes:?}");
     assert!(aws.cloudtrail.get_trail().name("slipway-web").send().await.is_err());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+/// The watched objects of a trail.
+async fn watched(aws: &Aws, trail: &str) -> Vec<String> {
+    let key = slipway_core::resource::Key::new(Kind::CloudTrailTrail, trail);
+    let Some(live) = slipway_aws::resource::read(aws, &key, None).await.unwrap() else { panic!("no trail {trail}") };
+    let slipway_core::resource::Spec::Trail(spec) = live.spec else { panic!("a trail spec") };
+    spec.watched().into_iter().cloned().collect()
+}
+
+const WEB_OBJECT: &str = "arn:aws:s3:::slipway-demo-web-settings/settings.zip";
+const NGINX_OBJECT: &str = "arn:aws:s3:::slipway-demo-code-pipeline/docker-image/docker_image.zip";
+
+/// Pipelines on the CloudTrail route share one trail: applied together they create it once; a
+/// broken manifest keeps the object it may watch; a pipeline leaving the route is dropped from
+/// the trail without anything becoming an orphan.
+#[tokio::test]
+async fn pipelines_on_the_cloudtrail_route_share_one_trail_and_a_broken_manifest_keeps_its_object() {
+    let moto = Moto::start_bootstrapped();
+    let order = Arc::new(CallOrder::default());
+    let aws = moto.aws_observed(order.clone()).await;
+    let repo = example_repo();
+    let via_trail = "via: cloudtrail\n      logBucket: slipway-demo-trail-logs\n      logPrefix: slipway";
+    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", via_trail);
+    let creating = plan_repo(&aws, repo.path()).await;
+    let shown = slipway::report::render_plan(&creating);
+    assert_eq!(shown.matches("+ create cloudtrail-trail slipway-s3-writes (shared)").count(), 2, "{shown}");
+    let distinct: BTreeSet<String> =
+        pending(&creating).into_iter().filter(|(_, _, _, a)| a == "create").map(|(_, k, n, _)| k + &n).collect();
+    assert!(shown.contains(&format!("Plan: {} to create,", distinct.len())), "the shared trail counted once: {shown}");
+    let report = apply(&aws, &creating, false, 4).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    let calls = order.0.lock().unwrap().clone();
+    assert_eq!(calls.iter().filter(|c| *c == "CreateTrail").count(), 1, "web and nginx applied together create it once: {calls:?}");
+    let trails = aws.cloudtrail.list_trails().send().await.unwrap().trails.unwrap_or_default();
+    assert_eq!(trails.iter().filter_map(|t| t.name.as_deref()).collect::<Vec<_>>(), ["slipway-s3-writes"]);
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT, WEB_OBJECT]);
+    let tags = aws.cloudtrail.list_tags().resource_id_list(aws.arn("cloudtrail", "trail/slipway-s3-writes")).send().await.unwrap();
+    let tags: BTreeSet<(String, String)> =
+        tags.resource_tag_list.unwrap()[0].tags_list.clone().unwrap().into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect();
+    assert!(tags.contains(&("slipway.dev/installation".into(), aws.inventory.bucket.clone())), "{tags:?}");
+    assert!(!tags.iter().any(|(k, _)| k == "slipway.dev/pipeline"), "the installation's, no pipeline's: {tags:?}");
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+
+    // web's manifest breaks: nginx's pass must not drop web's object from the trail.
+    edit(repo.path(), "pipelines/web.yaml", "logPrefix: slipway", "logPrefix: slipway\n      logPrefx: typo");
+    let broken = plan_repo(&aws, repo.path()).await;
+    assert!(broken.invalid.iter().all(|d| d.file.ends_with("web.yaml")) && !broken.invalid.is_empty());
+    assert!(pending(&broken).is_empty(), "{:#?}", pending(&broken));
+    assert!(apply(&aws, &broken, true, 4).await.pipelines.iter().all(|p| p.error.is_none()));
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT, WEB_OBJECT]);
+
+    // Fixed and moved to S3's notifications: the trail stops watching web's object.
+    edit(repo.path(), "pipelines/web.yaml", "\n      logPrefx: typo", "");
+    edit(repo.path(), "pipelines/web.yaml", via_trail, "via: eventbridge");
+    let moved = plan_repo(&aws, repo.path()).await;
+    let trail_steps: Vec<_> = pending(&moved).into_iter().filter(|(_, kind, _, _)| kind == "cloudtrail-trail").collect();
+    assert_eq!(
+        trail_steps,
+        [(
+            "nginx".to_string(),
+            "cloudtrail-trail".to_string(),
+            "slipway-s3-writes".to_string(),
+            "update advancedEventSelectors[0].fieldSelectors[2].equals".to_string()
+        )]
+    );
+    assert_eq!(moved.orphans.as_deref(), Some(&[][..]), "the trail is still nginx's");
+    assert!(apply(&aws, &moved, false, 4).await.succeeded());
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT]);
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+}
+
+/// A pipeline removed from Git keeps its trigger on the shared trail, as its other resources
+/// stay, until prune.
+#[tokio::test]
+async fn a_pipeline_removed_from_git_stays_on_the_shared_trail_until_prune() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    let via_trail = "via: cloudtrail\n      logBucket: slipway-demo-trail-logs\n      logPrefix: slipway";
+    edit(repo.path(), "pipelines/web.yaml", "via: eventbridge", via_trail);
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    std::fs::remove_file(repo.path().join("pipelines/web.yaml")).unwrap();
+    let removed = plan_repo(&aws, repo.path()).await;
+    assert!(pending(&removed).is_empty(), "{:#?}", pending(&removed));
+    assert!(apply(&aws, &removed, false, 4).await.succeeded());
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT, WEB_OBJECT]);
+    let pruning = PrunePolicy { prune: true, ..Default::default() };
+    let pruned = plan(&aws, &prepare(repo.path(), &Default::default()).unwrap(), &[], 4, &pruning).await.unwrap();
+    let trail_steps: Vec<_> = pending(&pruned).into_iter().map(|(p, kind, _, action)| (p, kind, action)).collect();
+    assert_eq!(
+        trail_steps,
+        [("nginx".into(), "cloudtrail-trail".into(), "update advancedEventSelectors[0].fieldSelectors[2].equals".into())]
+    );
+    // (moto has no DeleteApplication: that one deletion of web's fails here.)
+    apply(&aws, &pruned, true, 4).await;
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT]);
+}
+
+/// A trail an older slipway made for one pipeline (`slipway-<pipeline>`, a basic selector, the
+/// pipeline's tags) gives way to the shared trail: the shared one records the object before the
+/// old one is deleted, and the old one is deleted by prune only because its tags say it is
+/// slipway's, for that pipeline.
+#[tokio::test]
+async fn a_trail_of_an_older_slipway_gives_way_to_the_shared_trail_with_no_window_where_writes_go_unseen() {
+    let moto = Moto::start_bootstrapped();
+    let order = Arc::new(CallOrder::default());
+    let aws = moto.aws_observed(order.clone()).await;
+    let repo = example_repo();
+    edit(repo.path(), "pipelines/nginx.yaml", "via: cloudtrail", "via: cloudtrail\n      trail: slipway-nginx");
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    // As an older slipway left it.
+    let arn = aws.arn("cloudtrail", "trail/slipway-nginx");
+    let tag = |k: &str, v: &str| aws_sdk_cloudtrail::types::Tag::builder().key(k).value(v).build().unwrap();
+    aws.cloudtrail.remove_tags().resource_id(&arn).tags_list(tag("slipway.dev/installation", "")).send().await.unwrap();
+    aws.cloudtrail.add_tags().resource_id(&arn).tags_list(tag("slipway.dev/pipeline", "nginx")).send().await.unwrap();
+    let data = aws_sdk_cloudtrail::types::DataResource::builder().r#type("AWS::S3::Object").values(NGINX_OBJECT).build();
+    let basic = aws_sdk_cloudtrail::types::EventSelector::builder()
+        .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::WriteOnly)
+        .include_management_events(false)
+        .data_resources(data)
+        .build();
+    aws.cloudtrail.put_event_selectors().trail_name("slipway-nginx").event_selectors(basic).send().await.unwrap();
+
+    edit(repo.path(), "pipelines/nginx.yaml", "\n      trail: slipway-nginx", "");
+    let moving = plan_repo(&aws, repo.path()).await;
+    let changes: Vec<_> = pending(&moving).into_iter().map(|(_, kind, name, action)| (kind, name, action)).collect();
+    assert_eq!(changes, [("cloudtrail-trail".to_string(), "slipway-s3-writes".to_string(), "create".to_string())]);
+    let orphans: Vec<String> = moving.orphans.clone().unwrap().into_iter().map(|o| format!("{} of {}", o.key, o.pipeline)).collect();
+    assert_eq!(orphans, ["cloudtrail-trail slipway-nginx of nginx"]);
+
+    order.0.lock().unwrap().clear();
+    let report = apply(&aws, &moving, true, 4).await;
+    assert!(report.succeeded(), "{}", slipway::report::render_apply(&report));
+    let writes: Vec<String> = order.0.lock().unwrap().iter().filter(|op| !is_read_only(op)).cloned().collect();
+    let at = |op: &str| writes.iter().position(|c| c == op).unwrap_or_else(|| panic!("no {op} in {writes:?}"));
+    assert!(at("StartLogging") < at("DeleteTrail") && at("PutEventSelectors") < at("DeleteTrail"), "{writes:?}");
+    assert!(aws.cloudtrail.get_trail().name("slipway-nginx").send().await.is_err());
+    assert_eq!(watched(&aws, "slipway-s3-writes").await, [NGINX_OBJECT]);
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 }
 

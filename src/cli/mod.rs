@@ -21,7 +21,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
     about = "Keep AWS container delivery pipelines exactly as a Git repository describes them",
     long_about = "slipway reads pipeline manifests (apiVersion: slipway.dev/v1alpha1, kind: Pipeline) from a config \
 repository and converges the AWS resources they need: ECR repository, S3 source bucket (with its EventBridge \
-notifications for an S3 trigger) and zip, EventBridge rules, a CloudTrail trail only on the `via: cloudtrail` route, \
+notifications for an S3 trigger) and zip, EventBridge rules, one CloudTrail trail shared by the pipelines on the \
+`via: cloudtrail` route, \
 CodeBuild project, CodeDeploy application and blue/green deployment group, and CodePipeline.\n\n\
 Typical use:\n  slipway validate --repo config/\n  slipway plan --repo config/ --detailed-exitcode\n  slipway apply --repo config/\n\n\
 AWS credentials and region come from the SDK's standard chain (environment, profile, ECS task role, IRSA); \
@@ -95,7 +96,8 @@ pub struct RepoArgs {
 pub struct QuotaArgs {
     /// Hold an AWS quota of this account and Region to another value, as NAME=N (repeatable, or
     /// comma-separated in the variable). Defaults are AWS's: cloudtrail-trails=5 (AWS does not
-    /// raise it; lower it when the account has trails of its own), eventbridge-rules=300 and
+    /// raise it; lower it when the account has trails of its own), cloudtrail-selector-values=500
+    /// (per trail, not raised either: 497 pipelines per trail), eventbridge-rules=300 and
     /// codepipeline-pipelines=1000 (raise them once AWS has raised yours). A pipeline that would
     /// pass one is refused before apply, at the manifest field that needs it.
     #[arg(long = "quota", env = "SLIPWAY_QUOTAS", value_delimiter = ',', value_name = "NAME=N")]
@@ -149,8 +151,9 @@ pub struct PruneArgs {
 }
 
 impl PruneArgs {
-    pub(crate) fn policy(&self) -> slipway_core::prune::PrunePolicy {
-        slipway_core::prune::PrunePolicy { allow_empty: self.allow_empty, max_pipelines: self.prune_max }
+    /// The guards, and whether prune is asked for.
+    pub(crate) fn policy(&self, prune: bool) -> slipway_core::prune::PrunePolicy {
+        slipway_core::prune::PrunePolicy { prune, allow_empty: self.allow_empty, max_pipelines: self.prune_max }
     }
 }
 

@@ -190,7 +190,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         drift_interval: args.drift_interval,
         concurrency: args.concurrency,
         prune: args.prune,
-        prune_policy: args.prune_guards.policy(),
+        prune_policy: args.prune_guards.policy(args.prune),
         once: args.once,
         shutdown_grace: args.shutdown_grace,
         watch_interval: args.watch_interval,

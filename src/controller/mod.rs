@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use slipway_core::change::{Change, ChangeOutcome};
-use slipway_core::compile::{DesiredPipeline, compile};
+use slipway_core::compile::DesiredPipeline;
 use slipway_core::delivery::{DeployTarget, Memory, Step};
 use slipway_core::manifest::SyncMode;
 use slipway_core::prune::{self, PrunePolicy};
@@ -279,10 +279,9 @@ impl<W: World> Controller<W> {
         }
 
         let mut seen: HashSet<String> = HashSet::new();
-        for (valid, zip) in &prepared.pipelines {
+        for ((valid, _), desired) in prepared.pipelines.iter().zip(crate::engine::compile_all(&prepared, &placement, self.settings.prune)) {
             let name = valid.name().to_string();
             seen.insert(name.clone());
-            let desired = compile(valid, zip.clone(), &placement);
             let delivery_target = DeployTarget::from_valid(valid);
             let fingerprint = desired.fingerprint();
             let spec = &valid.pipeline.spec;

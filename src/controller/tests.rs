@@ -132,7 +132,12 @@ impl World for Scripted {
     }
 
     fn placement(&self) -> Placement {
-        Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
+        Placement {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            installation: "slipway-state".into(),
+        }
     }
 
     async fn read_ahead(&self, _scope: slipway_aws::ahead::Scope) -> Arc<slipway_aws::ahead::ReadAhead> {

@@ -18,14 +18,12 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use serde_json::{Value, json};
 use slipway_core::change::rule_pattern;
 use slipway_core::resource::rule::canonical_pattern;
-use slipway_core::resource::{MANAGED_BY_VALUE, TAG_MANAGED_BY};
+use slipway_core::resource::{MANAGED_BY_VALUE, TAG_INSTALLATION, TAG_MANAGED_BY};
 
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 
 /// The queue's and the rule's name unless told otherwise.
 pub const DEFAULT_NAME: &str = "slipway-changes";
-/// Names the state bucket of the installation that owns the feed.
-pub const TAG_INSTALLATION: &str = "slipway.dev/installation";
 /// The rule's one target.
 const TARGET_ID: &str = "slipway-changes-queue";
 /// The longest long poll SQS allows.

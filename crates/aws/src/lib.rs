@@ -53,6 +53,8 @@ pub struct Aws {
     pub calls: calls::CallLog,
     /// Where this installation keeps what it created (see [`inventory`]).
     pub inventory: Arc<inventory::Inventory>,
+    /// Held while a resource pipelines share is read and written ([`resource::apply_shared`]).
+    pub(crate) shared_writes: Arc<futures::lock::Mutex<()>>,
     /// ECS services observe has just read, for the delivery check after it.
     pub(crate) recent_services: Arc<recent::RecentServices>,
     /// Task definitions already read (they never change).
@@ -105,6 +107,7 @@ impl Aws {
         Aws {
             inventory: Arc::new(inventory::Inventory::new(state_bucket)),
             recent_services: Arc::default(),
+            shared_writes: Arc::default(),
             task_definitions: Arc::default(),
             region,
             account,
@@ -133,9 +136,15 @@ impl Aws {
         self
     }
 
-    /// Where resources are compiled for: partition, region and account.
+    /// Where resources are compiled for: partition, region and account, and the installation
+    /// (its state bucket) shared resources are tagged with.
     pub fn placement(&self) -> Placement {
-        Placement { partition: self.partition.clone(), region: self.region.clone(), account: self.account.clone() }
+        Placement {
+            partition: self.partition.clone(),
+            region: self.region.clone(),
+            account: self.account.clone(),
+            installation: self.inventory.bucket.clone(),
+        }
     }
 
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.

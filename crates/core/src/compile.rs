@@ -4,7 +4,7 @@
 //! One function per resource kind; [`compile`] calls them and puts the result in the registry's
 //! creation order ([`Kind::REGISTRY`]), so no function has to know where its kind stands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,15 +24,18 @@ use crate::resource::ecr::{EcrSpec, untagged_expiry_policy};
 use crate::resource::reference::{ListenerKey, Reference};
 use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use crate::resource::s3::{BucketSpec, PublicAccessBlock};
-use crate::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
-use crate::resource::{Desired, Key, Kind, Spec, Tags, ownership_tags, resource_tags};
+use crate::resource::trail::{AdvancedSelectorSpec, Keep, TrailSpec};
+use crate::resource::{Desired, Key, Kind, Spec, Tags, installation_tags, ownership_tags, resource_tags};
 
-/// Where resources live: needed to write the ARNs one resource uses to point at another.
+/// Where resources live (needed to write the ARNs one resource uses to point at another), and
+/// the installation that owns what its pipelines share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub partition: String,
     pub region: String,
     pub account: String,
+    /// The installation's state bucket: shared resources are tagged with it.
+    pub installation: String,
 }
 
 /// Everything one pipeline needs.
@@ -98,8 +101,12 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
     specs.extend(codepipeline(p));
     specs.extend(event_rules(p, placement));
     let policy = p.spec.deletion_policy;
+    let tags_of = |key: &Key| match key.kind {
+        Kind::CloudTrailTrail => installation_tags(&placement.installation),
+        kind => resource_tags(&tags, kind, policy),
+    };
     let mut resources: Vec<Desired> =
-        specs.into_iter().map(|(key, spec)| Desired { tags: resource_tags(&tags, key.kind, policy), key, spec, payload: None }).collect();
+        specs.into_iter().map(|(key, spec)| Desired { tags: tags_of(&key), key, spec, payload: None }).collect();
     resources.push(source_artifact(p, zip));
     resources.sort_by_key(|r| r.key.kind.order());
     DesiredPipeline { name: p.name().to_string(), file: valid.file.clone(), adopt: p.spec.adopt, resources, references: references(p) }
@@ -134,8 +141,9 @@ fn s3_buckets(p: &Pipeline) -> Vec<(Key, Spec)> {
     out
 }
 
-/// A trail recording writes to the source object, when the S3 trigger is routed through
-/// CloudTrail.
+/// The trail recording writes to the source object, when the S3 trigger is routed through
+/// CloudTrail: shared with the other pipelines naming it, so this pipeline's compile lists only
+/// its own object; [`share_trails`] gives every sharer the whole list.
 fn cloudtrail_trail(p: &Pipeline, placement: &Placement) -> Option<(Key, Spec)> {
     let (trigger, name) = (p.spec.triggers.s3.as_ref()?, p.trail_name()?);
     let source = &p.spec.source;
@@ -145,13 +153,43 @@ fn cloudtrail_trail(p: &Pipeline, placement: &Placement) -> Option<(Key, Spec)> 
         s3_key_prefix: trigger.log_prefix.clone().filter(|p| !p.is_empty()),
         is_multi_region_trail: false,
         logging: true,
-        event_selectors: vec![SelectorSpec {
-            read_write_type: "WriteOnly".into(),
-            include_management_events: false,
-            data_resources: vec![DataResourceSpec { kind: "AWS::S3::Object".into(), values: vec![object_arn] }],
-        }],
+        event_selectors: Vec::new(),
+        advanced_event_selectors: vec![AdvancedSelectorSpec::watching([object_arn])],
+        keep: Keep::Nothing,
     };
     Some((Key::new(Kind::CloudTrailTrail, name), Spec::Trail(spec)))
+}
+
+/// Which objects a shared trail keeps watching besides those the manifests name ([`Keep`]):
+/// every one while a file of the revision is broken; none when pruning a whole revision;
+/// otherwise those of pipelines removed from Git (in buckets no valid manifest names).
+pub fn trail_keep(pipelines: &[DesiredPipeline], revision_whole: bool, pruning: bool) -> Keep {
+    match (revision_whole, pruning) {
+        (false, _) => Keep::Watched,
+        (true, true) => Keep::Nothing,
+        (true, false) => {
+            let claimed = pipelines.iter().flat_map(|p| &p.resources).filter(|r| r.key.kind == Kind::S3Bucket);
+            Keep::Unclaimed(Arc::new(claimed.map(|r| r.key.name.clone()).collect()))
+        }
+    }
+}
+
+/// Gives every pipeline sharing a trail the same trail: watching the objects of all of them
+/// (validate has made sure they agree on its log bucket and prefix), and keeping what `keep`
+/// keeps of what it watches now.
+pub fn share_trails(pipelines: &mut [DesiredPipeline], keep: &Keep) {
+    let mut watched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in pipelines.iter().flat_map(|p| &p.resources) {
+        if let Spec::Trail(trail) = &r.spec {
+            watched.entry(r.key.name.clone()).or_default().extend(trail.watched().into_iter().cloned());
+        }
+    }
+    for r in pipelines.iter_mut().flat_map(|p| &mut p.resources) {
+        if let Spec::Trail(trail) = &mut r.spec {
+            trail.advanced_event_selectors = vec![AdvancedSelectorSpec::watching(watched[&r.key.name].iter().cloned())];
+            trail.keep = keep.clone();
+        }
+    }
 }
 
 /// The build project of a pipeline that builds its image (seed 002).
@@ -447,7 +485,12 @@ spec:
     }
 
     fn placement() -> Placement {
-        Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() }
+        Placement {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            installation: "slipway-state".into(),
+        }
     }
 
     #[test]
@@ -486,15 +529,62 @@ spec:
     fn a_trail_records_writes_to_the_source_object_only_with_the_s3_trigger_via_cloudtrail() {
         assert_eq!(cloudtrail_trail(&pipeline(SEED_000), &placement()), None);
         assert_eq!(cloudtrail_trail(&seed_002(), &placement()), None, "S3's own notifications need no trail");
-        let china = Placement { partition: "aws-cn".into(), region: "cn-north-1".into(), account: "1".into() };
+        let china = Placement {
+            partition: "aws-cn".into(),
+            region: "cn-north-1".into(),
+            account: "1".into(),
+            installation: "slipway-state".into(),
+        };
         let (key, Spec::Trail(spec)) = cloudtrail_trail(&seed_002_via_trail(), &china).expect("a trail") else { panic!("a trail spec") };
-        assert_eq!(key, Key::new(Kind::CloudTrailTrail, "slipway-nginx"));
+        assert_eq!(key, Key::new(Kind::CloudTrailTrail, "slipway-s3-writes"), "the shared trail, unless the manifest names one");
         assert_eq!(spec.s3_bucket_name, "trail-logs");
         assert_eq!(spec.s3_key_prefix, None, "an empty prefix is no prefix");
         assert!(spec.logging && !spec.is_multi_region_trail);
-        let selector = &spec.event_selectors[0];
-        assert_eq!((selector.read_write_type.as_str(), selector.include_management_events), ("WriteOnly", false));
-        assert_eq!(selector.data_resources[0].values, ["arn:aws-cn:s3:::web-settings/settings.zip"]);
+        assert!(spec.event_selectors.is_empty(), "advanced selectors only");
+        assert_eq!(spec.watched(), BTreeSet::from([&"arn:aws-cn:s3:::web-settings/settings.zip".to_string()]));
+    }
+
+    #[test]
+    fn pipelines_naming_one_trail_share_it_and_it_is_the_installations() {
+        let valid = |yaml: &str| ValidPipeline { pipeline: pipeline(yaml), file: "p.yaml".into(), source_files: Vec::new() };
+        let nginx = seed_002_yaml().replace("s3: {}", "s3: {via: cloudtrail, logBucket: trail-logs, logPrefix: ''}");
+        let other = nginx.replace("name: nginx", "name: api").replace("bucket: web-settings", "bucket: api-settings");
+        let own = seed_002_yaml().replace("s3: {}", "s3: {via: cloudtrail, trail: own-trail, logBucket: trail-logs}");
+        let mut desired: Vec<DesiredPipeline> = [valid(&nginx), valid(&other), valid(&own), valid(SEED_000)]
+            .iter()
+            .map(|v| compile(v, Arc::new(Vec::new()), &placement()))
+            .collect();
+        share_trails(&mut desired, &Keep::Nothing);
+        let trails: Vec<(&str, &str, Vec<String>, &Keep, &Tags)> = desired
+            .iter()
+            .flat_map(|d| d.resources.iter().map(move |r| (d, r)))
+            .filter_map(|(d, r)| match &r.spec {
+                Spec::Trail(t) => {
+                    Some((d.name.as_str(), r.key.name.as_str(), t.watched().into_iter().cloned().collect(), &t.keep, &r.tags))
+                }
+                _ => None,
+            })
+            .collect();
+        let both = ["arn:aws:s3:::api-settings/settings.zip", "arn:aws:s3:::web-settings/settings.zip"].map(String::from).to_vec();
+        assert_eq!(trails.len(), 3, "seed 000 has no S3 trigger");
+        assert_eq!((trails[0].0, trails[0].1, &trails[0].2), ("nginx", "slipway-s3-writes", &both));
+        assert_eq!((trails[1].0, trails[1].1, &trails[1].2), ("api", "slipway-s3-writes", &both));
+        assert_eq!((trails[2].0, trails[2].1, &trails[2].2), ("nginx", "own-trail", &both[1..].to_vec()));
+        for (_, _, _, keep, tags) in &trails {
+            assert_eq!(**keep, Keep::Nothing);
+            assert_eq!(crate::resource::owner(tags), Some(crate::resource::Owner::Installation("slipway-state".into())));
+        }
+        // What the trails keep: decided from the whole repository.
+        assert_eq!(trail_keep(&desired, false, true), Keep::Watched, "a broken file: everything, even when pruning");
+        assert_eq!(trail_keep(&desired, true, true), Keep::Nothing);
+        let Keep::Unclaimed(claimed) = trail_keep(&desired, true, false) else { panic!("unclaimed") };
+        assert!(claimed.contains("web-settings") && claimed.contains("api-settings"), "{claimed:?}");
+        share_trails(&mut desired, &Keep::Watched);
+        let keeps = |r: &Desired| match &r.spec {
+            Spec::Trail(t) => t.keep == Keep::Watched,
+            _ => true,
+        };
+        assert!(desired.iter().flat_map(|d| &d.resources).all(keeps));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct Step {
 pub struct PipelinePlan {
     pub pipeline: String,
     pub file: std::path::PathBuf,
+    /// The manifest's `spec.adopt`, for deciding a shared resource again at apply time.
+    #[serde(skip)]
+    pub adopt: bool,
     pub steps: Vec<Step>,
     /// Missing or unusable references.
     pub problems: Vec<String>,
@@ -76,6 +79,7 @@ impl PipelinePlan {
         PipelinePlan {
             pipeline: desired.name.clone(),
             file: desired.file.clone(),
+            adopt: desired.adopt,
             steps: Vec::new(),
             problems: Vec::new(),
             error: Some(error),
@@ -119,17 +123,23 @@ pub fn plan_pipeline(desired: &DesiredPipeline, observed: &Observed) -> Pipeline
     }
     let mut steps = Vec::new();
     for want in &desired.resources {
-        let Some(mut want) = bind(want, &observed.refs) else {
+        let Some(want) = bind(want, &observed.refs) else {
             continue;
         };
         let live = observed.live.get(&want.key).cloned().flatten();
-        if let Some(live) = &live {
-            want.spec = want.spec.settle(&live.spec);
-        }
-        let action = action_for(&want, live.as_ref(), &desired.name, desired.adopt);
-        steps.push(Step { key: want.key.clone(), action, desired: want, live });
+        steps.push(decide(want, live, desired.adopt));
     }
-    PipelinePlan { pipeline: desired.name.clone(), file: desired.file.clone(), steps, problems, error: None }
+    PipelinePlan { pipeline: desired.name.clone(), file: desired.file.clone(), adopt: desired.adopt, steps, problems, error: None }
+}
+
+/// What to do with one resource given its live state: the spec settled against it, then the
+/// action. Apply decides a shared resource again this way, from a fresh read.
+pub fn decide(mut want: Desired, live: Option<Live>, adopt: bool) -> Step {
+    if let Some(live) = &live {
+        want.spec = want.spec.settle(&live.spec);
+    }
+    let action = action_for(&want, live.as_ref(), adopt);
+    Step { key: want.key.clone(), action, desired: want, live }
 }
 
 /// Resolves listener references into ARNs. `None` when one is unresolved; the missing
@@ -146,12 +156,12 @@ fn bind(want: &Desired, refs: &HashMap<Reference, RefState>) -> Option<Desired> 
 }
 
 /// What to do with one resource, from what Git wants, what AWS has and who owns it.
-pub(crate) fn action_for(want: &Desired, live: Option<&Live>, pipeline: &str, adopt: bool) -> Operation {
+pub(crate) fn action_for(want: &Desired, live: Option<&Live>, adopt: bool) -> Operation {
     let Some(live) = live else {
         return Operation::Create;
     };
     if want.key.kind.is_tagged() {
-        match ownership(&live.tags, pipeline) {
+        match ownership(&live.tags, &want.tags) {
             Ownership::Ours => {}
             Ownership::Foreign if adopt => {}
             Ownership::Foreign => {
@@ -159,8 +169,8 @@ pub(crate) fn action_for(want: &Desired, live: Option<&Live>, pipeline: &str, ad
                     reason: "exists without slipway's tags; slipway leaves it alone unless the manifest sets `spec.adopt: true`".into(),
                 };
             }
-            Ownership::OtherPipeline(other) => {
-                return Operation::Conflict { reason: format!("belongs to slipway pipeline `{other}`") };
+            Ownership::Other(owner) => {
+                return Operation::Conflict { reason: format!("belongs to slipway {owner}") };
             }
         }
     }
@@ -227,21 +237,21 @@ mod tests {
 
     #[test]
     fn a_missing_resource_is_created() {
-        assert_eq!(action_for(&desired(&OURS), None, "web", false), Operation::Create);
+        assert_eq!(action_for(&desired(&OURS), None, false), Operation::Create);
     }
 
     #[test]
     fn an_owned_equal_resource_needs_nothing_even_with_extra_tags() {
         let mut tags = OURS.to_vec();
         tags.push(("team", "platform"));
-        assert_eq!(action_for(&desired(&OURS), Some(&live(app("ECS"), &tags)), "web", false), Operation::Noop);
+        assert_eq!(action_for(&desired(&OURS), Some(&live(app("ECS"), &tags)), false), Operation::Noop);
     }
 
     #[test]
     fn a_foreign_resource_is_a_conflict_unless_adopted() {
         let foreign = live(app("ECS"), &[]);
-        assert!(matches!(action_for(&desired(&OURS), Some(&foreign), "web", false), Operation::Conflict { .. }));
-        let Operation::Update { changes } = action_for(&desired(&OURS), Some(&foreign), "web", true) else { panic!("adopt updates") };
+        assert!(matches!(action_for(&desired(&OURS), Some(&foreign), false), Operation::Conflict { .. }));
+        let Operation::Update { changes } = action_for(&desired(&OURS), Some(&foreign), true) else { panic!("adopt updates") };
         let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(paths, ["tags.slipway.dev/managed-by", "tags.slipway.dev/pipeline"]);
     }
@@ -249,13 +259,13 @@ mod tests {
     #[test]
     fn another_pipelines_resource_is_a_conflict_even_with_adopt() {
         let other = live(app("ECS"), &[("slipway.dev/managed-by", "slipway"), ("slipway.dev/pipeline", "api")]);
-        let Operation::Conflict { reason } = action_for(&desired(&OURS), Some(&other), "web", true) else { panic!("conflict expected") };
+        let Operation::Conflict { reason } = action_for(&desired(&OURS), Some(&other), true) else { panic!("conflict expected") };
         assert!(reason.contains("`api`"));
     }
 
     #[test]
     fn a_changed_field_is_an_update_naming_it() {
-        let Operation::Update { changes } = action_for(&desired(&OURS), Some(&live(app("Server"), &OURS)), "web", false) else {
+        let Operation::Update { changes } = action_for(&desired(&OURS), Some(&live(app("Server"), &OURS)), false) else {
             panic!("update expected")
         };
         assert_eq!(changes.len(), 1);

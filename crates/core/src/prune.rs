@@ -25,6 +25,9 @@ pub const DEFAULT_MAX_PIPELINES: usize = 3;
 /// What the operator allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrunePolicy {
+    /// Prune is asked for (`apply --prune`, `run --prune`): besides deleting orphans, a shared
+    /// trail then stops watching the objects of pipelines removed from Git.
+    pub prune: bool,
     /// Prune even when the revision defines no pipeline at all (`--allow-empty`).
     pub allow_empty: bool,
     /// At most this many pipelines lose resources in one pass (`--prune-max`).
@@ -33,7 +36,7 @@ pub struct PrunePolicy {
 
 impl Default for PrunePolicy {
     fn default() -> Self {
-        PrunePolicy { allow_empty: false, max_pipelines: DEFAULT_MAX_PIPELINES }
+        PrunePolicy { prune: false, allow_empty: false, max_pipelines: DEFAULT_MAX_PIPELINES }
     }
 }
 

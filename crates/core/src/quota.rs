@@ -14,12 +14,16 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::manifest::Pipeline;
+use crate::resource::trail::{FIXED_SELECTOR_VALUES, MAX_SELECTOR_VALUES};
 
 labels! {
     /// A quota of the account and Region that pipelines use up.
     pub enum Quota {
-        /// CloudTrail trails per Region: 5, not adjustable.
+        /// CloudTrail trails per Region: 5, not adjustable. Pipelines naming one trail share it.
         Trails = "cloudtrail-trails",
+        /// Values in one trail's advanced event selectors: 500, not adjustable. slipway's selector
+        /// spends 3 and one per watched object.
+        TrailSelectorValues = "cloudtrail-selector-values",
         /// EventBridge rules per event bus: 300 by default (100 in some Regions), adjustable.
         EventRules = "eventbridge-rules",
         /// CodePipeline pipelines per Region: 1,000 by default, adjustable.
@@ -32,6 +36,7 @@ impl Quota {
     pub fn aws_default(self) -> u32 {
         match self {
             Quota::Trails => 5,
+            Quota::TrailSelectorValues => MAX_SELECTOR_VALUES,
             Quota::EventRules => 300,
             Quota::Pipelines => 1000,
         }
@@ -40,13 +45,15 @@ impl Quota {
     /// Whether AWS raises it on request. A hard quota can be lowered here (to leave room for the
     /// account's own resources), never raised.
     pub fn adjustable(self) -> bool {
-        !matches!(self, Quota::Trails)
+        !matches!(self, Quota::Trails | Quota::TrailSelectorValues)
     }
 
-    /// How many a pipeline needs.
+    /// How many a pipeline needs on its own. What it adds to a trail other pipelines share
+    /// already is counted by [`admit`].
     pub fn used_by(self, p: &Pipeline) -> u32 {
         match self {
             Quota::Trails => u32::from(p.trail_name().is_some()),
+            Quota::TrailSelectorValues => p.trail_name().map_or(0, |_| FIXED_SELECTOR_VALUES + 1),
             Quota::EventRules => u32::from(p.watches_ecr_push()) + u32::from(p.watches_s3()),
             Quota::Pipelines => u32::from(p.uses_codepipeline() && p.spec.pipeline.is_some()),
         }
@@ -55,7 +62,7 @@ impl Quota {
     /// The manifest field that makes a pipeline need it.
     pub(crate) fn field(self) -> &'static [&'static str] {
         match self {
-            Quota::Trails => &["spec", "triggers", "s3", "via"],
+            Quota::Trails | Quota::TrailSelectorValues => &["spec", "triggers", "s3", "via"],
             Quota::EventRules => &["spec", "triggers"],
             Quota::Pipelines => &["spec", "pipeline"],
         }
@@ -64,6 +71,7 @@ impl Quota {
     fn what(self) -> &'static str {
         match self {
             Quota::Trails => "CloudTrail trails per Region",
+            Quota::TrailSelectorValues => "values in its trail's advanced event selectors",
             Quota::EventRules => "EventBridge rules on the default event bus",
             Quota::Pipelines => "CodePipeline pipelines per Region",
         }
@@ -72,7 +80,10 @@ impl Quota {
     fn remedy(self) -> &'static str {
         match self {
             Quota::Trails => {
-                "the S3 trigger's default route, `via: eventbridge`, needs no trail; the account's own trails count too, so lower this with `--quota cloudtrail-trails=N` if it has some"
+                "the S3 trigger's default route, `via: eventbridge`, needs no trail, and pipelines naming the same `triggers.s3.trail` share one; the account's own trails count too, so lower this with `--quota cloudtrail-trails=N` if it has some"
+            }
+            Quota::TrailSelectorValues => {
+                "a trail watches at most 497 source objects: name another trail with `triggers.s3.trail` (AWS allows 5 per Region), or use the default route, `via: eventbridge`, which needs no trail"
             }
             Quota::EventRules => {
                 "turn a trigger off (`triggers.ecrPush: false`, or no `triggers.s3`), or, once AWS has raised the quota (the account's own rules count too), pass `--quota eventbridge-rules=N`"
@@ -149,22 +160,59 @@ impl Breach {
 pub fn admit(pipelines: &[&Pipeline], admission: &Admission) -> Vec<Breach> {
     let mut order: Vec<usize> = (0..pipelines.len()).collect();
     order.sort_by_key(|&i| (!admission.applied.contains(pipelines[i].name()), pipelines[i].name()));
-    let mut used: HashMap<Quota, u32> = HashMap::new();
+    let mut usage = Usage::default();
     let mut breaches = Vec::new();
     for i in order {
-        let needs = Quota::ALL.map(|q| (q, q.used_by(pipelines[i])));
-        let passed = needs.iter().find_map(|&(quota, n)| {
-            let total = used.get(&quota).copied().unwrap_or(0) + n;
-            let limit = admission.limits.get(quota);
-            (n > 0 && total > limit).then_some(Breach { index: i, quota, total, limit })
+        let p = pipelines[i];
+        let passed = Quota::ALL.into_iter().find_map(|quota| {
+            let (total, limit) = (usage.with(quota, p)?, admission.limits.get(quota));
+            (total > limit).then_some(Breach { index: i, quota, total, limit })
         });
         match passed {
             Some(breach) => breaches.push(breach),
-            None => needs.iter().for_each(|&(q, n)| *used.entry(q).or_insert(0) += n),
+            None => usage.admit(p),
         }
     }
     breaches.sort_by_key(|b| b.index);
     breaches
+}
+
+/// What the pipelines admitted so far use.
+#[derive(Default)]
+struct Usage {
+    counted: HashMap<Quota, u32>,
+    /// Objects each trail watches.
+    watched: HashMap<String, u32>,
+}
+
+impl Usage {
+    /// The count `quota` would reach with `p` admitted too; `None` when `p` does not use it. A
+    /// trail is counted once however many pipelines share it, and its selector values per trail.
+    fn with(&self, quota: Quota, p: &Pipeline) -> Option<u32> {
+        match quota {
+            Quota::Trails => {
+                let trail = p.trail_name()?;
+                Some(self.watched.len() as u32 + u32::from(!self.watched.contains_key(&trail)))
+            }
+            Quota::TrailSelectorValues => {
+                let trail = p.trail_name()?;
+                Some(FIXED_SELECTOR_VALUES + self.watched.get(&trail).copied().unwrap_or(0) + 1)
+            }
+            Quota::EventRules | Quota::Pipelines => {
+                let n = quota.used_by(p);
+                (n > 0).then(|| self.counted.get(&quota).copied().unwrap_or(0) + n)
+            }
+        }
+    }
+
+    fn admit(&mut self, p: &Pipeline) {
+        for quota in [Quota::EventRules, Quota::Pipelines] {
+            *self.counted.entry(quota).or_insert(0) += quota.used_by(p);
+        }
+        if let Some(trail) = p.trail_name() {
+            *self.watched.entry(trail).or_insert(0) += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -185,28 +233,45 @@ mod tests {
 
     const VIA_TRAIL: &str = "{via: cloudtrail, logBucket: logs}";
 
+    fn own_trail(n: usize) -> String {
+        format!("{{via: cloudtrail, trail: trail-{n}, logBucket: logs}}")
+    }
+
     #[test]
     fn a_pipeline_needs_a_trail_only_on_the_cloudtrail_route_and_a_rule_per_trigger() {
         let usage = |p: &Pipeline| Quota::ALL.map(|q| q.used_by(p));
-        assert_eq!(usage(&pipeline("a", "")), [0, 1, 1], "the ECR push rule and the pipeline");
-        assert_eq!(usage(&pipeline("a", "{}")), [0, 2, 1]);
-        assert_eq!(usage(&pipeline("a", VIA_TRAIL)), [1, 2, 1]);
+        assert_eq!(usage(&pipeline("a", "")), [0, 0, 1, 1], "the ECR push rule and the pipeline");
+        assert_eq!(usage(&pipeline("a", "{}")), [0, 0, 2, 1]);
+        assert_eq!(usage(&pipeline("a", VIA_TRAIL)), [1, 4, 2, 1]);
     }
 
     #[test]
     fn the_pipeline_past_a_quota_is_refused_and_later_ones_that_fit_are_not() {
-        let mut ps: Vec<Pipeline> = (0..7).map(|i| pipeline(&format!("p{i}"), VIA_TRAIL)).collect();
+        let mut ps: Vec<Pipeline> = (0..7).map(|i| pipeline(&format!("p{i}"), &own_trail(i))).collect();
         ps[6] = pipeline("p6", "{}");
         let refs: Vec<&Pipeline> = ps.iter().collect();
         let breaches = admit(&refs, &Admission::default());
-        assert_eq!(breaches.iter().map(|b| b.index).collect::<Vec<_>>(), [5], "p5 is the 6th trail; p6 needs none");
+        assert_eq!(breaches.iter().map(|b| b.index).collect::<Vec<_>>(), [5], "p5 names the 6th trail; p6 needs none");
         assert_eq!((breaches[0].quota, breaches[0].total, breaches[0].limit), (Quota::Trails, 6, 5));
         assert!(breaches[0].message().contains("`via: eventbridge`"), "{}", breaches[0].message());
     }
 
     #[test]
+    fn pipelines_sharing_a_trail_count_it_once_and_one_trail_watches_497_objects() {
+        let mut ps: Vec<Pipeline> = (0..498).map(|i| pipeline(&format!("p{i:03}"), VIA_TRAIL)).collect();
+        ps.push(pipeline("q", &own_trail(1)));
+        let refs: Vec<&Pipeline> = ps.iter().collect();
+        let mut admission = Admission::default();
+        admission.limits.set("eventbridge-rules=2000").unwrap();
+        let breaches = admit(&refs, &admission);
+        assert_eq!(breaches.len(), 1, "the shared trail and trail-1 are 2 trails");
+        assert_eq!((breaches[0].index, breaches[0].quota, breaches[0].total), (497, Quota::TrailSelectorValues, 501));
+        assert!(breaches[0].message().contains("`triggers.s3.trail`"), "{}", breaches[0].message());
+    }
+
+    #[test]
     fn pipelines_already_applied_keep_their_room_when_a_new_one_sorts_before_them() {
-        let ps: Vec<Pipeline> = ["a-new", "b", "c", "d", "e", "f"].map(|n| pipeline(n, VIA_TRAIL)).into();
+        let ps: Vec<Pipeline> = ["a-new", "b", "c", "d", "e", "f"].iter().enumerate().map(|(i, n)| pipeline(n, &own_trail(i))).collect();
         let refs: Vec<&Pipeline> = ps.iter().collect();
         let by_name = admit(&refs, &Admission::default());
         assert_eq!(by_name.iter().map(|b| b.index).collect::<Vec<_>>(), [5], "by name, f is the sixth");
@@ -217,12 +282,18 @@ mod tests {
     #[test]
     fn limits_come_from_aws_defaults_and_a_hard_quota_is_only_lowered() {
         let mut limits = Limits::default();
-        assert_eq!(Quota::ALL.map(|q| limits.get(q)), [5, 300, 1000]);
+        assert_eq!(Quota::ALL.map(|q| limits.get(q)), [5, 500, 300, 1000]);
         limits.set("eventbridge-rules=2000").unwrap();
         limits.set("cloudtrail-trails=4").unwrap();
-        assert_eq!(Quota::ALL.map(|q| limits.get(q)), [4, 2000, 1000]);
+        assert_eq!(Quota::ALL.map(|q| limits.get(q)), [4, 500, 2000, 1000]);
         assert!(limits.set("cloudtrail-trails=6").unwrap_err().contains("does not raise it"));
-        assert!(limits.set("rules=3").unwrap_err().contains("unknown quota; one of cloudtrail-trails, eventbridge-rules"));
+        assert!(limits.set("cloudtrail-selector-values=501").unwrap_err().contains("does not raise it"));
+        assert!(
+            limits
+                .set("rules=3")
+                .unwrap_err()
+                .contains("unknown quota; one of cloudtrail-trails, cloudtrail-selector-values, eventbridge-rules")
+        );
         assert!(limits.set("eventbridge-rules").unwrap_err().contains("NAME=N"));
         assert!(limits.set("eventbridge-rules=many").unwrap_err().contains("not a whole number"));
     }
@@ -248,13 +319,30 @@ mod tests {
         use crate::compile::{Placement, compile};
         use crate::manifest::validate::ValidPipeline;
         use crate::resource::{Kind, Spec};
-        let placement = Placement { partition: "aws".into(), region: "eu-west-1".into(), account: "123456789012".into() };
+        let placement = Placement {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            installation: "slipway-state".into(),
+        };
         for s3 in ["", "{}", VIA_TRAIL] {
             let valid = ValidPipeline { pipeline: pipeline("a", s3), file: "a.yaml".into(), source_files: Vec::new() };
             let desired = compile(&valid, std::sync::Arc::new(Vec::new()), &placement);
             let count = |kind: Kind| desired.kinds().into_iter().filter(|k| *k == kind).count() as u32;
             let made = [count(Kind::CloudTrailTrail), count(Kind::EventRule), count(Kind::CodePipeline)];
-            assert_eq!(made, Quota::ALL.map(|q| q.used_by(&valid.pipeline)), "s3: {s3:?}");
+            let used = [Quota::Trails, Quota::EventRules, Quota::Pipelines].map(|q| q.used_by(&valid.pipeline));
+            assert_eq!(made, used, "s3: {s3:?}");
+            let values: usize = desired
+                .resources
+                .iter()
+                .filter_map(|r| match &r.spec {
+                    Spec::Trail(t) => {
+                        Some(t.advanced_event_selectors.iter().flat_map(|s| &s.field_selectors).map(|f| f.equals.len()).sum::<usize>())
+                    }
+                    _ => None,
+                })
+                .sum();
+            assert_eq!(values as u32, Quota::TrailSelectorValues.used_by(&valid.pipeline), "s3: {s3:?}");
             for r in &desired.resources {
                 if let Spec::Rule(rule) = &r.spec {
                     assert!(rule.targets.len() <= 5, "{}: AWS allows 5 targets per rule", r.key);

@@ -11,6 +11,7 @@ mod rule;
 pub(crate) mod s3;
 mod trail;
 
+use slipway_core::plan::{Operation, decide};
 use slipway_core::resource::{Desired, Key, Kind, Live, Spec, Tags};
 
 use crate::ahead::ReadAhead;
@@ -47,6 +48,26 @@ pub async fn create(aws: &Aws, desired: &Desired) -> Result<(), AwsError> {
             artifact::upload(aws, &desired.key.name, desired.payload.as_deref().expect("artifacts carry their bytes")).await
         }
     }
+}
+
+/// Brings a resource the pipelines share (a trail) to `want`, decided again from a fresh read
+/// while this process holds its lock for shared writes: pipelines applied together would
+/// otherwise both create it, or write from reads another one has made stale. Another process
+/// (a CLI apply beside the controller) is not held off; the next drift check repairs what it
+/// changed. Returns what was done: `Create`, `Update` or `Noop`.
+pub async fn apply_shared(aws: &Aws, want: &Desired, adopt: bool) -> Result<Operation, AwsError> {
+    let _one_at_a_time = aws.shared_writes.lock().await;
+    let live = read(aws, &want.key, None).await?;
+    let step = decide(want.clone(), live, adopt);
+    match &step.action {
+        Operation::Create => create(aws, &step.desired).await?,
+        Operation::Update { .. } => update(aws, &step.desired, step.live.as_ref().expect("updates have a live resource")).await?,
+        Operation::Noop => {}
+        Operation::Conflict { reason } => {
+            return Err(AwsError::refused("slipway", "ApplyShared", format!("{}: {reason}", want.key)));
+        }
+    }
+    Ok(step.action)
 }
 
 /// Brings an existing resource to the desired spec and tags. Only called when they differ;

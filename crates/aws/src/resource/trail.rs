@@ -1,11 +1,11 @@
-//! Adapter: CloudTrail trail recording writes to the source objects (S3 data events), so EventBridge
-//! sees `PutObject`, `CompleteMultipartUpload` and `CopyObject` on them (seed 000's S3 trigger).
+//! Adapter: the CloudTrail trail recording writes to the source objects (S3 data events) of the
+//! pipelines sharing it, through one advanced event selector (`slipway_core::resource::trail`).
 
 use crate::ahead::ReadAhead;
 use crate::tags::swept_or;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err};
-use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType, Tag};
-use slipway_core::resource::trail::{DataResourceSpec, SelectorSpec, TrailSpec};
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Tag};
+use slipway_core::resource::trail::{AdvancedSelectorSpec, DataResourceSpec, FieldSelectorSpec, Keep, SelectorSpec, TrailSpec};
 use slipway_core::resource::{Live, Spec, Tags};
 
 pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
@@ -35,14 +35,11 @@ pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Re
                 .data_resources
                 .unwrap_or_default()
                 .into_iter()
-                .map(|d| {
-                    let mut values = d.values.unwrap_or_default();
-                    values.sort();
-                    DataResourceSpec { kind: d.r#type.unwrap_or_default(), values }
-                })
+                .map(|d| DataResourceSpec { kind: d.r#type.unwrap_or_default(), values: sorted(d.values) })
                 .collect(),
         })
         .collect();
+    let advanced_event_selectors = selectors.advanced_event_selectors.unwrap_or_default().into_iter().map(advanced_spec).collect();
     Ok(Some(Live {
         spec: Spec::Trail(TrailSpec {
             s3_bucket_name: trail.s3_bucket_name.unwrap_or_default(),
@@ -50,9 +47,35 @@ pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Re
             is_multi_region_trail: trail.is_multi_region_trail.unwrap_or(false),
             logging: status.is_logging.unwrap_or(false),
             event_selectors,
+            advanced_event_selectors,
+            keep: Keep::Nothing,
         }),
         tags,
     }))
+}
+
+fn sorted(values: Option<Vec<String>>) -> Vec<String> {
+    let mut values = values.unwrap_or_default();
+    values.sort();
+    values
+}
+
+fn advanced_spec(s: AdvancedEventSelector) -> AdvancedSelectorSpec {
+    let mut field_selectors: Vec<FieldSelectorSpec> = s
+        .field_selectors
+        .into_iter()
+        .map(|f| FieldSelectorSpec {
+            field: f.field,
+            equals: sorted(f.equals),
+            starts_with: sorted(f.starts_with),
+            ends_with: sorted(f.ends_with),
+            not_equals: sorted(f.not_equals),
+            not_starts_with: sorted(f.not_starts_with),
+            not_ends_with: sorted(f.not_ends_with),
+        })
+        .collect();
+    field_selectors.sort_by(|a, b| a.field.cmp(&b.field));
+    AdvancedSelectorSpec { name: s.name.unwrap_or_default(), field_selectors }
 }
 
 async fn read_tags(aws: &Aws, arns: &[String]) -> Result<Vec<(String, Tags)>, AwsError> {
@@ -86,7 +109,7 @@ pub(crate) async fn create(aws: &Aws, name: &str, spec: &TrailSpec, tags: &Tags)
         .send()
         .await
         .map_err(aws_err("cloudtrail", "CreateTrail"))?;
-    put_selectors(aws, name, &spec.event_selectors).await?;
+    put_selectors(aws, name, &spec.advanced_event_selectors).await?;
     if spec.logging {
         start_logging(aws, name).await?;
     }
@@ -107,8 +130,8 @@ pub(crate) async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &Trail
             .await
             .map_err(aws_err("cloudtrail", "UpdateTrail"))?;
     }
-    if want.event_selectors != have.event_selectors {
-        put_selectors(aws, name, &want.event_selectors).await?;
+    if (&want.event_selectors, &want.advanced_event_selectors) != (&have.event_selectors, &have.advanced_event_selectors) {
+        put_selectors(aws, name, &want.advanced_event_selectors).await?;
     }
     if want.logging != have.logging {
         if want.logging {
@@ -120,26 +143,35 @@ pub(crate) async fn update(aws: &Aws, name: &str, want: &TrailSpec, have: &Trail
     Ok(())
 }
 
-async fn put_selectors(aws: &Aws, name: &str, selectors: &[SelectorSpec]) -> Result<(), AwsError> {
-    let selectors: Vec<EventSelector> = selectors
+/// Sets the advanced selectors; they replace any basic ones (AWS keeps one kind per trail).
+async fn put_selectors(aws: &Aws, name: &str, selectors: &[AdvancedSelectorSpec]) -> Result<(), AwsError> {
+    let nonempty = |values: &Vec<String>| (!values.is_empty()).then(|| values.clone());
+    let selectors: Vec<AdvancedEventSelector> = selectors
         .iter()
         .map(|s| {
-            EventSelector::builder()
-                .read_write_type(ReadWriteType::from(s.read_write_type.as_str()))
-                .include_management_events(s.include_management_events)
-                .set_data_resources(Some(
-                    s.data_resources
-                        .iter()
-                        .map(|d| DataResource::builder().r#type(&d.kind).set_values(Some(d.values.clone())).build())
-                        .collect(),
-                ))
-                .build()
+            let fields = s
+                .field_selectors
+                .iter()
+                .map(|f| {
+                    AdvancedFieldSelector::builder()
+                        .field(&f.field)
+                        .set_equals(nonempty(&f.equals))
+                        .set_starts_with(nonempty(&f.starts_with))
+                        .set_ends_with(nonempty(&f.ends_with))
+                        .set_not_equals(nonempty(&f.not_equals))
+                        .set_not_starts_with(nonempty(&f.not_starts_with))
+                        .set_not_ends_with(nonempty(&f.not_ends_with))
+                        .build()
+                        .expect("field set")
+                })
+                .collect();
+            AdvancedEventSelector::builder().name(&s.name).set_field_selectors(Some(fields)).build().expect("field selectors set")
         })
         .collect();
     aws.cloudtrail
         .put_event_selectors()
         .trail_name(name)
-        .set_event_selectors(Some(selectors))
+        .set_advanced_event_selectors(Some(selectors))
         .send()
         .await
         .map_err(aws_err("cloudtrail", "PutEventSelectors"))?;

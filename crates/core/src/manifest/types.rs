@@ -401,8 +401,9 @@ pub struct S3Trigger {
     /// Region).
     #[serde(default)]
     pub via: S3EventRoute,
-    /// With `via: cloudtrail`: the trail recording writes to the source object; defaults to
-    /// `slipway-<pipeline>`.
+    /// With `via: cloudtrail`: the trail recording writes to the source object, shared by every
+    /// pipeline that names it (they must agree on `logBucket` and `logPrefix`); defaults to
+    /// `slipway-s3-writes`. A trail watches up to 497 objects, and AWS allows 5 trails per Region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail: Option<String>,
     /// With `via: cloudtrail`: the existing bucket CloudTrail writes its logs to (referenced; it
@@ -491,14 +492,14 @@ impl Pipeline {
     pub(crate) fn build_project_name(&self) -> Option<String> {
         self.spec.build.as_ref().map(|b| b.project.clone().unwrap_or_else(|| format!("{}-build", self.metadata.name)))
     }
-    /// The trail of an S3 trigger routed through CloudTrail.
+    /// The trail of an S3 trigger routed through CloudTrail: shared by every pipeline naming it.
     pub fn trail_name(&self) -> Option<String> {
         self.spec
             .triggers
             .s3
             .as_ref()
             .filter(|t| self.uses_codepipeline() && t.via == S3EventRoute::Cloudtrail)
-            .map(|t| t.trail.clone().unwrap_or_else(|| format!("slipway-{}", self.metadata.name)))
+            .map(|t| t.trail.clone().unwrap_or_else(|| crate::resource::trail::SHARED_TRAIL.to_string()))
     }
     /// How writes to the source object reach EventBridge, when the S3 trigger is on.
     pub(crate) fn s3_route(&self) -> Option<S3EventRoute> {

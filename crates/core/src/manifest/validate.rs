@@ -55,7 +55,7 @@ pub fn validate(root: &Path, loaded: &[Loaded], admission: &Admission) -> (Vec<V
         failed[i] = !errors.is_empty();
         diagnostics.extend(errors);
     }
-    for (i, diag) in check_unique_names(loaded) {
+    for (i, diag) in check_unique_names(loaded).into_iter().chain(check_shared_trails(loaded)) {
         failed[i] = true;
         diagnostics.push(diag);
     }
@@ -253,9 +253,6 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
         if let Some(project) = p.build_project_name() {
             claims.push(("CodeBuild project", project, vec!["spec", "build"]));
         }
-        if let Some(trail) = p.trail_name() {
-            claims.push(("CloudTrail trail", trail, vec!["spec", "triggers", "s3"]));
-        }
         if p.artifact_bucket() != p.spec.source.bucket {
             claims.push(("S3 bucket", p.artifact_bucket().to_string(), vec!["spec", "pipeline", "artifactBucket"]));
         }
@@ -282,6 +279,45 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
         }
     }
     out
+}
+
+/// Pipelines naming one trail share it, so they must agree on where it writes its logs.
+fn check_shared_trails(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
+    let mut first: HashMap<String, (usize, Option<&str>, Option<&str>)> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, doc) in loaded.iter().enumerate() {
+        let (Some(trail), Some(trigger)) = (doc.pipeline.trail_name(), &doc.pipeline.spec.triggers.s3) else {
+            continue;
+        };
+        let prefix = trigger.log_prefix.as_deref().filter(|p| !p.is_empty());
+        let (j, bucket, other_prefix) = *first.entry(trail.clone()).or_insert((i, trigger.log_bucket.as_deref(), prefix));
+        let (field, mine, theirs) = if bucket != trigger.log_bucket.as_deref() {
+            ("logBucket", trigger.log_bucket.as_deref(), bucket)
+        } else if other_prefix != prefix {
+            ("logPrefix", prefix, other_prefix)
+        } else {
+            continue;
+        };
+        let other = &loaded[j];
+        out.push((
+            i,
+            doc.diagnostic(
+                &["spec", "triggers", "s3", field],
+                format!(
+                    "triggers.s3.{field} is {} but pipeline `{}` ({}) has {} for the same trail `{trail}`: pipelines naming one trail share it, so they must agree (or name another with `triggers.s3.trail`)",
+                    shown(mine),
+                    other.pipeline.name(),
+                    other.file.display(),
+                    shown(theirs)
+                ),
+            ),
+        ));
+    }
+    out
+}
+
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "not set".to_string(), |v| format!("`{v}`"))
 }
 
 fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
@@ -789,5 +825,35 @@ mod repository_tests {
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn pipelines_sharing_a_trail_must_agree_on_its_log_bucket_and_the_one_that_does_not_is_refused_at_the_field() {
+        let via = |logs: &str| {
+            format!(
+                "    ecrPush: false\n    roleArn: arn:aws:iam::123456789012:role/events\n    s3: {{via: cloudtrail, logBucket: {logs}}}\n"
+            )
+        };
+        let web = MANIFEST.replace("    ecrPush: false\n", &via("trail-logs"));
+        let api = web.replace("name: web", "name: api").replace("demo-web", "demo-api");
+        let other = api.replace("name: api", "name: zed").replace("demo-api", "demo-zed").replace("trail-logs", "other-logs");
+        let own = other
+            .replace("name: zed", "name: own")
+            .replace("demo-zed", "demo-own")
+            .replace("via: cloudtrail", "via: cloudtrail, trail: own");
+        let dir =
+            repo_with(&[("p.yaml", &[web, api, other, own].join("---\n")), ("app/taskdef.json", TASKDEF), ("app/appspec.yaml", APPSPEC)]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
+        assert_eq!(valid.iter().map(ValidPipeline::name).collect::<Vec<_>>(), ["web", "api", "own"], "{errors:?}");
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(
+            text.contains(
+                "triggers.s3.logBucket is `other-logs` but pipeline `web` (p.yaml) has `trail-logs` for the same trail `slipway-s3-writes`"
+            ),
+            "{text}"
+        );
+        assert_eq!(errors[0].pipeline.as_deref(), Some("zed"));
     }
 }

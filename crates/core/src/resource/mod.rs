@@ -31,6 +31,9 @@ pub const TAG_MANAGED_BY: &str = "slipway.dev/managed-by";
 pub const MANAGED_BY_VALUE: &str = "slipway";
 /// Tag naming the pipeline a resource belongs to.
 pub(crate) const TAG_PIPELINE: &str = "slipway.dev/pipeline";
+/// Tag naming the installation (its state bucket) a shared resource belongs to: the CloudTrail
+/// trail of the `via: cloudtrail` route, the change feed. Shared resources carry no pipeline tag.
+pub const TAG_INSTALLATION: &str = "slipway.dev/installation";
 /// What prune does with the resource once its pipeline leaves Git: [`DeletionPolicy`].
 pub(crate) const TAG_DELETION_POLICY: &str = "slipway.dev/deletion-policy";
 
@@ -191,10 +194,12 @@ pub enum Spec {
 
 impl Spec {
     /// The spec to converge to, given the live one: fields slipway only ever turns on (a
-    /// bucket's EventBridge notifications) keep their live value where Git does not need them.
+    /// bucket's EventBridge notifications) keep their live value where Git does not need them,
+    /// and a shared trail keeps the objects it watches while a manifest is broken.
     pub(crate) fn settle(&self, live: &Spec) -> Spec {
         match (self, live) {
             (Spec::Bucket(want), Spec::Bucket(have)) => Spec::Bucket(want.settle(have)),
+            (Spec::Trail(want), Spec::Trail(have)) => Spec::Trail(want.settle(have)),
             _ => self.clone(),
         }
     }
@@ -211,6 +216,13 @@ pub struct Desired {
     pub payload: Option<Arc<Vec<u8>>>,
 }
 
+impl Desired {
+    /// Whether the pipelines of the installation share it (a trail), rather than one owning it.
+    pub fn is_shared(&self) -> bool {
+        matches!(owner(&self.tags), Some(Owner::Installation(_)))
+    }
+}
+
 /// What AWS has now for one resource, normalised into the same shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Live {
@@ -218,31 +230,64 @@ pub struct Live {
     pub tags: Tags,
 }
 
-/// Who owns a live resource, judged from its tags.
+/// Who a resource belongs to, as slipway's tags say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// One pipeline's resource.
+    Pipeline(String),
+    /// Shared by the pipelines of one installation, named by its state bucket.
+    Installation(String),
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Pipeline(name) => write!(f, "pipeline `{name}`"),
+            Owner::Installation(bucket) => write!(f, "installation with state bucket `{bucket}`"),
+        }
+    }
+}
+
+/// Who owns a live resource, judged from its tags against the tags slipway would set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ownership {
-    /// Tagged by slipway for this pipeline.
+    /// Tagged by slipway for the same owner.
     Ours,
-    /// Tagged by slipway for another pipeline.
-    OtherPipeline(String),
+    /// Tagged by slipway for another pipeline or installation.
+    Other(Owner),
     /// No slipway tags: created by someone else.
     Foreign,
 }
 
-pub fn ownership(tags: &Tags, pipeline: &str) -> Ownership {
-    match owner(tags) {
-        None => Ownership::Foreign,
-        Some(p) if p == pipeline => Ownership::Ours,
-        Some(p) => Ownership::OtherPipeline(p.to_string()),
+/// Whether the `live` tags name the owner the `want` tags name.
+pub fn ownership(live: &Tags, want: &Tags) -> Ownership {
+    match (owner(live), owner(want)) {
+        (None, _) => Ownership::Foreign,
+        (Some(have), Some(ours)) if have == ours => Ownership::Ours,
+        (Some(have), _) => Ownership::Other(have),
     }
 }
 
-/// The pipeline a resource belongs to, when slipway's tags say so.
-pub fn owner(tags: &Tags) -> Option<&str> {
+/// The owner slipway's tags name: a pipeline, or for a shared resource an installation.
+pub fn owner(tags: &Tags) -> Option<Owner> {
     if tags.get(TAG_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_VALUE) {
         return None;
     }
-    tags.get(TAG_PIPELINE).map(String::as_str)
+    match (tags.get(TAG_PIPELINE), tags.get(TAG_INSTALLATION)) {
+        (Some(pipeline), _) => Some(Owner::Pipeline(pipeline.clone())),
+        (None, Some(installation)) => Some(Owner::Installation(installation.clone())),
+        (None, None) => None,
+    }
+}
+
+/// The tags of a resource the pipelines of `installation` share. Shared resources hold no data:
+/// prune deletes them once no pipeline uses them.
+pub fn installation_tags(installation: &str) -> Tags {
+    Tags::from([
+        (TAG_MANAGED_BY.into(), MANAGED_BY_VALUE.into()),
+        (TAG_INSTALLATION.into(), installation.into()),
+        (TAG_DELETION_POLICY.into(), DeletionPolicy::Delete.as_str().into()),
+    ])
 }
 
 /// The tags every resource of `pipeline` carries.
@@ -334,10 +379,23 @@ mod tests {
     #[test]
     fn ownership_is_read_from_both_tags() {
         let ours = ownership_tags("web", &BTreeMap::from([("team".to_string(), "a".to_string())]));
-        assert_eq!(ownership(&ours, "web"), Ownership::Ours);
-        assert_eq!(ownership(&ours, "api"), Ownership::OtherPipeline("web".into()));
+        assert_eq!(ownership(&ours, &ownership_tags("web", &BTreeMap::new())), Ownership::Ours);
+        assert_eq!(ownership(&ours, &ownership_tags("api", &BTreeMap::new())), Ownership::Other(Owner::Pipeline("web".into())));
         let mut foreign = ours.clone();
         foreign.remove(TAG_MANAGED_BY);
-        assert_eq!(ownership(&foreign, "web"), Ownership::Foreign);
+        assert_eq!(ownership(&foreign, &ours), Ownership::Foreign);
+    }
+
+    #[test]
+    fn a_shared_resource_is_the_installations_not_a_pipelines() {
+        let shared = installation_tags("state-a");
+        assert_eq!(owner(&shared), Some(Owner::Installation("state-a".into())));
+        assert_eq!(ownership(&shared, &installation_tags("state-a")), Ownership::Ours);
+        assert_eq!(ownership(&shared, &installation_tags("state-b")), Ownership::Other(Owner::Installation("state-a".into())));
+        // A pipeline's resource of the same name is not the installation's to change, nor the reverse.
+        let web = ownership_tags("web", &BTreeMap::new());
+        assert_eq!(ownership(&web, &shared), Ownership::Other(Owner::Pipeline("web".into())));
+        assert_eq!(ownership(&shared, &web), Ownership::Other(Owner::Installation("state-a".into())));
+        assert_eq!(DeletionPolicy::of(Kind::CloudTrailTrail, &shared), DeletionPolicy::Delete);
     }
 }
