@@ -1,9 +1,13 @@
 """Helpers for scripts/bench (run with the project's .venv python; see `scripts/bench --help`).
 
 Subcommands:
-  make-repo DIR N APPS     a config repository of N copies of examples/pipelines/web.yaml
+  make-repo DIR N APPS [VIA]
+                           a config repository of N copies of examples/pipelines/web.yaml
                            (+ apps/web/settings), each with its own names, and the file APPS
-                           (NAME:CONTAINER per line) for `examples/bootstrap-emulator --apps-file`
+                           (NAME:CONTAINER per line) for `examples/bootstrap-emulator --apps-file`;
+                           VIA=cloudtrail puts the S3 triggers on the CloudTrail route
+  trails URL               the CloudTrail trails in moto and the objects each one's advanced
+                           selectors list, as JSON
   moto URL ACTION          POST /moto-api/reset or /moto-api/recorder/{start,stop,reset}-recording
   download URL FILE        GET /moto-api/recorder/download-recording into FILE
   classify FILE N [SKIP]   counts the recorded requests (after the first SKIP lines) by operation,
@@ -44,7 +48,7 @@ def is_read(operation):
 
 # ---------------------------------------------------------------- make-repo
 
-def make_repo(out, n, apps_file):
+def make_repo(out, n, apps_file, via="eventbridge"):
     import yaml  # PyYAML comes with moto[server]
 
     root = Path(__file__).resolve().parent.parent
@@ -67,6 +71,9 @@ def make_repo(out, n, apps_file):
         s["image"]["repository"] = f"demo-{name}"
         s["source"]["path"] = f"apps/{name}/settings"
         s["source"]["bucket"] = f"slipway-demo-{name}-settings"
+        if via == "cloudtrail":
+            # One shared trail (slipway-s3-writes) logging to the bucket bootstrap-emulator makes.
+            s["triggers"]["s3"] = {"via": "cloudtrail", "logBucket": "slipway-demo-trail-logs", "logPrefix": "slipway"}
         d = s["deploy"]
         d["service"] = name
         d["targetGroups"] = [f"{name}-blue", f"{name}-green"]
@@ -86,6 +93,18 @@ def make_repo(out, n, apps_file):
         container = re.search(r'ContainerName:\s*"?([\w-]+)', (settings / d["appSpec"]).read_text())
         apps.append(f"{name}:{container.group(1) if container else 'application'}")
     Path(apps_file).write_text("\n".join(apps) + "\n")
+
+
+def trails(url):
+    import boto3  # comes with moto
+
+    ct = boto3.client("cloudtrail", endpoint_url=url, region_name=os.environ["AWS_REGION"])
+    out = {}
+    for t in ct.list_trails().get("Trails", []):
+        selectors = ct.get_event_selectors(TrailName=t["Name"]).get("AdvancedEventSelectors", [])
+        arns = [v for sel in selectors for f in sel["FieldSelectors"] if f["Field"] == "resources.ARN" for v in f.get("Equals", [])]
+        out[t["Name"]] = len(arns)
+    print(json.dumps(out))
 
 
 # ---------------------------------------------------------------- moto API
@@ -416,7 +435,9 @@ def dig(d, path):
 def main(argv):
     cmd, args = argv[0], argv[1:]
     if cmd == "make-repo":
-        make_repo(args[0], int(args[1]), args[2])
+        make_repo(args[0], int(args[1]), args[2], *args[3:4])
+    elif cmd == "trails":
+        trails(args[0])
     elif cmd == "moto":
         moto(args[0], args[1])
     elif cmd == "download":
