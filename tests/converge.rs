@@ -911,7 +911,10 @@ async fn pipelines_on_the_cloudtrail_route_share_one_trail_and_a_broken_manifest
         tags.resource_tag_list.unwrap()[0].tags_list.clone().unwrap().into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect();
     assert!(tags.contains(&("slipway.dev/installation".into(), aws.inventory.bucket.clone())), "{tags:?}");
     assert!(!tags.iter().any(|(k, _)| k == "slipway.dev/pipeline"), "the installation's, no pipeline's: {tags:?}");
+    order.0.lock().unwrap().clear();
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
+    let reads = order.0.lock().unwrap().iter().filter(|c| *c == "GetTrail").count();
+    assert_eq!(reads, 1, "a pass reads the trail once for both pipelines");
 
     // web's manifest breaks: nginx's pass must not drop web's object from the trail.
     edit(repo.path(), "pipelines/web.yaml", "logPrefix: slipway", "logPrefix: slipway\n      logPrefx: typo");

@@ -9,7 +9,9 @@
 //! - the CodeDeploy applications: `BatchGetApplications`, 100 a call;
 //! - the ECS services referenced: `DescribeServices`, 10 a call per cluster;
 //! - the target groups and load balancers referenced: `DescribeTargetGroups` and
-//!   `DescribeLoadBalancers`, 20 names a call (listeners are still read per load balancer).
+//!   `DescribeLoadBalancers`, 20 names a call (listeners are still read per load balancer);
+//! - a CloudTrail trail several observed pipelines share: read once for all of them (its answer,
+//!   absent included, is a read of its own, made after the tags).
 //!
 //! The adapters take what is here and read the rest themselves. What a read ahead does not say is
 //! never taken as "absent": a name missing from a batch makes the batch fail (or is left out of
@@ -25,7 +27,7 @@ use aws_sdk_ecs::types::Service;
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, TargetGroup};
 use aws_sdk_eventbridge::types::Rule;
 use slipway_core::resource::reference::{ListenerKey, Reference};
-use slipway_core::resource::{Key, Kind};
+use slipway_core::resource::{Key, Kind, Live};
 use tracing::{debug, warn};
 
 use crate::tags::{self, TagSweep};
@@ -53,6 +55,8 @@ pub struct ReadAhead {
     services: HashMap<(String, String), Service>,
     target_groups: HashMap<String, TargetGroup>,
     load_balancers: HashMap<String, LoadBalancer>,
+    /// Shared trails, as `trail::read` answered.
+    trails: HashMap<String, Option<Live>>,
 }
 
 impl Default for ReadAhead {
@@ -67,6 +71,7 @@ impl Default for ReadAhead {
             services: HashMap::new(),
             target_groups: HashMap::new(),
             load_balancers: HashMap::new(),
+            trails: HashMap::new(),
         }
     }
 }
@@ -102,6 +107,11 @@ impl ReadAhead {
 
     pub(crate) fn load_balancer(&self, name: &str) -> Option<&LoadBalancer> {
         self.load_balancers.get(name)
+    }
+
+    /// A shared trail read for the pass: `Some(None)` when it does not exist.
+    pub(crate) fn trail(&self, name: &str) -> Option<&Option<Live>> {
+        self.trails.get(name)
     }
 }
 
@@ -148,8 +158,23 @@ pub async fn read_ahead(aws: &Aws, scope: &Scope) -> ReadAhead {
         batch(&groups, ELB_NAMES_PER_CALL, |chunk| describe_target_groups(aws, chunk)),
         batch(&balancers, ELB_NAMES_PER_CALL, |chunk| describe_load_balancers(aws, chunk)),
     );
-    let ahead =
-        ReadAhead { read_at, tags, rules: rules.unwrap_or_default(), repositories, applications, services, target_groups, load_balancers };
+    let mut ahead = ReadAhead {
+        read_at,
+        tags,
+        rules: rules.unwrap_or_default(),
+        repositories,
+        applications,
+        services,
+        target_groups,
+        load_balancers,
+        trails: HashMap::new(),
+    };
+    for name in shared(observing, Kind::CloudTrailTrail) {
+        match crate::resource::read(aws, &Key::new(Kind::CloudTrailTrail, name), Some(&ahead)).await {
+            Ok(live) => drop(ahead.trails.insert(name.to_owned(), live)),
+            Err(err) => warn!(trail = name, error = %err, "reading a shared trail ahead failed; each pipeline reads it instead"),
+        }
+    }
     debug!(
         tagged = ahead.tags.as_ref().map_or(0, TagSweep::len),
         rules = ahead.rules.len(),
@@ -158,9 +183,21 @@ pub async fn read_ahead(aws: &Aws, scope: &Scope) -> ReadAhead {
         services = ahead.services.len(),
         target_groups = ahead.target_groups.len(),
         load_balancers = ahead.load_balancers.len(),
+        trails = ahead.trails.len(),
         "read ahead for the pass"
     );
     ahead
+}
+
+/// The names of `kind` observed more than once (a resource pipelines share).
+fn shared(observing: &[Key], kind: Kind) -> Vec<&str> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for key in observing.iter().filter(|k| k.kind == kind) {
+        *seen.entry(key.name.as_str()).or_default() += 1;
+    }
+    let mut names: Vec<&str> = seen.into_iter().filter(|(_, n)| *n > 1).map(|(name, _)| name).collect();
+    names.sort_unstable();
+    names
 }
 
 async fn settle<T>(read: Option<impl Future<Output = Result<T, AwsError>>>, call: &str) -> Option<T> {

@@ -9,6 +9,9 @@ use slipway_core::resource::trail::{AdvancedSelectorSpec, DataResourceSpec, Fiel
 use slipway_core::resource::{Live, Spec, Tags};
 
 pub(crate) async fn read(aws: &Aws, name: &str, ahead: Option<&ReadAhead>) -> Result<Option<Live>, AwsError> {
+    if let Some(found) = ahead.and_then(|a| a.trail(name)) {
+        return Ok(found.clone());
+    }
     let Some(got) = absent_if_not_found(aws.cloudtrail.get_trail().name(name).send().await.map_err(aws_err("cloudtrail", "GetTrail")))?
     else {
         return Ok(None);
