@@ -15,7 +15,7 @@ use slipway_aws::ahead::{ReadAhead, Scope, read_ahead};
 use slipway_aws::observe::observe_pipeline;
 use slipway_aws::{Aws, AwsError, inventory, resource};
 use slipway_core::artifact::build_zip;
-use slipway_core::compile::{DesiredPipeline, Placement, compile, share_trails, trail_keep};
+use slipway_core::compile::{DesiredPipeline, Placement, compile, route_triggers, share_trails, trail_keep};
 use slipway_core::inventory::{Applied as AppliedAt, Entry};
 use slipway_core::manifest::validate::ValidPipeline;
 use slipway_core::manifest::{Diagnostic, load_repository, validate};
@@ -24,6 +24,7 @@ use slipway_core::prune::{self, PruneHold, PrunePolicy, RevisionHealth};
 use slipway_core::quota::{Admission, Limits};
 use slipway_core::reconcile::ReconcileError;
 use slipway_core::resource::{DeletionPolicy, Key, Kind, Owner, owner};
+use slipway_core::trigger::TriggerRoute;
 
 use crate::source::{RepoDir, SourceError};
 
@@ -49,6 +50,8 @@ pub struct Prepared {
     pub protected: HashSet<String>,
     /// What prune needs to know of this revision.
     pub health: RevisionHealth,
+    /// How the pipelines' triggers reach them ([`route_triggers`]).
+    pub triggers: TriggerRoute,
     pub warnings: Vec<String>,
 }
 
@@ -84,6 +87,7 @@ pub fn prepare(repo: &Path, admission: &Admission) -> Result<Prepared, EngineErr
         protected,
         health,
         warnings,
+        triggers: admission.triggers,
     })
 }
 
@@ -183,25 +187,27 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
     })
 }
 
-/// Compiles every valid pipeline, with the trails they share ([`share_trails`]). A shared trail
-/// keeps watching what it watches while any file of the revision is broken, and the objects of
+/// Compiles every valid pipeline, with the trails they share ([`share_trails`]) and, on the
+/// queue route, their triggers taken out of rules ([`route_triggers`]). A shared trail keeps
+/// watching what it watches while any file of the revision is broken, and the objects of
 /// pipelines removed from Git until `pruning` ([`trail_keep`]).
 pub(crate) fn compile_all(prepared: &Prepared, placement: &Placement, pruning: bool) -> Vec<DesiredPipeline> {
     let mut desired: Vec<DesiredPipeline> = prepared.pipelines.iter().map(|(v, zip)| compile(v, zip.clone(), placement)).collect();
     let keep = trail_keep(&desired, prepared.health.unsafe_files.is_empty(), pruning);
     share_trails(&mut desired, &keep);
+    route_triggers(&mut desired, prepared.triggers);
     desired
 }
 
 /// Who gets an account quota's room first ([`Admission`]): the pipelines this installation's
 /// inventory names, then the others by name. Without the inventory (it cannot be read), by name
 /// alone, with a warning.
-pub async fn admission(aws: &Aws, limits: Limits) -> Admission {
+pub async fn admission(aws: &Aws, limits: Limits, triggers: TriggerRoute) -> Admission {
     let applied = inventory::applied_pipelines(aws).await.unwrap_or_else(|err| {
         warn!(error = %err, "cannot read the inventory: pipelines are counted against the quotas in name order");
         Default::default()
     });
-    Admission { limits, applied }
+    Admission { limits, applied, triggers }
 }
 
 /// What a pass over `observing` reads, out of `all` the valid pipelines ([`read_ahead`]).

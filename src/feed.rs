@@ -47,7 +47,7 @@ async fn run(aws: &Aws, name: &str, metrics: &Metrics, tx: &mpsc::Sender<FeedSig
     let mut backoff = FIRST_BACKOFF;
     let mut last_down: Option<String> = None;
     loop {
-        let feed = match changes::ensure(aws, name).await {
+        let feed = match changes::ensure(aws, name, changes::Purpose::Changes).await {
             Ok(feed) => feed,
             Err(err) => {
                 if !down(tx, &mut last_down, format!("setting up the queue and rule {name}: {err}")).await {

@@ -14,4 +14,5 @@ pub mod http;
 pub(crate) mod metrics;
 pub mod report;
 pub mod source;
+pub(crate) mod triggers;
 pub mod webhook;

@@ -19,6 +19,7 @@ use slipway_core::delivery::decide::{DeployOutcome, RollbackTrigger, counts_as_d
 use slipway_core::reconcile::ReconcileResult;
 use slipway_core::resource::Kind;
 use slipway_core::status::{Condition, ConditionType, Truth};
+use slipway_core::trigger::TriggerOutcome;
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -39,6 +40,8 @@ pub(crate) struct Metrics {
     pub aws_request_duration_seconds: HistogramVec,
     pub change_events_total: IntCounterVec,
     pub change_feed_up: IntGaugeVec,
+    pub trigger_events_total: IntCounterVec,
+    pub trigger_queue_up: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -151,6 +154,18 @@ impl Metrics {
                 "1 while the change feed is read; 0 while it is down (every pipeline is then read each --drift-interval).",
                 &[],
             ),
+            trigger_events_total: counter(
+                &r,
+                "slipway_trigger_events_total",
+                "Messages read from the trigger queue (--trigger-route queue), by what became of them.",
+                &["outcome"],
+            ),
+            trigger_queue_up: gauge(
+                &r,
+                "slipway_trigger_queue_up",
+                "1 while the trigger queue is read; 0 while it is down (triggers wait in the queue, no pipeline starts).",
+                &[],
+            ),
             build_info: gauge(&r, "slipway_build_info", "Always 1; the version is the label.", &["version"]),
             registry: r,
         };
@@ -258,6 +273,16 @@ impl Metrics {
     /// One message of the change queue.
     pub(crate) fn record_change(&self, outcome: ChangeOutcome) {
         self.change_events_total.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// One message of the trigger queue.
+    pub(crate) fn record_trigger(&self, outcome: TriggerOutcome) {
+        self.trigger_events_total.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Whether the trigger queue is read.
+    pub(crate) fn set_trigger_queue_up(&self, up: bool) {
+        self.trigger_queue_up.with_label_values::<&str>(&[]).set(i64::from(up));
     }
 
     /// Whether the change feed is read.

@@ -519,3 +519,67 @@ async fn with_change_events_a_console_edit_is_repaired_in_seconds_reading_only_i
     .await;
     assert_eq!(slipway.log().matches("change feed down").count(), 1, "{}", slipway.log());
 }
+
+async fn executions(aws: &slipway_aws::Aws, pipeline: &str) -> usize {
+    let listed = aws.codepipeline.list_pipeline_executions().pipeline_name(pipeline).send().await.unwrap();
+    listed.pipeline_execution_summaries.unwrap_or_default().len()
+}
+
+fn event(source: &str, detail_type: &str, detail: Value) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder().source(source).detail_type(detail_type).detail(detail.to_string()).build()
+}
+
+/// `--trigger-route queue`: no rule per trigger, one rule and one queue for the installation,
+/// and `slipway run` starts the pipelines the queued events trigger, including events sent while
+/// it was not running (apply sets the queue up first).
+#[tokio::test]
+async fn on_the_queue_route_one_rule_carries_every_trigger_and_run_starts_the_pipelines_even_after_downtime() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = common::example_repo();
+    let path = repo.path().to_str().unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["apply", "--repo", path, "--trigger-route", "queue"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&applied.stdout);
+    assert!(applied.status.success(), "{out}{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(out.contains("Trigger queue slipway-triggers: ready"), "{out}");
+    let rules = aws.events.list_rules().name_prefix("slipway-").send().await.unwrap().rules.unwrap_or_default();
+    assert_eq!(rules.iter().filter_map(|r| r.name.as_deref()).collect::<Vec<_>>(), ["slipway-triggers"], "no rule per trigger");
+
+    // While nothing reads the queue: a push of demo-web:latest, and one of a repository no
+    // pipeline watches.
+    let (web, nginx) = (executions(&aws, "web").await, executions(&aws, "nginx").await);
+    let push = |repository: &str| {
+        event(
+            "aws.ecr",
+            "ECR Image Action",
+            json!({"action-type": "PUSH", "result": "SUCCESS", "repository-name": repository, "image-tag": "latest"}),
+        )
+    };
+    aws.events.put_events().entries(push("demo-web")).entries(push("someone-elses")).send().await.unwrap();
+
+    let slipway = Slipway::start(&moto, path, &["--trigger-route", "queue", "--interval", "1h", "--drift-interval", "1h"]);
+    let metrics = || get(slipway.port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    eventually("web started by the queued push", Duration::from_secs(60), &slipway, || async { executions(&aws, "web").await > web }).await;
+    eventually("the other push counted as unmatched", Duration::from_secs(30), &slipway, || async {
+        metrics().contains(r#"slipway_trigger_events_total{outcome="unmatched"} 1"#) && metrics().contains("slipway_trigger_queue_up 1")
+    })
+    .await;
+    assert_eq!(executions(&aws, "nginx").await, nginx, "nginx watches neither");
+    assert!(slipway.log().contains("started by a trigger"), "{}", slipway.log());
+
+    // nginx's zip written, as a trail records it (its trigger is on the CloudTrail route).
+    let web = executions(&aws, "web").await;
+    let started = Instant::now();
+    let written = json!({
+        "eventSource": "s3.amazonaws.com", "eventName": "PutObject",
+        "requestParameters": {"bucketName": "slipway-demo-code-pipeline", "key": "docker-image/docker_image.zip"}
+    });
+    aws.events.put_events().entries(event("aws.s3", "AWS API Call via CloudTrail", written)).send().await.unwrap();
+    eventually("nginx started", Duration::from_secs(30), &slipway, || async { executions(&aws, "nginx").await > nginx }).await;
+    eprintln!("nginx started {:?} after the event", started.elapsed());
+    assert_eq!(executions(&aws, "web").await, web, "web's trigger does not match nginx's object");
+}

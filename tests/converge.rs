@@ -1022,9 +1022,9 @@ async fn the_change_feed_is_set_up_once_repaired_when_changed_and_another_instal
     use slipway_aws::changes;
     let moto = Moto::start();
     let aws = moto.aws().await;
-    let feed = changes::ensure(&aws, "slipway-changes").await.unwrap();
+    let feed = changes::ensure(&aws, "slipway-changes", changes::Purpose::Changes).await.unwrap();
     let before = aws.calls.snapshot();
-    assert_eq!(changes::ensure(&aws, "slipway-changes").await.unwrap(), feed);
+    assert_eq!(changes::ensure(&aws, "slipway-changes", changes::Purpose::Changes).await.unwrap(), feed);
     let writes: Vec<String> = aws.calls.since(&before).into_iter().filter(|c| !is_read_only(c.split(':').nth(1).unwrap())).collect();
     assert!(writes.is_empty(), "a second start wrote: {writes:?}");
 
@@ -1032,7 +1032,7 @@ async fn the_change_feed_is_set_up_once_repaired_when_changed_and_another_instal
     aws.events.remove_targets().rule("slipway-changes").ids("slipway-changes-queue").send().await.unwrap();
     let retention = aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod;
     aws.sqs.set_queue_attributes().queue_url(&feed.queue_url).attributes(retention.clone(), "60").send().await.unwrap();
-    changes::ensure(&aws, "slipway-changes").await.unwrap();
+    changes::ensure(&aws, "slipway-changes", changes::Purpose::Changes).await.unwrap();
     let targets = aws.events.list_targets_by_rule().rule("slipway-changes").send().await.unwrap().targets.unwrap();
     assert_eq!(targets.iter().map(|t| t.arn.as_str()).collect::<Vec<_>>(), [feed.queue_arn.as_str()]);
     let attributes = aws.sqs.get_queue_attributes().queue_url(&feed.queue_url).attribute_names(retention.clone()).send().await.unwrap();
@@ -1040,7 +1040,7 @@ async fn the_change_feed_is_set_up_once_repaired_when_changed_and_another_instal
 
     // Another installation (another state bucket) in the same account: refused, nothing changed.
     let other = moto.aws().await.with_state_bucket(Some("another-installations-state".into()));
-    let err = changes::ensure(&other, "slipway-changes").await.unwrap_err();
+    let err = changes::ensure(&other, "slipway-changes", changes::Purpose::Changes).await.unwrap_err();
     assert!(err.to_string().contains("--change-events-name"), "{err}");
     let tags = aws.sqs.list_queue_tags().queue_url(&feed.queue_url).send().await.unwrap().tags.unwrap();
     assert_eq!(tags["slipway.dev/installation"], aws.inventory.bucket);

@@ -102,6 +102,30 @@ pub struct QuotaArgs {
     /// pass one is refused before apply, at the manifest field that needs it.
     #[arg(long = "quota", env = "SLIPWAY_QUOTAS", value_delimiter = ',', value_name = "NAME=N")]
     pub quotas: Vec<String>,
+    /// How triggers start pipelines. `rules` (default): one EventBridge rule per trigger,
+    /// targeting its pipeline; nothing of slipway needs to run, but each seed-000 pipeline takes 2
+    /// of the 300 rules a bus allows. `queue`: one rule and one SQS queue for the whole
+    /// installation; `slipway run` reads the queue and starts the pipelines whose triggers match
+    /// (events wait in the queue up to 4 days while it is down). Give every slipway command of an
+    /// installation the same route (the variable does): switching creates the one side and leaves
+    /// the other's rules as orphans for `apply --prune`.
+    #[arg(long, env = "SLIPWAY_TRIGGER_ROUTE", default_value = "rules", value_name = "rules|queue", value_parser = trigger_route)]
+    pub trigger_route: slipway_core::trigger::TriggerRoute,
+    /// With --trigger-route queue: the name of the queue and of its rule (slipway-*, at most 64
+    /// characters). Another installation in the same account and Region needs another.
+    #[arg(long, env = "SLIPWAY_TRIGGER_QUEUE", default_value = slipway_core::trigger::DEFAULT_QUEUE, value_name = "NAME", value_parser = feed_name)]
+    pub trigger_queue: String,
+}
+
+/// A name both SQS (80 characters) and EventBridge (64) take, under the shipped IAM policy's
+/// `slipway-*`: the change feed's and the trigger queue's.
+pub(crate) fn feed_name(s: &str) -> Result<String, String> {
+    let valid = s.starts_with("slipway-") && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid { Ok(s.to_owned()) } else { Err("a name starting with slipway- of at most 64 letters, digits, - and _".into()) }
+}
+
+fn trigger_route(value: &str) -> Result<slipway_core::trigger::TriggerRoute, String> {
+    slipway_core::trigger::TriggerRoute::parse(value).ok_or_else(|| format!("`{value}`: expected `rules` or `queue`"))
 }
 
 impl QuotaArgs {
@@ -115,7 +139,12 @@ impl QuotaArgs {
 
     /// The admission of plan and apply: the pipelines already applied first ([`crate::engine::admission`]).
     pub(crate) async fn admission(&self, aws: &slipway_aws::Aws) -> anyhow::Result<slipway_core::quota::Admission> {
-        Ok(crate::engine::admission(aws, self.limits()?).await)
+        Ok(crate::engine::admission(aws, self.limits()?, self.trigger_route).await)
+    }
+
+    /// The admission without AWS (`validate`): in name order.
+    pub(crate) fn offline_admission(&self) -> anyhow::Result<slipway_core::quota::Admission> {
+        Ok(slipway_core::quota::Admission { limits: self.limits()?, applied: Default::default(), triggers: self.trigger_route })
     }
 }
 
@@ -210,7 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The delivery target of one pipeline, from a validated manifest in the repository.
 fn delivery_target(repo: &RepoArgs, pipeline: &str) -> anyhow::Result<slipway_core::delivery::DeployTarget> {
-    let admission = slipway_core::quota::Admission { limits: repo.quotas.limits()?, applied: Default::default() };
+    let admission = repo.quotas.offline_admission()?;
     let prepared = crate::engine::prepare(&repo.repo, &admission)?;
     let Some((valid, _)) = prepared.pipelines.iter().find(|(v, _)| v.name() == pipeline) else {
         let broken: Vec<String> =

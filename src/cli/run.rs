@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use slipway_aws::Aws;
+use slipway_aws::changes;
 use slipway_core::quota::Quota;
+use slipway_core::trigger::TriggerRoute;
 
 use crate::controller::{Controller, RealWorld, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
@@ -21,13 +23,6 @@ use crate::source::git::{self, GitAuth, GitRef, GitSettings, KnownHosts, Secret,
 /// Durations as `500ms`, `2s`, `5m`, `1h`.
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m, 1h)"))
-}
-
-/// A name both SQS (80 characters) and EventBridge (64) take, under the shipped IAM policy's
-/// `slipway-*`.
-fn feed_name(s: &str) -> Result<String, String> {
-    let valid = s.starts_with("slipway-") && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid { Ok(s.to_owned()) } else { Err("a name starting with slipway- of at most 64 letters, digits, - and _".into()) }
 }
 
 #[derive(Debug, Args)]
@@ -74,7 +69,7 @@ pub struct RunArgs {
     pub full_check_interval: Duration,
     /// With --change-events, the name of its queue and rule (slipway-*, as the shipped IAM policy
     /// allows). A second installation in the same account and Region needs its own.
-    #[arg(long, env = "SLIPWAY_CHANGE_EVENTS_NAME", default_value = slipway_aws::changes::DEFAULT_NAME, value_parser = feed_name, requires = "change_events")]
+    #[arg(long, env = "SLIPWAY_CHANGE_EVENTS_NAME", default_value = slipway_aws::changes::DEFAULT_NAME, value_parser = super::feed_name, requires = "change_events")]
     pub change_events_name: String,
     /// Address for /healthz, /readyz, /status and the webhooks.
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "0.0.0.0:8080")]
@@ -238,9 +233,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // The change feed's rule is on the same bus as the pipelines' rules.
         limits.reserve(Quota::EventRules, 1);
     }
-    let world =
-        Arc::new(RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, limits).with_change_feed(feed));
-    let ok = Controller::new(settings, world, shared, metrics).run(stop_rx).await;
+    let route = args.quotas.trigger_route;
+    let mut controller_triggers = None;
+    if route == TriggerRoute::Queue {
+        if args.once {
+            // Nothing reads the queue after this pass: make sure triggers wait in it.
+            changes::ensure(&aws, &args.quotas.trigger_queue, changes::Purpose::Triggers).await?;
+        } else {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            crate::triggers::spawn(aws.clone(), args.quotas.trigger_queue.clone(), metrics.clone(), rx);
+            controller_triggers = Some(tx);
+        }
+    }
+    let world = Arc::new(
+        RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, limits)
+            .with_change_feed(feed)
+            .with_trigger_route(route),
+    );
+    let mut controller = Controller::new(settings, world, shared, metrics);
+    if let Some(tx) = controller_triggers {
+        controller = controller.with_trigger_index(tx);
+    }
+    let ok = controller.run(stop_rx).await;
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();
     info!(ok, "stopped");

@@ -12,7 +12,7 @@ use crate::engine::prepare;
 pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
     // No AWS here: pipelines are counted against the quotas in name order (plan and apply count
     // the ones already applied first).
-    let admission = slipway_core::quota::Admission { limits: args.quotas.limits()?, applied: Default::default() };
+    let admission = args.quotas.offline_admission()?;
     let prepared = prepare(&args.repo, &admission)?;
     for d in &prepared.diagnostics {
         println!("{d}");

@@ -36,6 +36,7 @@ use slipway_core::resource::{Key, Kind};
 use slipway_core::status::{
     self, ChangeFeedStatus, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp,
 };
+use slipway_core::trigger::TriggerIndex;
 
 use crate::engine::Prepared;
 use crate::feed::FeedSignal;
@@ -117,6 +118,9 @@ pub(crate) struct Controller<W: World = RealWorld> {
     running: HashSet<String>,
     /// The change feed works: pipelines are read in full every `full_check_interval` only.
     feed_up: bool,
+    /// Where the triggers of each revision go, for the trigger queue's task
+    /// (`--trigger-route queue`, [`crate::triggers`]).
+    trigger_index: Option<watch::Sender<Option<Arc<TriggerIndex>>>>,
 }
 
 /// The repository's warnings (and suspect files) that the previous revision did not already
@@ -140,7 +144,14 @@ impl<W: World> Controller<W> {
             prepared: None,
             running: HashSet::new(),
             feed_up: false,
+            trigger_index: None,
         }
+    }
+
+    /// Publishes each revision's triggers to the trigger queue's task.
+    pub fn with_trigger_index(mut self, tx: watch::Sender<Option<Arc<TriggerIndex>>>) -> Controller<W> {
+        self.trigger_index = Some(tx);
+        self
     }
 
     /// How often every pipeline is read (and orphans looked for): the drift interval, or the
@@ -345,6 +356,11 @@ impl<W: World> Controller<W> {
         self.units.retain(|name, _| seen.contains(name));
         st.pipelines.retain(|p| seen.contains(&p.name));
         drop(st);
+        if let Some(tx) = &self.trigger_index {
+            // A pipeline whose manifest broke keeps the triggers of its last valid revision.
+            let triggers = self.units.iter().map(|(name, unit)| (name.clone(), unit.desired.queued.clone())).collect();
+            tx.send_replace(Some(Arc::new(TriggerIndex { triggers, incomplete: !prepared.health.unsafe_files.is_empty() })));
+        }
         self.prepared = Some(prepared);
     }
 

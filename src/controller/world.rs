@@ -27,6 +27,7 @@ use crate::feed::{self, FeedSignal};
 use crate::metrics::Metrics;
 use crate::source::git::{self, GitError, GitSettings};
 use crate::source::watch::{self as dir_watch, DirWatch};
+use slipway_core::trigger::TriggerRoute;
 
 /// One pipeline's reconcile, handed to a task.
 pub(crate) struct Job {
@@ -111,6 +112,8 @@ pub(crate) struct RealWorld {
     dir_watch: Mutex<Option<DirWatch>>,
     /// The change feed's queue and rule name, with `--change-events`.
     feed: Option<String>,
+    /// How triggers reach the pipelines (`--trigger-route`).
+    triggers: TriggerRoute,
 }
 
 impl RealWorld {
@@ -122,10 +125,25 @@ impl RealWorld {
         fetch_timeout: Duration,
         limits: Limits,
     ) -> RealWorld {
-        RealWorld { aws, metrics, source, path, fetch_timeout, limits, dir_watch: Mutex::new(None), feed: None }
+        RealWorld {
+            aws,
+            metrics,
+            source,
+            path,
+            fetch_timeout,
+            limits,
+            dir_watch: Mutex::new(None),
+            feed: None,
+            triggers: TriggerRoute::Rules,
+        }
     }
 
     /// Reads AWS's change events from the queue and rule `name`.
+    pub fn with_trigger_route(mut self, triggers: TriggerRoute) -> RealWorld {
+        self.triggers = triggers;
+        self
+    }
+
     pub fn with_change_feed(mut self, name: Option<String>) -> RealWorld {
         self.feed = name;
         self
@@ -188,7 +206,7 @@ impl World for RealWorld {
             Some(path) => root.join(path),
             None => root,
         };
-        let admission = engine::admission(&self.aws, self.limits.clone()).await;
+        let admission = engine::admission(&self.aws, self.limits.clone(), self.triggers).await;
         Ok(tokio::task::spawn_blocking(move || prepare(&dir, &admission)).await??)
     }
 

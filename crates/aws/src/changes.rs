@@ -1,15 +1,17 @@
-//! Adapter: the change feed (what and why: `slipway_core::change`). One SQS queue and one
-//! EventBridge rule on the default bus that sends it the write calls of the watched services,
-//! both named `--change-events-name` (default [`DEFAULT_NAME`]) and owned by this installation:
-//! tagged as slipway's and with [`TAG_INSTALLATION`] naming the inventory's state bucket, so two
-//! installations in one account never read each other's queue, and a queue or rule of that name
-//! that someone else made is refused, never changed. They belong to no pipeline and are not in the
-//! inventory: prune never deletes them. Nothing here deletes them either (`aws sqs delete-queue`
-//! and `aws events delete-rule` do, once `--change-events` is off).
+//! Adapter: the installation's queues, each fed by one EventBridge rule on the default bus
+//! ([`Purpose`]): the change feed (`--change-events`, what and why: `slipway_core::change`) and
+//! the trigger queue (`--trigger-route queue`, `slipway_core::trigger`). A queue and its rule
+//! share one name (`--change-events-name`, default [`DEFAULT_NAME`]; `--trigger-queue`) and are
+//! owned by this installation: tagged as slipway's and with [`TAG_INSTALLATION`] naming the
+//! inventory's state bucket, so two installations in one account never read each other's queue,
+//! and a queue or rule of that name that someone else made is refused, never changed. They belong
+//! to no pipeline and are not in the inventory: prune never deletes them. Nothing here deletes
+//! them either (`aws sqs delete-queue` and `aws events delete-rule` do, once unused).
 //!
-//! [`ensure`] reads both and writes only what differs (so a restart costs reads, not writes). The
-//! queue keeps a message a day (a restarted controller checks everything anyway), encrypts at rest
-//! with SQS-managed keys, and lets only this rule send to it (`aws:SourceArn`).
+//! [`ensure`] reads both and writes only what differs (so a restart costs reads, not writes). A
+//! queue encrypts at rest with SQS-managed keys and lets only its rule send to it
+//! (`aws:SourceArn`); the change queue keeps a message a day (a restarted controller checks
+//! everything anyway), the trigger queue 4 days (a trigger waits while slipway is down).
 
 use std::collections::HashMap;
 
@@ -26,6 +28,54 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 pub const DEFAULT_NAME: &str = "slipway-changes";
 /// The rule's one target.
 const TARGET_ID: &str = "slipway-changes-queue";
+
+/// What a queue carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Write calls on the resources slipway manages (`--change-events`).
+    Changes,
+    /// The events that start pipelines (`--trigger-route queue`).
+    Triggers,
+}
+
+impl Purpose {
+    fn pattern(self) -> Value {
+        match self {
+            Purpose::Changes => rule_pattern(),
+            Purpose::Triggers => slipway_core::trigger::rule_pattern(),
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Purpose::Changes => DESCRIPTION,
+            Purpose::Triggers => "slipway --trigger-route queue: ECR pushes and S3 writes that may start a pipeline, to its queue",
+        }
+    }
+
+    fn retention_seconds(self) -> u32 {
+        match self {
+            Purpose::Changes => RETENTION_SECONDS,
+            Purpose::Triggers => 4 * RETENTION_SECONDS,
+        }
+    }
+
+    /// The policy statement's id.
+    fn sid(self) -> &'static str {
+        match self {
+            Purpose::Changes => "TheChangeRuleSendsToThisQueue",
+            Purpose::Triggers => "TheTriggerRuleSendsToThisQueue",
+        }
+    }
+
+    /// The setting that names the queue.
+    fn setting(self) -> &'static str {
+        match self {
+            Purpose::Changes => "--change-events-name",
+            Purpose::Triggers => "--trigger-queue",
+        }
+    }
+}
 /// The longest long poll SQS allows.
 pub const WAIT_SECONDS: i32 = 20;
 /// How long an unread message is kept: a day.
@@ -55,7 +105,14 @@ fn ownership(aws: &Aws) -> HashMap<String, String> {
 }
 
 /// Refuses a queue or rule that exists without this installation's tags.
-fn check_owned(what: &'static str, operation: &'static str, name: &str, tags: &HashMap<String, String>, aws: &Aws) -> Result<(), AwsError> {
+fn check_owned(
+    what: &'static str,
+    operation: &'static str,
+    name: &str,
+    tags: &HashMap<String, String>,
+    aws: &Aws,
+    purpose: Purpose,
+) -> Result<(), AwsError> {
     let ours = ownership(aws).iter().all(|(k, v)| tags.get(k) == Some(v));
     if ours {
         return Ok(());
@@ -65,28 +122,29 @@ fn check_owned(what: &'static str, operation: &'static str, name: &str, tags: &H
         service,
         operation,
         format!(
-            "the {what} {name} exists but is not this installation's (its {TAG_INSTALLATION} tag is {:?}, this installation's state bucket is {}); slipway changes nothing it does not own: pass another --change-events-name",
+            "the {what} {name} exists but is not this installation's (its {TAG_INSTALLATION} tag is {:?}, this installation's state bucket is {}); slipway changes nothing it does not own: pass another {}",
             tags.get(TAG_INSTALLATION),
-            aws.inventory.bucket
+            aws.inventory.bucket,
+            purpose.setting()
         ),
     ))
 }
 
 /// Creates or repairs the queue and the rule; reads both, writes only what differs.
-pub async fn ensure(aws: &Aws, name: &str) -> Result<Feed, AwsError> {
+pub async fn ensure(aws: &Aws, name: &str, purpose: Purpose) -> Result<Feed, AwsError> {
     let queue_arn = aws.arn("sqs", name);
     let rule_arn = aws.arn("events", &format!("rule/{name}"));
-    let queue_url = ensure_queue(aws, name, &queue_arn, &rule_arn).await?;
-    ensure_rule(aws, name, &queue_arn).await?;
+    let queue_url = ensure_queue(aws, name, &queue_arn, &rule_arn, purpose).await?;
+    ensure_rule(aws, name, &queue_arn, purpose).await?;
     Ok(Feed { queue_url, queue_arn, rule: name.to_owned(), rule_arn })
 }
 
 /// The attributes slipway sets on the queue.
-fn queue_attributes(queue_arn: &str, rule_arn: &str) -> HashMap<QueueAttributeName, String> {
+fn queue_attributes(queue_arn: &str, rule_arn: &str, purpose: Purpose) -> HashMap<QueueAttributeName, String> {
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [{
-            "Sid": "TheChangeRuleSendsToThisQueue",
+            "Sid": purpose.sid(),
             "Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"},
             "Action": "sqs:SendMessage",
@@ -96,7 +154,7 @@ fn queue_attributes(queue_arn: &str, rule_arn: &str) -> HashMap<QueueAttributeNa
     });
     HashMap::from([
         (QueueAttributeName::Policy, policy.to_string()),
-        (QueueAttributeName::MessageRetentionPeriod, RETENTION_SECONDS.to_string()),
+        (QueueAttributeName::MessageRetentionPeriod, purpose.retention_seconds().to_string()),
         (QueueAttributeName::ReceiveMessageWaitTimeSeconds, WAIT_SECONDS.to_string()),
         (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
     ])
@@ -111,8 +169,8 @@ fn same_attribute(name: &QueueAttributeName, want: &str, have: Option<&String>) 
     want == have
 }
 
-async fn ensure_queue(aws: &Aws, name: &str, queue_arn: &str, rule_arn: &str) -> Result<String, AwsError> {
-    let want = queue_attributes(queue_arn, rule_arn);
+async fn ensure_queue(aws: &Aws, name: &str, queue_arn: &str, rule_arn: &str, purpose: Purpose) -> Result<String, AwsError> {
+    let want = queue_attributes(queue_arn, rule_arn, purpose);
     let found = absent_if_not_found(aws.sqs.get_queue_url().queue_name(name).send().await.map_err(aws_err("sqs", "GetQueueUrl")))?;
     let Some(url) = found.and_then(|f| f.queue_url) else {
         let created = aws
@@ -127,7 +185,7 @@ async fn ensure_queue(aws: &Aws, name: &str, queue_arn: &str, rule_arn: &str) ->
         return created.queue_url.ok_or_else(|| AwsError::refused("sqs", "CreateQueue", "SQS answered without the queue's URL"));
     };
     let tags = aws.sqs.list_queue_tags().queue_url(&url).send().await.map_err(aws_err("sqs", "ListQueueTags"))?;
-    check_owned("queue", "ListQueueTags", name, &tags.tags.unwrap_or_default(), aws)?;
+    check_owned("queue", "ListQueueTags", name, &tags.tags.unwrap_or_default(), aws, purpose)?;
     let live = aws
         .sqs
         .get_queue_attributes()
@@ -152,8 +210,8 @@ async fn ensure_queue(aws: &Aws, name: &str, queue_arn: &str, rule_arn: &str) ->
     Ok(url)
 }
 
-async fn ensure_rule(aws: &Aws, name: &str, queue_arn: &str) -> Result<(), AwsError> {
-    let pattern = rule_pattern();
+async fn ensure_rule(aws: &Aws, name: &str, queue_arn: &str, purpose: Purpose) -> Result<(), AwsError> {
+    let pattern = purpose.pattern();
     let found = absent_if_not_found(aws.events.describe_rule().name(name).send().await.map_err(aws_err("events", "DescribeRule")))?;
     let same = match &found {
         None => false,
@@ -162,11 +220,11 @@ async fn ensure_rule(aws: &Aws, name: &str, queue_arn: &str) -> Result<(), AwsEr
             let listed =
                 aws.events.list_tags_for_resource().resource_arn(&arn).send().await.map_err(aws_err("events", "ListTagsForResource"))?;
             let tags: HashMap<String, String> = listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect();
-            check_owned("rule", "ListTagsForResource", name, &tags, aws)?;
+            check_owned("rule", "ListTagsForResource", name, &tags, aws, purpose)?;
             let live = rule.event_pattern.as_deref().and_then(|p| serde_json::from_str(p).ok()).map(canonical_pattern);
             live == Some(canonical_pattern(pattern.clone()))
                 && rule.state == Some(RuleState::Enabled)
-                && rule.description.as_deref() == Some(DESCRIPTION)
+                && rule.description.as_deref() == Some(purpose.description())
         }
     };
     if !same {
@@ -178,7 +236,7 @@ async fn ensure_rule(aws: &Aws, name: &str, queue_arn: &str) -> Result<(), AwsEr
             .name(name)
             .event_pattern(pattern.to_string())
             .state(RuleState::Enabled)
-            .description(DESCRIPTION)
+            .description(purpose.description())
             .set_tags(tags)
             .send()
             .await

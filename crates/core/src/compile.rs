@@ -26,6 +26,7 @@ use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use crate::resource::s3::{BucketSpec, PublicAccessBlock};
 use crate::resource::trail::{AdvancedSelectorSpec, Keep, TrailSpec};
 use crate::resource::{Desired, Key, Kind, Spec, Tags, installation_tags, ownership_tags, resource_tags};
+use crate::trigger::{QueuedTrigger, TriggerRoute};
 
 /// Where resources live (needed to write the ARNs one resource uses to point at another), and
 /// the installation that owns what its pipelines share.
@@ -48,6 +49,9 @@ pub struct DesiredPipeline {
     /// In creation order.
     pub resources: Vec<Desired>,
     pub references: Vec<Reference>,
+    /// With `--trigger-route queue`, the triggers the installation's queue carries instead of
+    /// rules of their own ([`route_triggers`]).
+    pub queued: Vec<QueuedTrigger>,
 }
 
 impl DesiredPipeline {
@@ -109,7 +113,14 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
         specs.into_iter().map(|(key, spec)| Desired { tags: tags_of(&key), key, spec, payload: None }).collect();
     resources.push(source_artifact(p, zip));
     resources.sort_by_key(|r| r.key.kind.order());
-    DesiredPipeline { name: p.name().to_string(), file: valid.file.clone(), adopt: p.spec.adopt, resources, references: references(p) }
+    DesiredPipeline {
+        name: p.name().to_string(),
+        file: valid.file.clone(),
+        adopt: p.spec.adopt,
+        resources,
+        references: references(p),
+        queued: Vec::new(),
+    }
 }
 
 fn ecr_repository(p: &Pipeline) -> (Key, Spec) {
@@ -189,6 +200,30 @@ pub fn share_trails(pipelines: &mut [DesiredPipeline], keep: &Keep) {
             trail.advanced_event_selectors = vec![AdvancedSelectorSpec::watching(watched[&r.key.name].iter().cloned())];
             trail.keep = keep.clone();
         }
+    }
+}
+
+/// With [`TriggerRoute::Queue`], takes the trigger rules out of every pipeline and keeps their
+/// patterns as the triggers the installation's queue carries; with `Rules`, leaves them.
+pub fn route_triggers(pipelines: &mut [DesiredPipeline], route: TriggerRoute) {
+    if route == TriggerRoute::Rules {
+        return;
+    }
+    for p in pipelines {
+        let Some(codepipeline) = p.resources.iter().find(|r| r.key.kind == Kind::CodePipeline).map(|r| r.key.name.clone()) else {
+            continue;
+        };
+        let (rules, rest): (Vec<Desired>, Vec<Desired>) = p.resources.drain(..).partition(|r| r.key.kind == Kind::EventRule);
+        p.resources = rest;
+        p.queued = rules
+            .into_iter()
+            .filter_map(|r| match r.spec {
+                Spec::Rule(rule) => {
+                    Some(QueuedTrigger { rule: r.key.name, codepipeline: codepipeline.clone(), pattern: rule.event_pattern })
+                }
+                _ => None,
+            })
+            .collect();
     }
 }
 
@@ -542,6 +577,35 @@ spec:
         assert!(spec.logging && !spec.is_multi_region_trail);
         assert!(spec.event_selectors.is_empty(), "advanced selectors only");
         assert_eq!(spec.watched(), BTreeSet::from([&"arn:aws-cn:s3:::web-settings/settings.zip".to_string()]));
+    }
+
+    #[test]
+    fn on_the_queue_route_the_trigger_rules_become_the_patterns_the_queue_matches() {
+        let valid = ValidPipeline {
+            pipeline: pipeline(&SEED_000.replace("role/events}", "role/events, s3: {}}")),
+            file: "p.yaml".into(),
+            source_files: Vec::new(),
+        };
+        let mut rules = vec![compile(&valid, Arc::new(Vec::new()), &placement())];
+        let mut queued = rules.clone();
+        route_triggers(&mut rules, TriggerRoute::Rules);
+        assert_eq!(rules[0].kinds().iter().filter(|k| **k == Kind::EventRule).count(), 2);
+        assert!(rules[0].queued.is_empty());
+        route_triggers(&mut queued, TriggerRoute::Queue);
+        assert!(!queued[0].kinds().contains(&Kind::EventRule), "no rule of its own");
+        let names: Vec<(&str, &str)> = queued[0].queued.iter().map(|t| (t.rule.as_str(), t.codepipeline.as_str())).collect();
+        assert_eq!(names, [("slipway-web-ecr", "web"), ("slipway-web-s3", "web")]);
+        let index = crate::trigger::TriggerIndex { triggers: [("web".to_string(), queued[0].queued.clone())].into(), incomplete: false };
+        let push = json!({"source": "aws.ecr", "detail-type": "ECR Image Action",
+            "detail": {"action-type": "PUSH", "result": "SUCCESS", "repository-name": "demo-web", "image-tag": "latest"}});
+        assert_eq!(index.starts(&push), BTreeSet::from(["web"]));
+        let written = json!({"source": "aws.s3", "detail-type": "Object Created",
+            "detail": {"bucket": {"name": "web-settings"}, "object": {"key": "settings.zip"}}});
+        assert_eq!(index.starts(&written), BTreeSet::from(["web"]));
+        assert!(
+            crate::trigger::matches(&crate::trigger::rule_pattern(), &push)
+                && crate::trigger::matches(&crate::trigger::rule_pattern(), &written)
+        );
     }
 
     #[test]

@@ -24,3 +24,4 @@ pub mod reconcile;
 pub mod resource;
 pub mod status;
 pub mod time;
+pub mod trigger;

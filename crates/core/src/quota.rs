@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::manifest::Pipeline;
 use crate::resource::trail::{FIXED_SELECTOR_VALUES, MAX_SELECTOR_VALUES};
+use crate::trigger::TriggerRoute;
 
 labels! {
     /// A quota of the account and Region that pipelines use up.
@@ -86,7 +87,7 @@ impl Quota {
                 "a trail watches at most 497 source objects: name another trail with `triggers.s3.trail` (AWS allows 5 per Region), or use the default route, `via: eventbridge`, which needs no trail"
             }
             Quota::EventRules => {
-                "turn a trigger off (`triggers.ecrPush: false`, or no `triggers.s3`), or, once AWS has raised the quota (the account's own rules count too), pass `--quota eventbridge-rules=N`"
+                "pass `--trigger-route queue` (one rule for every pipeline's triggers, read by `slipway run`), turn a trigger off (`triggers.ecrPush: false`, or no `triggers.s3`), or, once AWS has raised the quota (the account's own rules count too), pass `--quota eventbridge-rules=N`"
             }
             Quota::Pipelines => {
                 "`deploy.mode: direct` needs no pipeline; once AWS has raised the quota, pass `--quota codepipeline-pipelines=N`"
@@ -129,6 +130,17 @@ pub struct Admission {
     /// Pipelines this installation has applied (its inventory names them): counted first, so a
     /// pipeline added to Git never pushes out one that already runs.
     pub applied: BTreeSet<String>,
+    /// How triggers reach pipelines: on the queue route they take no rule of their own, and the
+    /// installation's one rule is held back from the quota.
+    pub triggers: TriggerRoute,
+}
+
+impl Admission {
+    /// The room a quota leaves the pipelines.
+    fn limit(&self, quota: Quota) -> u32 {
+        let own = u32::from(quota == Quota::EventRules && self.triggers == TriggerRoute::Queue);
+        self.limits.get(quota).saturating_sub(own)
+    }
 }
 
 /// One pipeline that would pass a quota.
@@ -165,7 +177,7 @@ pub fn admit(pipelines: &[&Pipeline], admission: &Admission) -> Vec<Breach> {
     for i in order {
         let p = pipelines[i];
         let passed = Quota::ALL.into_iter().find_map(|quota| {
-            let (total, limit) = (usage.with(quota, p)?, admission.limits.get(quota));
+            let (total, limit) = (usage.with(quota, p, admission.triggers)?, admission.limit(quota));
             (total > limit).then_some(Breach { index: i, quota, total, limit })
         });
         match passed {
@@ -188,7 +200,7 @@ struct Usage {
 impl Usage {
     /// The count `quota` would reach with `p` admitted too; `None` when `p` does not use it. A
     /// trail is counted once however many pipelines share it, and its selector values per trail.
-    fn with(&self, quota: Quota, p: &Pipeline) -> Option<u32> {
+    fn with(&self, quota: Quota, p: &Pipeline, triggers: TriggerRoute) -> Option<u32> {
         match quota {
             Quota::Trails => {
                 let trail = p.trail_name()?;
@@ -198,6 +210,7 @@ impl Usage {
                 let trail = p.trail_name()?;
                 Some(FIXED_SELECTOR_VALUES + self.watched.get(&trail).copied().unwrap_or(0) + 1)
             }
+            Quota::EventRules if triggers == TriggerRoute::Queue => None,
             Quota::EventRules | Quota::Pipelines => {
                 let n = quota.used_by(p);
                 (n > 0).then(|| self.counted.get(&quota).copied().unwrap_or(0) + n)
@@ -206,6 +219,7 @@ impl Usage {
     }
 
     fn admit(&mut self, p: &Pipeline) {
+        // On the queue route nothing asks for EventRules' count again.
         for quota in [Quota::EventRules, Quota::Pipelines] {
             *self.counted.entry(quota).or_insert(0) += quota.used_by(p);
         }
@@ -349,6 +363,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn on_the_queue_route_pipelines_take_no_rule_and_the_installations_one_is_held_back() {
+        let ps: Vec<Pipeline> = (0..400).map(|i| pipeline(&format!("p{i:03}"), "{}")).collect();
+        let refs: Vec<&Pipeline> = ps.iter().collect();
+        let by_rules = admit(&refs, &Admission::default());
+        assert_eq!(by_rules.len(), 250, "2 rules each: 150 fit in 300");
+        assert!(by_rules[0].message().contains("--trigger-route queue"), "{}", by_rules[0].message());
+        let queue = Admission { triggers: TriggerRoute::Queue, ..Default::default() };
+        assert!(admit(&refs, &queue).is_empty());
+        assert_eq!(queue.limit(Quota::EventRules), 299);
+        assert_eq!(queue.limit(Quota::Pipelines), 1000);
     }
 
     #[test]
