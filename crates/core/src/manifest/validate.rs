@@ -14,6 +14,7 @@ use super::types::{
 };
 use super::{Diagnostic, ExecutionMode, ListenerRef, Loaded, Pipeline, PipelineSettings, PipelineType, S3EventRoute, jsonc};
 use crate::quota::{self, Admission};
+use crate::trigger::TriggerRoute;
 
 /// The placeholder CodeDeployToECS replaces with the image from the image artifact.
 pub(crate) const IMAGE_PLACEHOLDER: &str = "<IMAGE1_NAME>";
@@ -51,7 +52,7 @@ pub fn validate(root: &Path, loaded: &[Loaded], admission: &Admission) -> (Vec<V
     let mut diagnostics = Vec::new();
     let mut failed = vec![false; loaded.len()];
     for (i, doc) in loaded.iter().enumerate() {
-        let errors = check_fields(doc);
+        let errors = check_fields(doc, admission.triggers);
         failed[i] = !errors.is_empty();
         diagnostics.extend(errors);
     }
@@ -86,7 +87,7 @@ pub fn validate(root: &Path, loaded: &[Loaded], admission: &Admission) -> (Vec<V
     (valid, diagnostics)
 }
 
-fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
+fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
     let p = &doc.pipeline;
     let s = &p.spec;
     let mut errors = Vec::new();
@@ -198,11 +199,12 @@ fn check_fields(doc: &Loaded) -> Vec<Diagnostic> {
             err(&["spec", "image", "pin"], format!("image.pin `{pin}` {why}"));
         }
     }
-    let needs_role = p.watches_ecr_push() || p.watches_s3();
+    // On the queue route slipway starts the pipeline itself: EventBridge needs no role.
+    let needs_role = (p.watches_ecr_push() || p.watches_s3()) && triggers == TriggerRoute::Rules;
     if needs_role && s.triggers.role_arn.is_none() {
         err(
             &["spec", "triggers"],
-            "triggers.roleArn is required: EventBridge needs a role to start the pipeline (or turn the triggers off with `ecrPush: false` and no `s3`)".into(),
+            "triggers.roleArn is required: EventBridge needs a role to start the pipeline (or turn the triggers off with `ecrPush: false` and no `s3`, or let `slipway run` start it: --trigger-route queue)".into(),
         );
     }
     if let Some(trigger) = &s.triggers.s3 {
@@ -855,5 +857,20 @@ mod repository_tests {
             "{text}"
         );
         assert_eq!(errors[0].pipeline.as_deref(), Some("zed"));
+    }
+
+    #[test]
+    fn the_events_role_is_needed_only_when_rules_start_the_pipeline() {
+        let dir = repo_with(&[
+            ("p.yaml", &MANIFEST.replace("    ecrPush: false\n", "    ecrPush: true\n")),
+            ("app/taskdef.json", TASKDEF),
+            ("app/appspec.yaml", APPSPEC),
+        ]);
+        let loaded = load_repository(dir.path()).unwrap();
+        let (_, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
+        assert!(errors.len() == 1 && errors[0].message.contains("triggers.roleArn is required"), "{errors:?}");
+        let queue = Admission { triggers: TriggerRoute::Queue, ..Default::default() };
+        let (valid, errors) = validate(dir.path(), &loaded.pipelines, &queue);
+        assert!(errors.is_empty() && valid.len() == 1, "{errors:?}");
     }
 }
