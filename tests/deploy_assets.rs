@@ -38,12 +38,18 @@ fn text(out: &Output) -> String {
 
 // ---- what the binary reads -------------------------------------------------------------------
 
-/// `env = "SLIPWAY_…"` of every `slipway run` flag (src/cli/run.rs) and of the global flags
-/// (`global = true` in src/cli/mod.rs: the log settings), which `slipway run` reads too.
+/// `env = "SLIPWAY_…"` of every `slipway run` flag (src/cli/run.rs, and `QuotaArgs` in
+/// src/cli/mod.rs, which it flattens) and of the global flags (`global = true` in src/cli/mod.rs:
+/// the log settings), which `slipway run` reads too.
 fn run_env_vars() -> BTreeSet<String> {
     let mut vars = env_attrs(&read("src/cli/run.rs"), |_| true);
-    vars.extend(env_attrs(&read("src/cli/mod.rs"), |attr| attr.contains("global = true")));
+    let cli = read("src/cli/mod.rs");
+    vars.extend(env_attrs(&cli, |attr| attr.contains("global = true")));
+    assert!(read("src/cli/run.rs").contains("pub quotas: super::QuotaArgs"), "slipway run no longer flattens QuotaArgs");
+    let quota_args = &cli[cli.find("pub struct QuotaArgs").expect("QuotaArgs")..];
+    vars.extend(env_attrs(&quota_args[..quota_args.find("\n}\n").expect("its end")], |_| true));
     assert!(vars.contains("SLIPWAY_REPO") && vars.contains("SLIPWAY_LOG"), "could not read the flags: {vars:?}");
+    assert!(vars.contains("SLIPWAY_TRIGGER_ROUTE") && vars.contains("SLIPWAY_QUOTAS"), "could not read QuotaArgs: {vars:?}");
     vars
 }
 

@@ -29,6 +29,13 @@ fn case_repo(case: usize) -> tempfile::TempDir {
         edit(repo.path(), file, &format!("repository: {repository} "), &format!("repository: {repository}{case} "));
         edit(repo.path(), file, &format!("bucket: {bucket}\n"), &format!("bucket: {bucket}-{case}\n"));
     }
+    // A trail of its own too: the shared one would exist from the case before.
+    edit(
+        repo.path(),
+        "pipelines/nginx.yaml",
+        "      via: cloudtrail\n",
+        &format!("      via: cloudtrail\n      trail: slipway-s3-writes-{case}\n"),
+    );
     repo
 }
 
