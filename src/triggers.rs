@@ -1,7 +1,8 @@
 //! The trigger queue's task (`slipway run --trigger-route queue`; what and why:
 //! `slipway_core::trigger`). It sets up the queue and its rule (`slipway_aws::changes::ensure`),
 //! waits for the loop's first revision (an event read before it would match nothing), then
-//! long-polls the queue and starts each pipeline a batch's events trigger, once per batch.
+//! long-polls the queue and starts each pipeline a batch's events trigger, once per batch. The
+//! queue and its rule are looked at again every 5 minutes (a few reads), and repaired.
 //!
 //! A message is deleted once every pipeline it starts has started, or when no trigger matches
 //! it; it stays in the queue (and comes back after SQS's visibility timeout) when a start fails,
@@ -9,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slipway_aws::Aws;
 use slipway_aws::changes::{self, Feed, Message, Purpose};
@@ -23,6 +24,8 @@ use crate::metrics::Metrics;
 /// The first retry after a failure; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often the queue and its rule are set up again (read, and repaired where they differ).
+const ENSURE_EVERY: Duration = Duration::from_secs(300);
 
 /// The index the loop publishes: `None` until its first revision.
 pub(crate) type IndexRx = watch::Receiver<Option<Arc<TriggerIndex>>>;
@@ -35,24 +38,32 @@ pub(crate) fn spawn(aws: Aws, name: String, metrics: Arc<Metrics>, index: IndexR
 async fn run(aws: &Aws, name: &str, metrics: &Metrics, mut index: IndexRx) {
     let mut backoff = FIRST_BACKOFF;
     let mut last_down: Option<String> = None;
+    let mut reading = false;
     loop {
         let feed = match changes::ensure(aws, name, Purpose::Triggers).await {
             Ok(feed) => feed,
             Err(err) => {
+                reading = false;
                 down(&mut last_down, format!("setting up the queue and rule {name}: {err}"), metrics);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
+        let ensured = Instant::now();
         if index.wait_for(Option::is_some).await.is_err() {
             return;
         }
         backoff = FIRST_BACKOFF;
         last_down = None;
         metrics.set_trigger_queue_up(true);
-        info!(queue = %feed.queue_url, "reading the trigger queue");
-        loop {
+        if !reading {
+            info!(queue = %feed.queue_url, "reading the trigger queue");
+            reading = true;
+        }
+        // Until the queue and its rule are looked at again: a rule whose target someone removed
+        // would otherwise deliver nothing, with no error to notice.
+        while ensured.elapsed() < ENSURE_EVERY {
             match changes::receive(aws, &feed).await {
                 Ok(messages) => {
                     if last_down.take().is_some() {
@@ -67,6 +78,7 @@ async fn run(aws: &Aws, name: &str, metrics: &Metrics, mut index: IndexRx) {
                     down(&mut last_down, format!("reading {name}: {err}"), metrics);
                     if gone {
                         // The queue (or the rule's target) was deleted: set it up again.
+                        reading = false;
                         break;
                     }
                     tokio::time::sleep(backoff).await;

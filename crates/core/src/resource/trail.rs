@@ -26,7 +26,7 @@ pub const MAX_WATCHED: u32 = MAX_SELECTOR_VALUES - FIXED_SELECTOR_VALUES;
 pub const SELECTOR_NAME: &str = "slipway: writes to watched source objects";
 const ARN_FIELD: &str = "resources.ARN";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrailSpec {
     pub s3_bucket_name: String,
@@ -38,9 +38,25 @@ pub struct TrailSpec {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub event_selectors: Vec<SelectorSpec>,
     pub advanced_event_selectors: Vec<AdvancedSelectorSpec>,
-    /// Which objects the live trail watches are kept besides these. Not a field of the trail.
+    /// Which objects the live trail watches are kept besides these. Not a field of the trail:
+    /// left out of comparisons, and kept when settled, so that apply can settle a planned trail
+    /// again against a fresh read.
     #[serde(skip)]
     pub keep: Keep,
+}
+
+impl PartialEq for TrailSpec {
+    /// Every field but `keep`; destructured, so that a new field does not compile until it is here.
+    fn eq(&self, other: &TrailSpec) -> bool {
+        let TrailSpec { s3_bucket_name, s3_key_prefix, is_multi_region_trail, logging, event_selectors, advanced_event_selectors, keep: _ } =
+            self;
+        *s3_bucket_name == other.s3_bucket_name
+            && *s3_key_prefix == other.s3_key_prefix
+            && *is_multi_region_trail == other.is_multi_region_trail
+            && *logging == other.logging
+            && *event_selectors == other.event_selectors
+            && *advanced_event_selectors == other.advanced_event_selectors
+    }
 }
 
 /// Which of the objects a shared trail watches now it keeps watching, besides the ones the valid
@@ -159,7 +175,6 @@ impl TrailSpec {
         let kept = live.watched().into_iter().filter(|o| self.keep.keeps(o));
         let objects: BTreeSet<String> = self.watched().into_iter().chain(kept).cloned().collect();
         want.advanced_event_selectors = vec![AdvancedSelectorSpec::watching(objects)];
-        want.keep = Keep::Nothing;
         want
     }
 }
