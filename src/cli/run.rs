@@ -238,7 +238,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if route == TriggerRoute::Queue {
         if args.once {
             // Nothing reads the queue after this pass: make sure triggers wait in it.
-            changes::ensure(&aws, &args.quotas.trigger_queue, changes::Purpose::Triggers).await?;
+            changes::ensure(&aws, &args.quotas.trigger_queue, changes::Purpose::Triggers)
+                .await
+                .with_context(|| format!("setting up the trigger queue {}", args.quotas.trigger_queue))?;
         } else {
             let (tx, rx) = tokio::sync::watch::channel(None);
             crate::triggers::spawn(aws.clone(), args.quotas.trigger_queue.clone(), metrics.clone(), rx);
