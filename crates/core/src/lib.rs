@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod diff;
 pub mod error;
 pub mod inventory;
+pub mod lease;
 pub mod manifest;
 pub mod plan;
 pub mod prune;

@@ -1,0 +1,186 @@
+//! Several replicas, one writer per pipeline: who works on what, decided from what a replica read
+//! of the lease table (a DynamoDB table, written only with condition expressions by
+//! `slipway-aws`). Pure: every function takes the time it decides at, in Unix milliseconds, so
+//! the rules are tested on a clock the test moves.
+//!
+//! - Pipelines fall into a fixed number of shards ([`shard_of`]: a stable hash of the name), and
+//!   each shard belongs to one live replica ([`assignee`]: rendezvous hashing over the members'
+//!   ids), so a replica joining or leaving moves only its share of the shards.
+//! - A replica works on a shard's pipelines only while it holds the shard's lease: holder,
+//!   expiry, and a fencing token raised by one on every change of holder ([`plan_lease`]). It
+//!   renews at a third of the lease's duration and stops writing once less than a margin is left
+//!   ([`Lease::lets_write`]), so a process paused past its expiry wakes up unable to write.
+//! - A replica that is no longer the assignee releases the lease (expiry now) once its work on
+//!   the shard has stopped, so the assignee takes over without waiting for the expiry.
+
+use sha2::{Digest, Sha256};
+
+/// A replica's id (its task or pod name and a random suffix, given by the caller).
+pub type ReplicaId = String;
+
+/// Unix time in milliseconds.
+pub type Millis = u64;
+
+/// How long leases and heartbeats last, and how close to its expiry a lease stops letting its
+/// holder write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimes {
+    pub duration: Millis,
+    /// Less than this left: the holder writes nothing more until it has renewed.
+    pub margin: Millis,
+}
+
+impl LeaseTimes {
+    /// A third of the duration: two renewals can fail before the lease runs out.
+    pub fn renew_every(&self) -> Millis {
+        self.duration / 3
+    }
+}
+
+impl Default for LeaseTimes {
+    /// 30 s leases, written off 5 s before their end.
+    fn default() -> LeaseTimes {
+        LeaseTimes { duration: 30_000, margin: 5_000 }
+    }
+}
+
+/// One shard's lease, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub shard: u16,
+    pub holder: ReplicaId,
+    pub expires: Millis,
+    /// Raised by one each time the holder changes; every conditional write names the token it
+    /// read, so a write based on a lease someone has since taken fails.
+    pub token: u64,
+}
+
+impl Lease {
+    /// Whether `me` may write for this shard's pipelines at `now`.
+    pub fn lets_write(&self, me: &str, now: Millis, times: &LeaseTimes) -> bool {
+        self.holder == me && now.saturating_add(times.margin) < self.expires
+    }
+
+    fn expired(&self, now: Millis) -> bool {
+        self.expires <= now
+    }
+}
+
+/// The shard a pipeline is in: stable across processes, versions and restarts.
+pub fn shard_of(pipeline: &str, shards: u16) -> u16 {
+    (hash(&[pipeline.as_bytes()]) % u64::from(shards.max(1))) as u16
+}
+
+/// The live member a shard belongs to: the one scoring highest for it (rendezvous hashing).
+pub fn assignee<'a>(shard: u16, members: &'a [ReplicaId]) -> Option<&'a ReplicaId> {
+    members.iter().max_by_key(|m| (hash(&[m.as_bytes(), &shard.to_be_bytes()]), m.as_str()))
+}
+
+fn hash(parts: &[&[u8]]) -> u64 {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    u64::from_be_bytes(hasher.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+/// The conditional write a replica makes for one shard, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseWrite {
+    /// Take the shard: absent, expired, or released. Conditional on the lease read (`token`, or
+    /// none); the new lease carries `token + 1`.
+    Acquire { token: Option<u64>, expires: Millis },
+    /// Extend the lease it holds. Conditional on holder and token unchanged.
+    Renew { token: u64, expires: Millis },
+    /// Give the shard up (expiry now) once its work there has stopped. Conditional on holder and
+    /// token unchanged.
+    Release { token: u64 },
+}
+
+/// What `me` writes for `shard` at `now`, from the lease it read (`None`: no lease yet), whether
+/// it is the shard's assignee, and whether its work on the shard has stopped (a pass in flight
+/// keeps the lease until it ends).
+pub fn plan_lease(me: &str, lease: Option<&Lease>, assigned: bool, idle: bool, now: Millis, times: &LeaseTimes) -> Option<LeaseWrite> {
+    let expires = now + times.duration;
+    match lease {
+        None if assigned => Some(LeaseWrite::Acquire { token: None, expires }),
+        None => None,
+        Some(l) if l.holder == me => match (assigned, idle) {
+            (false, true) => Some(LeaseWrite::Release { token: l.token }),
+            // Renewed while it works there, even once no longer the assignee.
+            _ if l.expires.saturating_sub(now) <= times.duration - times.renew_every() => {
+                Some(LeaseWrite::Renew { token: l.token, expires })
+            }
+            _ => None,
+        },
+        Some(l) if assigned && l.expired(now) => Some(LeaseWrite::Acquire { token: Some(l.token), expires }),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(ids: &[&str]) -> Vec<ReplicaId> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn lease(holder: &str, expires: Millis, token: u64) -> Lease {
+        Lease { shard: 0, holder: holder.into(), expires, token }
+    }
+
+    #[test]
+    fn shards_spread_over_the_members_and_a_leaving_member_moves_only_its_own() {
+        let three = members(&["a", "b", "c"]);
+        let before: Vec<&ReplicaId> = (0..64).map(|s| assignee(s, &three).unwrap()).collect();
+        for m in &three {
+            let held = before.iter().filter(|a| **a == m).count();
+            assert!((10..=32).contains(&held), "{m} holds {held} of 64");
+        }
+        let two = members(&["a", "c"]);
+        for (shard, was) in before.iter().enumerate() {
+            let now = assignee(shard as u16, &two).unwrap();
+            if *was != "b" {
+                assert_eq!(now, *was, "shard {shard} moved though its member stayed");
+            }
+        }
+        assert_eq!(assignee(3, &[]), None);
+        // Stable, and spread: 1,000 pipeline names over 16 shards.
+        assert_eq!(shard_of("web", 16), shard_of("web", 16));
+        let mut per_shard = [0; 16];
+        (0..1000).for_each(|i| per_shard[shard_of(&format!("web-{i:04}"), 16) as usize] += 1);
+        assert!(per_shard.iter().all(|n| (30..=100).contains(n)), "{per_shard:?}");
+    }
+
+    #[test]
+    fn a_lease_is_taken_when_free_renewed_by_its_holder_and_released_to_the_assignee() {
+        let t = LeaseTimes::default();
+        // No lease yet: the assignee takes it; anyone else waits.
+        assert_eq!(plan_lease("a", None, true, true, 1_000, &t), Some(LeaseWrite::Acquire { token: None, expires: 31_000 }));
+        assert_eq!(plan_lease("b", None, false, true, 1_000, &t), None);
+        // Held by a, fresh: nothing to do; a third of the way through: renewed.
+        let held = lease("a", 31_000, 7);
+        assert_eq!(plan_lease("a", Some(&held), true, false, 5_000, &t), None);
+        assert_eq!(plan_lease("a", Some(&held), true, false, 11_000, &t), Some(LeaseWrite::Renew { token: 7, expires: 41_000 }));
+        // b became the assignee: it waits while a holds the lease; a releases once idle.
+        assert_eq!(plan_lease("b", Some(&held), true, true, 11_000, &t), None);
+        assert_eq!(plan_lease("a", Some(&held), false, false, 11_000, &t), Some(LeaseWrite::Renew { token: 7, expires: 41_000 }));
+        assert_eq!(plan_lease("a", Some(&held), false, true, 11_000, &t), Some(LeaseWrite::Release { token: 7 }));
+        // Expired (a died): the assignee takes it, conditional on the token it read.
+        assert_eq!(plan_lease("b", Some(&held), true, true, 31_000, &t), Some(LeaseWrite::Acquire { token: Some(7), expires: 61_000 }));
+        assert_eq!(plan_lease("c", Some(&held), false, true, 31_000, &t), None, "only the assignee takes it");
+    }
+
+    #[test]
+    fn a_holder_stops_writing_before_its_lease_ends_and_a_paused_one_wakes_up_unable_to() {
+        let t = LeaseTimes::default();
+        let held = lease("a", 31_000, 7);
+        assert!(held.lets_write("a", 1_000, &t));
+        assert!(held.lets_write("a", 25_999, &t));
+        assert!(!held.lets_write("a", 26_000, &t), "within the margin of its expiry");
+        assert!(!held.lets_write("a", 90_000, &t), "paused past its expiry (SIGSTOP), then woken");
+        assert!(!held.lets_write("b", 1_000, &t), "not the holder");
+    }
+}
