@@ -72,7 +72,7 @@ pub fn shard_of(pipeline: &str, shards: u16) -> u16 {
 }
 
 /// The live member a shard belongs to: the one scoring highest for it (rendezvous hashing).
-pub fn assignee<'a>(shard: u16, members: &'a [ReplicaId]) -> Option<&'a ReplicaId> {
+pub fn assignee(shard: u16, members: &[ReplicaId]) -> Option<&ReplicaId> {
     members.iter().max_by_key(|m| (hash(&[m.as_bytes(), &shard.to_be_bytes()]), m.as_str()))
 }
 
