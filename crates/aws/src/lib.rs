@@ -13,6 +13,7 @@ pub mod calls;
 pub mod changes;
 pub mod delivery;
 pub mod inventory;
+pub mod lease;
 pub mod observe;
 mod recent;
 pub mod resource;
@@ -46,6 +47,8 @@ pub struct Aws {
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// The change feed's queue ([`changes`]).
     pub sqs: aws_sdk_sqs::Client,
+    /// The lease table of several replicas ([`lease`]).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// Who this process acts as (`sts:GetCallerIdentity`), when it asked: its own writes come
     /// back as change events under this ARN.
     pub caller: Option<String>,
@@ -123,6 +126,7 @@ impl Aws {
             elb: client!(aws_sdk_elasticloadbalancingv2),
             tagging: client!(aws_sdk_resourcegroupstagging),
             sqs: client!(aws_sdk_sqs),
+            dynamodb: client!(aws_sdk_dynamodb),
             caller: None,
             calls,
         }
@@ -216,6 +220,7 @@ fn classify<E, R>(code: Option<&str>, status: Option<u16>, err: &SdkError<E, R>)
             || code.contains("Conflict")
             || code.ends_with("NotEmptyException")
             || code == "BucketNotEmpty"
+            || code == "ConditionalCheckFailedException"
         {
             return ErrorKind::Conflict;
         }
