@@ -423,6 +423,12 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("sqs", "SetQueueAttributes", &["sqs:SetQueueAttributes"]),
     ("sqs", "ReceiveMessage", &["sqs:ReceiveMessage"]),
     ("sqs", "DeleteMessageBatch", &["sqs:DeleteMessage"]),
+    // The lease table of several replicas (--ha-table).
+    ("dynamodb", "DescribeTable", &["dynamodb:DescribeTable"]),
+    ("dynamodb", "CreateTable", &["dynamodb:CreateTable"]),
+    ("dynamodb", "Scan", &["dynamodb:Scan"]),
+    ("dynamodb", "PutItem", &["dynamodb:PutItem"]),
+    ("dynamodb", "UpdateItem", &["dynamodb:UpdateItem"]),
     ("codebuild", "BatchGetProjects", &["codebuild:BatchGetProjects"]),
     ("codebuild", "CreateProject", &["codebuild:CreateProject", "iam:PassRole@codebuild.amazonaws.com"]),
     ("codebuild", "UpdateProject", &["codebuild:UpdateProject", "iam:PassRole@codebuild.amazonaws.com"]),
