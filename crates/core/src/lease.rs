@@ -13,6 +13,8 @@
 //! - A replica that is no longer the assignee releases the lease (expiry now) once its work on
 //!   the shard has stopped, so the assignee takes over without waiting for the expiry.
 
+use std::collections::BTreeSet;
+
 use sha2::{Digest, Sha256};
 
 /// A replica's id (its task or pod name and a random suffix, given by the caller).
@@ -119,6 +121,46 @@ pub fn plan_lease(me: &str, lease: Option<&Lease>, assigned: bool, idle: bool, n
     }
 }
 
+/// What one tick of a replica decides from what it read of the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// The conditional writes to make, by shard.
+    pub writes: Vec<(u16, LeaseWrite)>,
+    /// The shards whose pipelines it may work on now (before those writes: a lease it is about to
+    /// take counts from the next tick).
+    pub held: BTreeSet<u16>,
+}
+
+/// One tick of replica `me`: the live members (heartbeat not expired; `me` always), each shard's
+/// assignee, and the lease writes that follow. `busy`: shards where a pass of `me` is in flight
+/// (their lease is kept, and renewed, until it ends).
+pub fn tick(
+    me: &str,
+    members: &[(ReplicaId, Millis)],
+    leases: &[Lease],
+    shards: u16,
+    busy: &BTreeSet<u16>,
+    now: Millis,
+    times: &LeaseTimes,
+) -> Tick {
+    let mut live: Vec<ReplicaId> = members.iter().filter(|(_, expires)| *expires > now).map(|(id, _)| id.clone()).collect();
+    if !live.iter().any(|id| id == me) {
+        live.push(me.to_owned());
+    }
+    let mut out = Tick::default();
+    for shard in 0..shards.max(1) {
+        let lease = leases.iter().find(|l| l.shard == shard);
+        let assigned = assignee(shard, &live).is_some_and(|a| a == me);
+        if let Some(write) = plan_lease(me, lease, assigned, !busy.contains(&shard), now, times) {
+            out.writes.push((shard, write));
+        }
+        if lease.is_some_and(|l| l.lets_write(me, now, times)) {
+            out.held.insert(shard);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +224,46 @@ mod tests {
         assert!(!held.lets_write("a", 26_000, &t), "within the margin of its expiry");
         assert!(!held.lets_write("a", 90_000, &t), "paused past its expiry (SIGSTOP), then woken");
         assert!(!held.lets_write("b", 1_000, &t), "not the holder");
+    }
+
+    #[test]
+    fn three_replicas_split_the_shards_and_a_dead_ones_shards_go_to_the_others_after_its_lease() {
+        let t = LeaseTimes::default();
+        let ids = ["a", "b", "c"];
+        let mut leases: Vec<Lease> = Vec::new();
+        let mut members: Vec<(ReplicaId, Millis)> = ids.iter().map(|id| (id.to_string(), 31_000)).collect();
+        // Each replica ticks once and its writes all succeed (no two take one shard: one assignee each).
+        let apply = |leases: &mut Vec<Lease>, me: &str, tick: &Tick| {
+            for (shard, write) in &tick.writes {
+                let (expires, token) = match *write {
+                    LeaseWrite::Acquire { token, expires } => (expires, token.map_or(1, |t| t + 1)),
+                    LeaseWrite::Renew { token, expires } => (expires, token),
+                    LeaseWrite::Release { token } => (0, token),
+                };
+                leases.retain(|l| l.shard != *shard);
+                leases.push(Lease { shard: *shard, holder: me.into(), expires, token });
+            }
+        };
+        for id in ids {
+            let tick = tick(id, &members, &leases, 16, &BTreeSet::new(), 1_000, &t);
+            apply(&mut leases, id, &tick);
+        }
+        let held: Vec<BTreeSet<u16>> = ids.iter().map(|id| tick(id, &members, &leases, 16, &BTreeSet::new(), 2_000, &t).held).collect();
+        assert_eq!(held.iter().map(BTreeSet::len).sum::<usize>(), 16, "every shard held once: {held:?}");
+        assert!(held.iter().all(|h| !h.is_empty()));
+        // c stops (no heartbeat, no renewals); a and b renew theirs and, once c's leases expire,
+        // take its shards.
+        members.retain(|(id, _)| id != "c");
+        members.iter_mut().for_each(|m| m.1 = 100_000);
+        for now in [15_000, 32_000] {
+            for id in ["a", "b"] {
+                let tick = tick(id, &members, &leases, 16, &BTreeSet::new(), now, &t);
+                apply(&mut leases, id, &tick);
+            }
+        }
+        let after: Vec<BTreeSet<u16>> =
+            ["a", "b"].iter().map(|id| tick(id, &members, &leases, 16, &BTreeSet::new(), 33_000, &t).held).collect();
+        assert_eq!(after[0].len() + after[1].len(), 16, "c's shards taken within one lease: {after:?}");
+        assert!(after[0].is_superset(&held[0]) && after[1].is_superset(&held[1]), "a and b kept what they held");
     }
 }
