@@ -12,6 +12,7 @@ pub mod engine;
 pub(crate) mod feed;
 pub mod http;
 pub(crate) mod metrics;
+pub(crate) mod replica;
 pub mod report;
 pub mod source;
 pub(crate) mod triggers;

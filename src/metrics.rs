@@ -16,6 +16,7 @@ use slipway_aws::calls::CallObserver;
 use slipway_core::change::ChangeOutcome;
 use slipway_core::delivery::Report;
 use slipway_core::delivery::decide::{DeployOutcome, RollbackTrigger, counts_as_deployment, outcome, rollback_trigger};
+use slipway_core::lease::LeaseTransition;
 use slipway_core::reconcile::ReconcileResult;
 use slipway_core::resource::Kind;
 use slipway_core::status::{Condition, ConditionType, Truth};
@@ -42,6 +43,9 @@ pub(crate) struct Metrics {
     pub change_feed_up: IntGaugeVec,
     pub trigger_events_total: IntCounterVec,
     pub trigger_queue_up: IntGaugeVec,
+    pub lease_transitions_total: IntCounterVec,
+    pub shard_pipelines: IntGaugeVec,
+    pub replica_info: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -166,6 +170,19 @@ impl Metrics {
                 "1 while the trigger queue is read; 0 while it is down (triggers wait in the queue, no pipeline starts).",
                 &[],
             ),
+            lease_transitions_total: counter(
+                &r,
+                "slipway_lease_transitions_total",
+                "Shard leases this replica acquired, released or lost (--ha-table).",
+                &["transition"],
+            ),
+            shard_pipelines: gauge(
+                &r,
+                "slipway_shard_pipelines",
+                "Pipelines in each shard whose lease this replica holds (--ha-table); a shard it does not hold has no series.",
+                &["shard"],
+            ),
+            replica_info: gauge(&r, "slipway_replica_info", "Always 1; this replica's id is the label (--ha-table).", &["replica"]),
             build_info: gauge(&r, "slipway_build_info", "Always 1; the version is the label.", &["version"]),
             registry: r,
         };
@@ -283,6 +300,26 @@ impl Metrics {
     /// Whether the trigger queue is read.
     pub(crate) fn set_trigger_queue_up(&self, up: bool) {
         self.trigger_queue_up.with_label_values::<&str>(&[]).set(i64::from(up));
+    }
+
+    /// This replica's id, and its lease transitions' series at zero.
+    pub(crate) fn set_replica(&self, id: &str) {
+        self.replica_info.with_label_values(&[id]).set(1);
+        for transition in LeaseTransition::ALL {
+            self.lease_transitions_total.with_label_values(&[transition.as_str()]);
+        }
+    }
+
+    pub(crate) fn record_lease(&self, transition: LeaseTransition) {
+        self.lease_transitions_total.with_label_values(&[transition.as_str()]).inc();
+    }
+
+    /// The pipelines of each shard this replica holds; nothing else.
+    pub(crate) fn set_shard_pipelines(&self, per_shard: &std::collections::BTreeMap<u16, usize>) {
+        self.shard_pipelines.reset();
+        for (shard, n) in per_shard {
+            self.shard_pipelines.with_label_values(&[&shard.to_string()]).set(*n as i64);
+        }
     }
 
     /// Whether the change feed is read.

@@ -429,6 +429,7 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("dynamodb", "Scan", &["dynamodb:Scan"]),
     ("dynamodb", "PutItem", &["dynamodb:PutItem"]),
     ("dynamodb", "UpdateItem", &["dynamodb:UpdateItem"]),
+    ("dynamodb", "DeleteItem", &["dynamodb:DeleteItem"]),
     ("codebuild", "BatchGetProjects", &["codebuild:BatchGetProjects"]),
     ("codebuild", "CreateProject", &["codebuild:CreateProject", "iam:PassRole@codebuild.amazonaws.com"]),
     ("codebuild", "UpdateProject", &["codebuild:UpdateProject", "iam:PassRole@codebuild.amazonaws.com"]),

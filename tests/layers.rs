@@ -60,10 +60,10 @@ fn the_forbidden_name_check_matches_crates_and_prefixes_exactly() {
 /// siblings only through a lower one, so each layer names what it may use.
 const APP_LAYERS: &[&[&str]] = &[
     &["source", "metrics", "webhook"], // leaves: Git and directory sources, Prometheus registry, webhook signatures
-    &["engine", "feed", "triggers"], // the one-way flow for one revision: load → … → apply; the change feed's and the trigger queue's tasks
-    &["report", "controller"],       // plan rendering; the loop over a World
-    &["http"],                       // /status, /metrics, webhooks: reads the controller's shared state
-    &["cli"],                        // wires everything
+    &["engine", "feed", "triggers", "replica"], // the one-way flow for one revision: load → … → apply; the change feed's, the trigger queue's and the lease table's tasks
+    &["report", "controller"],                  // plan rendering; the loop over a World
+    &["http"],                                  // /status, /metrics, webhooks: reads the controller's shared state
+    &["cli"],                                   // wires everything
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -12,12 +12,14 @@ use tracing::{error, info};
 
 use slipway_aws::Aws;
 use slipway_aws::changes;
+use slipway_core::lease::LeaseTimes;
 use slipway_core::quota::Quota;
 use slipway_core::trigger::TriggerRoute;
 
 use crate::controller::{Controller, RealWorld, Settings, Shared, SourceSettings};
 use crate::http::{WebhookSecrets, router};
 use crate::metrics::Metrics;
+use crate::replica::ReplicaSettings;
 use crate::source::git::{self, GitAuth, GitRef, GitSettings, KnownHosts, Secret, SshKey};
 
 /// Durations as `500ms`, `2s`, `5m`, `1h`.
@@ -71,6 +73,30 @@ pub struct RunArgs {
     /// allows). A second installation in the same account and Region needs its own.
     #[arg(long, env = "SLIPWAY_CHANGE_EVENTS_NAME", default_value = slipway_aws::changes::DEFAULT_NAME, value_parser = super::feed_name, requires = "change_events")]
     pub change_events_name: String,
+    /// Run as one of several replicas: the DynamoDB table (slipway-*, as the shipped IAM policy
+    /// allows) holding their heartbeats and one lease per shard. Pipelines are spread over the
+    /// live replicas by shard; each pipeline is written by the holder of its shard's lease only,
+    /// and a replica that dies or stops has its shards taken over within the lease's duration.
+    /// Every replica must be given the same table and --ha-shards.
+    #[arg(long, env = "SLIPWAY_HA_TABLE", value_parser = super::feed_name, conflicts_with_all = ["once", "change_events"])]
+    pub ha_table: Option<String>,
+    /// Create the --ha-table table (on-demand billing, partition key `pk` of type S) when it is
+    /// missing. Without it a missing table is an error, retried every few seconds.
+    #[arg(long, env = "SLIPWAY_HA_CREATE_TABLE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new(), requires = "ha_table")]
+    pub ha_create_table: bool,
+    /// How many shards the pipelines are spread over (the same on every replica; changing it
+    /// moves most pipelines once). More shards than replicas spreads them evenly.
+    #[arg(long, env = "SLIPWAY_HA_SHARDS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), requires = "ha_table")]
+    pub ha_shards: u16,
+    /// How long a shard lease lasts without renewal: a dead replica's pipelines are taken over
+    /// within about 1.3 times this. Renewed every third of it; a replica stops writing for a
+    /// shard in its lease's last sixth.
+    #[arg(long, env = "SLIPWAY_LEASE_DURATION", default_value = "30s", value_parser = lease_duration, requires = "ha_table")]
+    pub lease_duration: Duration,
+    /// This replica's id in the lease table (default: the host name, the pod's name on EKS, plus
+    /// a random suffix, so a restarted process is a new member).
+    #[arg(long, env = "SLIPWAY_REPLICA_ID", value_parser = replica_id, requires = "ha_table")]
+    pub replica_id: Option<String>,
     /// Address for /healthz, /readyz, /status and the webhooks.
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
@@ -134,6 +160,25 @@ pub struct RunArgs {
     /// Secret GitHub signs POST /webhooks/github with (X-Hub-Signature-256).
     #[arg(long, env = "SLIPWAY_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     pub github_webhook_secret: Option<String>,
+}
+
+fn lease_duration(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(3) || d > Duration::from_secs(600) {
+        return Err("between 3s and 10m".into());
+    }
+    Ok(d)
+}
+
+fn replica_id(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if valid { Ok(s.to_owned()) } else { Err("at most 128 letters, digits, - _ . and :".into()) }
+}
+
+/// The host name (a pod's name on EKS, the task's on ECS) and a random suffix.
+fn default_replica_id() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| replica_id(h).is_ok()).unwrap_or_else(|| "slipway".into());
+    format!("{host}-{:06x}", fastrand::u32(..1 << 24))
 }
 
 /// A local directory when it exists and is not a URL; otherwise a Git URL.
@@ -247,16 +292,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             controller_triggers = Some(tx);
         }
     }
+    let aws_for_leases = aws.clone();
     let world = Arc::new(
         RealWorld::new(aws, metrics.clone(), source, args.path.clone(), args.fetch_timeout, limits)
             .with_change_feed(feed)
             .with_trigger_route(route),
     );
-    let mut controller = Controller::new(settings, world, shared, metrics);
+    let mut controller = Controller::new(settings, world, shared, metrics.clone());
     if let Some(tx) = controller_triggers {
         controller = controller.with_trigger_index(tx);
     }
+    let mut replica = None;
+    if let Some(table) = &args.ha_table {
+        let settings = ReplicaSettings {
+            table: table.clone(),
+            create_table: args.ha_create_table,
+            id: args.replica_id.clone().unwrap_or_else(default_replica_id),
+            shards: args.ha_shards,
+            times: LeaseTimes::new(args.lease_duration.as_millis() as u64),
+        };
+        let (task, sharding) = crate::replica::spawn(aws_for_leases.clone(), settings, metrics);
+        controller = controller.with_sharding(sharding);
+        replica = Some(task);
+    }
     let ok = controller.run(stop_rx).await;
+    // Every reconcile has ended: the leases can go to the other replicas.
+    if let Some(replica) = replica {
+        replica.stop().await;
+    }
     // The loop ended (signal or --once): stop the HTTP server too.
     server.abort();
     info!(ok, "stopped");

@@ -61,6 +61,19 @@ fn render(status: &ControllerStatus) -> String {
         Some(feed) => out.push_str(&format!("change feed down: {}\n", feed.reason.as_deref().unwrap_or("-"))),
         None => {}
     }
+    if let Some(r) = &status.replica {
+        let held: Vec<String> = r.held.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "replica {} holds {} of {} shards [{}] in {}; {} live: {} (the pipelines below are its own)\n",
+            r.id,
+            r.held.len(),
+            r.shards,
+            held.join(","),
+            r.table,
+            r.members.len(),
+            r.members.join(", ")
+        ));
+    }
     out.push('\n');
     let rows: Vec<[String; 9]> = status
         .pipelines

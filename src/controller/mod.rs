@@ -18,7 +18,7 @@ mod schedule;
 mod tests;
 mod world;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +26,7 @@ use tokio::sync::{Notify, RwLock, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use slipway_aws::fence;
 use slipway_core::change::{Change, ChangeOutcome};
 use slipway_core::compile::DesiredPipeline;
 use slipway_core::delivery::{DeployTarget, Memory, Step};
@@ -34,13 +35,15 @@ use slipway_core::prune::{self, PrunePolicy};
 use slipway_core::reconcile::{Outcome, ReconcileResult, Timing, error_policy, requeue};
 use slipway_core::resource::{Key, Kind};
 use slipway_core::status::{
-    self, ChangeFeedStatus, ConditionType, ControllerStatus, Truth, record, record_invalid, record_suspended, timestamp,
+    self, ChangeFeedStatus, ConditionType, ControllerStatus, PipelineStatus, ReplicaStatus, Truth, record, record_invalid,
+    record_suspended, timestamp,
 };
 use slipway_core::trigger::TriggerIndex;
 
 use crate::engine::Prepared;
 use crate::feed::FeedSignal;
 use crate::metrics::Metrics;
+use crate::replica::Sharding;
 use world::Job;
 pub(crate) use world::{Pass, RealWorld, SourceSettings, World};
 
@@ -92,6 +95,8 @@ struct Unit {
     /// A change in AWS arrived while its reconcile ran (which may have read before it): look
     /// again as soon as it ends.
     poked: bool,
+    /// Its shard, with several replicas (0 otherwise).
+    shard: u16,
 }
 
 /// A reconcile task's report to the loop.
@@ -121,6 +126,11 @@ pub(crate) struct Controller<W: World = RealWorld> {
     /// Where the triggers of each revision go, for the trigger queue's task
     /// (`--trigger-route queue`, [`crate::triggers`]).
     trigger_index: Option<watch::Sender<Option<Arc<TriggerIndex>>>>,
+    /// With several replicas (`--ha-table`): the shards this replica works on. Without, every
+    /// pipeline is its own.
+    sharding: Option<Sharding>,
+    /// The shards held, as the lease task last said; `None` until it first read the table.
+    held: Option<BTreeSet<u16>>,
 }
 
 /// The repository's warnings (and suspect files) that the previous revision did not already
@@ -129,6 +139,29 @@ fn fresh_warnings(before: Option<&Prepared>, now: &Prepared) -> Vec<String> {
     let all = |p: &Prepared| -> Vec<String> { p.warnings.iter().cloned().chain(p.suspects.iter().map(ToString::to_string)).collect() };
     let seen: HashSet<String> = before.map(all).unwrap_or_default().into_iter().collect();
     all(now).into_iter().filter(|w| !seen.contains(w)).collect()
+}
+
+/// A valid pipeline's entry in the status, as the revision describes it.
+fn describe(ps: &mut PipelineStatus, valid: &slipway_core::manifest::validate::ValidPipeline, revision: Option<&str>, now: SystemTime) {
+    let spec = &valid.pipeline.spec;
+    ps.file = valid.file.display().to_string();
+    ps.sync = spec.sync;
+    ps.suspended = spec.suspend;
+    ps.last_seen_revision = revision.map(str::to_owned);
+    if spec.suspend {
+        record_suspended(ps, now);
+    }
+}
+
+/// Resolves when the lease task says something new; never without one.
+async fn held_changed(held: &mut Option<watch::Receiver<Option<crate::replica::Held>>>) {
+    let changed = match held {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
+    }
 }
 
 impl<W: World> Controller<W> {
@@ -145,7 +178,29 @@ impl<W: World> Controller<W> {
             running: HashSet::new(),
             feed_up: false,
             trigger_index: None,
+            sharding: None,
+            held: None,
         }
+    }
+
+    /// Works only on the pipelines of the shards this replica holds, each write fenced by its
+    /// shard's lease.
+    pub fn with_sharding(mut self, sharding: Sharding) -> Controller<W> {
+        self.sharding = Some(sharding);
+        self
+    }
+
+    fn shard_of(&self, pipeline: &str) -> u16 {
+        self.sharding.as_ref().map_or(0, |s| s.shard_of(pipeline))
+    }
+
+    /// Whether this replica works on `shard`'s pipelines now (always, as the only replica).
+    fn holds(&self, shard: u16) -> bool {
+        self.sharding.is_none() || self.held.as_ref().is_some_and(|held| held.contains(&shard))
+    }
+
+    fn fence(&self, shard: u16) -> Option<fence::Fence> {
+        self.sharding.as_ref().map(|s| s.fence(shard))
     }
 
     /// Publishes each revision's triggers to the trigger queue's task.
@@ -174,6 +229,7 @@ impl<W: World> Controller<W> {
         // Without a watch, a channel that never delivers.
         let mut changes = self.world.watch().unwrap_or_else(|| mpsc::channel(1).1);
         let mut feed = self.world.changes().unwrap_or_else(|| mpsc::channel(1).1);
+        let mut held = self.sharding.as_ref().map(|s| s.held.clone());
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let semaphore = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut next_fetch = Instant::now();
@@ -190,10 +246,15 @@ impl<W: World> Controller<W> {
                 }
             }
             self.spawn_due(&semaphore, &done_tx);
-            let all_reconciled = self.fetched_once && self.units.values().all(|u| u.reconciled_once || u.suspended || u.due.is_none());
+            let all_reconciled = self.fetched_once
+                && (self.sharding.is_none() || self.held.is_some())
+                && self.units.values().filter(|u| self.holds(u.shard)).all(|u| u.reconciled_once || u.suspended || u.due.is_none());
             let can_sweep = all_reconciled && self.running.is_empty();
             if can_sweep && Instant::now() >= next_sweep {
-                once_failed |= !self.sweep_orphans().await;
+                // With several replicas, the holder of shard 0 looks for orphans for all.
+                if self.holds(0) {
+                    once_failed |= !self.sweep_orphans().await;
+                }
                 next_sweep = Instant::now() + self.drift_interval();
                 let mut st = self.shared.status.write().await;
                 if !st.ready {
@@ -205,7 +266,12 @@ impl<W: World> Controller<W> {
                     break;
                 }
             }
-            let next_due = self.units.iter().filter(|(n, u)| !self.running.contains(*n) && !u.suspended).filter_map(|(_, u)| u.due).min();
+            let next_due = self
+                .units
+                .iter()
+                .filter(|(n, u)| !self.running.contains(*n) && !u.suspended && self.holds(u.shard))
+                .filter_map(|(_, u)| u.due)
+                .min();
             // A sweep that must wait for reconciles in progress is woken by their `done`, not by
             // its (already passed) time, which would spin the loop.
             let wake = [Some(next_fetch), can_sweep.then_some(next_sweep), next_due]
@@ -224,6 +290,7 @@ impl<W: World> Controller<W> {
                     }
                 }
                 Some(done) = done_rx.recv() => self.finish(done).await,
+                () = held_changed(&mut held) => self.on_held().await,
                 _ = shutdown.changed() => break,
             }
         }
@@ -296,13 +363,10 @@ impl<W: World> Controller<W> {
             let delivery_target = DeployTarget::from_valid(valid);
             let fingerprint = desired.fingerprint();
             let spec = &valid.pipeline.spec;
-            let ps = st.pipeline_mut(&name);
-            ps.file = valid.file.display().to_string();
-            ps.sync = spec.sync;
-            ps.suspended = spec.suspend;
-            ps.last_seen_revision = revision.clone();
-            if spec.suspend {
-                record_suspended(ps, now);
+            let shard = self.shard_of(&name);
+            let held = self.holds(shard);
+            if held {
+                describe(st.pipeline_mut(&name), valid, revision.as_deref(), now);
             }
             match self.units.get_mut(&name) {
                 Some(unit) => {
@@ -318,7 +382,9 @@ impl<W: World> Controller<W> {
                     }
                 }
                 None => {
-                    self.metrics.init_pipeline(&name, &desired.kinds());
+                    if held {
+                        self.metrics.init_pipeline(&name, &desired.kinds());
+                    }
                     self.units.insert(
                         name,
                         Unit {
@@ -332,6 +398,7 @@ impl<W: World> Controller<W> {
                             attempt: 0,
                             reconciled_once: false,
                             poked: false,
+                            shard,
                         },
                     );
                 }
@@ -340,11 +407,13 @@ impl<W: World> Controller<W> {
         // Pipelines whose manifests are broken: reported, and left alone until the next commit.
         for name in &prepared.protected {
             seen.insert(name.clone());
-            let errors: Vec<String> =
-                prepared.diagnostics.iter().filter(|d| d.pipeline.as_deref() == Some(name.as_str())).map(|d| d.to_string()).collect();
-            let ps = st.pipeline_mut(name);
-            ps.last_seen_revision = revision.clone();
-            record_invalid(ps, &errors, now);
+            if self.holds(self.shard_of(name)) {
+                let errors: Vec<String> =
+                    prepared.diagnostics.iter().filter(|d| d.pipeline.as_deref() == Some(name.as_str())).map(|d| d.to_string()).collect();
+                let ps = st.pipeline_mut(name);
+                ps.last_seen_revision = revision.clone();
+                record_invalid(ps, &errors, now);
+            }
             if let Some(unit) = self.units.get_mut(name) {
                 unit.due = None;
             }
@@ -354,8 +423,9 @@ impl<W: World> Controller<W> {
             self.metrics.forget_pipeline(gone);
         }
         self.units.retain(|name, _| seen.contains(name));
-        st.pipelines.retain(|p| seen.contains(&p.name));
+        st.pipelines.retain(|p| seen.contains(&p.name) && self.holds(self.shard_of(&p.name)));
         drop(st);
+        self.count_shard_pipelines();
         if let Some(tx) = &self.trigger_index {
             // A pipeline whose manifest broke keeps the triggers of its last valid revision.
             let triggers = self.units.iter().map(|(name, unit)| (name.clone(), unit.desired.queued.clone())).collect();
@@ -368,11 +438,17 @@ impl<W: World> Controller<W> {
     /// ahead for them ([`World::read_ahead`]).
     fn spawn_due(&mut self, semaphore: &Arc<Semaphore>, done_tx: &mpsc::UnboundedSender<Finished>) {
         let now = Instant::now();
+        let names: Vec<(String, u16)> = self
+            .units
+            .iter()
+            .filter(|(name, unit)| !self.running.contains(*name) && !unit.suspended && unit.due.is_some_and(|d| d <= now))
+            .filter(|(_, unit)| self.holds(unit.shard))
+            .map(|(name, unit)| (name.clone(), unit.shard))
+            .collect();
         let mut due = Vec::new();
-        for (name, unit) in self.units.iter_mut() {
-            if self.running.contains(name) || unit.suspended || unit.due.is_none_or(|d| d > now) {
-                continue;
-            }
+        for (name, shard) in names {
+            let fence = self.fence(shard);
+            let unit = self.units.get_mut(&name).expect("listed from the units");
             self.running.insert(name.clone());
             let job = Job {
                 desired: unit.desired.clone(),
@@ -383,17 +459,18 @@ impl<W: World> Controller<W> {
                 ahead: None,
             };
             let span = info_span!("reconcile", pipeline = %name, revision = self.revision.as_deref().unwrap_or("-"));
-            due.push((job, unit.fingerprint.clone(), span));
+            due.push((job, unit.fingerprint.clone(), span, fence));
         }
         if due.is_empty() {
             return;
         }
-        let observing: Vec<&DesiredPipeline> = due.iter().map(|(job, _, _)| &job.desired).collect();
+        self.publish_busy();
+        let observing: Vec<&DesiredPipeline> = due.iter().map(|(job, _, _, _)| &job.desired).collect();
         let scope = crate::engine::pass_scope(&observing, self.units.values().map(|u| &u.desired));
         let (world, tx, semaphore) = (self.world.clone(), done_tx.clone(), semaphore.clone());
         tokio::spawn(async move {
             let ahead = world.read_ahead(scope).await;
-            for (mut job, fingerprint, span) in due {
+            for (mut job, fingerprint, span, fence) in due {
                 job.ahead = Some(ahead.clone());
                 let (world, tx, semaphore) = (world.clone(), tx.clone(), semaphore.clone());
                 tokio::spawn(
@@ -402,7 +479,8 @@ impl<W: World> Controller<W> {
                         let started = std::time::Instant::now();
                         let name = job.desired.name.clone();
                         let kinds = job.desired.kinds();
-                        let pass = world.reconcile(job).await;
+                        // With several replicas, every write it makes is checked against its shard's lease.
+                        let pass = fence::scope(fence, world.reconcile(job)).await;
                         let _ = tx.send(Finished { name, fingerprint, kinds, duration: started.elapsed(), pass });
                     }
                     .instrument(span),
@@ -414,9 +492,18 @@ impl<W: World> Controller<W> {
     async fn finish(&mut self, finished: Finished) {
         let Finished { name, fingerprint, kinds, duration, pass: Pass { result, memory, delivery } } = finished;
         self.running.remove(&name);
+        self.publish_busy();
         let drift_interval = self.drift_interval();
+        let handed_over = !self.holds(self.shard_of(&name));
         // A pipeline removed from Git while its reconcile ran is forgotten.
         let Some(unit) = self.units.get_mut(&name) else { return };
+        if handed_over {
+            // Its shard went to another replica while this ran: that one reports the pipeline
+            // now (a delivery's end included), this one says nothing more of it.
+            debug!(pipeline = %name, "reconcile ended after its shard was handed over; not reported here");
+            unit.memory = memory.or_else(|| Some(Memory::default()));
+            return;
+        }
         unit.reconciled_once = true;
         match &result {
             Ok(r) => match &r.outcome {
@@ -480,6 +567,87 @@ impl<W: World> Controller<W> {
             None => {}
         }
         self.metrics.set_conditions(&name, &ps.conditions);
+    }
+
+    /// Tells the lease task which shards have a reconcile in flight: their leases are kept.
+    fn publish_busy(&self) {
+        if let Some(sharding) = &self.sharding {
+            sharding.busy.send_replace(self.running.iter().map(|name| sharding.shard_of(name)).collect());
+        }
+    }
+
+    /// The shards this replica holds changed: takes over the pipelines of the shards gained (due
+    /// now, delivery's memory read again from AWS), hands over those of the shards lost (their
+    /// status and series are another replica's now).
+    async fn on_held(&mut self) {
+        let Some(sharding) = &self.sharding else { return };
+        let Some(held) = sharding.held.borrow().clone() else { return };
+        let before = self.held.replace(held.shards.clone()).unwrap_or_default();
+        let now = Instant::now();
+        let (mut gained, mut lost) = (Vec::new(), Vec::new());
+        for (name, unit) in self.units.iter_mut() {
+            match (before.contains(&unit.shard), held.shards.contains(&unit.shard)) {
+                (false, true) => {
+                    // A pipeline waiting for a commit (its manifest broken) keeps waiting.
+                    unit.due = unit.due.map(|_| now);
+                    unit.attempt = 0;
+                    unit.reconciled_once = false;
+                    if !self.running.contains(name) {
+                        // Whoever held it may have deployed: delivery reads its history again.
+                        unit.memory = Some(Memory::default());
+                    }
+                    gained.push(name.clone());
+                }
+                (true, false) => {
+                    unit.reconciled_once = false;
+                    lost.push(name.clone());
+                }
+                _ => {}
+            }
+        }
+        for name in &lost {
+            self.metrics.forget_pipeline(name);
+        }
+        for name in &gained {
+            self.metrics.init_pipeline(name, &self.units[name].desired.kinds());
+        }
+        let mut st = self.shared.status.write().await;
+        self.describe(&mut st, &gained, SystemTime::now());
+        st.pipelines.retain(|p| self.holds(self.shard_of(&p.name)));
+        st.replica = Some(ReplicaStatus {
+            id: sharding.id.clone(),
+            table: sharding.table.clone(),
+            shards: sharding.shards,
+            held: held.shards.iter().copied().collect(),
+            members: held.members.clone(),
+        });
+        drop(st);
+        self.count_shard_pipelines();
+        if !gained.is_empty() || !lost.is_empty() {
+            info!(shards = ?held.shards, members = held.members.len(), taken_over = gained.len(), handed_over = lost.len(), "the pipelines this replica works on changed");
+        }
+    }
+
+    /// Fills the status of pipelines just taken over from the revision in hand.
+    fn describe(&self, st: &mut ControllerStatus, names: &[String], now: SystemTime) {
+        let Some(prepared) = &self.prepared else { return };
+        for name in names {
+            if let Some((valid, _)) = prepared.pipelines.iter().find(|(v, _)| v.name() == name) {
+                describe(st.pipeline_mut(name), valid, self.revision.as_deref(), now);
+            }
+        }
+    }
+
+    /// `slipway_shard_pipelines`: the pipelines of each shard held.
+    fn count_shard_pipelines(&self) {
+        let (Some(_), Some(held)) = (&self.sharding, &self.held) else { return };
+        let mut per_shard: BTreeMap<u16, usize> = held.iter().map(|s| (*s, 0)).collect();
+        for unit in self.units.values() {
+            if let Some(n) = per_shard.get_mut(&unit.shard) {
+                *n += 1;
+            }
+        }
+        self.metrics.set_shard_pipelines(&per_shard);
     }
 
     /// The change feed went up or down, or brought changes. Returns whether it went down.
@@ -567,7 +735,7 @@ impl<W: World> Controller<W> {
                         return true;
                     }
                     drop(st);
-                    let (deleted, errors) = self.world.prune(&orphans).await;
+                    let (deleted, errors) = fence::scope(self.fence(0), self.world.prune(&orphans)).await;
                     for key in &deleted {
                         info!(resource = %key, "pruned");
                     }

@@ -53,9 +53,21 @@ pub struct Moto {
 impl Moto {
     /// Starts moto and waits until it answers.
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// Starts moto with its request recorder writing every request (headers included) to
+    /// `file`, one JSON object a line.
+    #[allow(dead_code)] // not every test binary that includes this module needs it
+    pub fn start_recording(file: &Path) -> Moto {
+        Moto::start_with(&[("MOTO_RECORDER_FILEPATH", file.to_str().unwrap()), ("MOTO_ENABLE_RECORDING", "true")])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(moto_server_bin())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

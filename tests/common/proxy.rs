@@ -145,18 +145,24 @@ struct Request {
 
 impl Request {
     fn operation(&self) -> Option<String> {
-        if let Some(target) = &self.target {
-            return target.rsplit('.').next().map(str::to_owned);
-        }
-        let body = String::from_utf8_lossy(&self.body);
-        if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-            return Some(action.to_owned());
-        }
-        match self.method.as_str() {
-            "GET" | "HEAD" => Some("Get".into()),
-            "PUT" | "POST" | "DELETE" => Some(format!("S3{}", self.method)),
-            _ => None,
-        }
+        operation_of(&self.method, self.target.as_deref(), &self.body)
+    }
+}
+
+/// The operation of a request: from `X-Amz-Target` (JSON protocols), `Action=` (query
+/// protocols), or the method for S3's REST protocol (`Get` for reads, `S3PUT`… for writes).
+pub fn operation_of(method: &str, target: Option<&str>, body: &[u8]) -> Option<String> {
+    if let Some(target) = target {
+        return target.rsplit('.').next().map(str::to_owned);
+    }
+    let body = String::from_utf8_lossy(body);
+    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return Some(action.to_owned());
+    }
+    match method {
+        "GET" | "HEAD" => Some("Get".into()),
+        "PUT" | "POST" | "DELETE" => Some(format!("S3{method}")),
+        _ => None,
     }
 }
 

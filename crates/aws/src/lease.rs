@@ -46,7 +46,8 @@ pub async fn ensure_table(aws: &Aws, table: &str, create: bool) -> Result<(), Aw
         ));
     }
     let key = |t| AttributeDefinition::builder().attribute_name(KEY).attribute_type(t).build().expect("name and type");
-    aws.dynamodb
+    let created = aws
+        .dynamodb
         .create_table()
         .table_name(table)
         .attribute_definitions(key(ScalarAttributeType::S))
@@ -54,7 +55,12 @@ pub async fn ensure_table(aws: &Aws, table: &str, create: bool) -> Result<(), Aw
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .map_err(aws_err("dynamodb", "CreateTable"))?;
+        .map_err(aws_err("dynamodb", "CreateTable"));
+    match created {
+        // Another replica, started at the same time, created it first.
+        Err(err) if err.kind == ErrorKind::Conflict => {}
+        other => drop(other?),
+    }
     // On-demand tables take seconds to become active: writes fail until then, and the caller
     // retries its renewal loop as for any failed write.
     Ok(())
@@ -162,4 +168,27 @@ async fn update(aws: &Aws, table: &str, pk: AttributeValue, me: &str, token: u64
         .await
         .map(drop)
         .map_err(aws_err("dynamodb", "UpdateItem"))
+}
+
+/// Deletes the item of a replica gone since before `before` (a pod of an earlier rollout), so the
+/// table does not grow with every replica ever started. Conditional: a replica that came back
+/// keeps its item.
+pub async fn forget_member(aws: &Aws, table: &str, id: &str, before: Millis) -> Result<Written, AwsError> {
+    let sent = aws
+        .dynamodb
+        .delete_item()
+        .table_name(table)
+        .key(KEY, AttributeValue::S(format!("{MEMBER}{id}")))
+        .condition_expression("#expires < :before")
+        .expression_attribute_names("#expires", "expires")
+        .expression_attribute_values(":before", number(before))
+        .send()
+        .await
+        .map(drop)
+        .map_err(aws_err("dynamodb", "DeleteItem"));
+    match sent {
+        Ok(()) => Ok(Written::Done),
+        Err(err) if err.kind == ErrorKind::Conflict => Ok(Written::Lost),
+        Err(err) => Err(err),
+    }
 }

@@ -12,6 +12,7 @@ pub mod ahead;
 pub mod calls;
 pub mod changes;
 pub mod delivery;
+pub mod fence;
 pub mod inventory;
 pub mod lease;
 pub mod observe;
@@ -101,11 +102,16 @@ impl Aws {
         let calls = calls::CallLog::new(observer);
         macro_rules! client {
             ($sdk:ident) => {
-                $sdk::Client::from_conf($sdk::config::Builder::from(config).interceptor(calls.clone()).build())
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config).interceptor(calls.clone()).interceptor(fence::FenceCheck).build(),
+                )
             };
         }
-        let s3_config =
-            aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).interceptor(calls.clone()).build();
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(config.endpoint_url().is_some())
+            .interceptor(calls.clone())
+            .interceptor(fence::FenceCheck)
+            .build();
         let state_bucket = default_state_bucket(&account, &region);
         Aws {
             inventory: Arc::new(inventory::Inventory::new(state_bucket)),
@@ -180,7 +186,7 @@ where
             }
             other => (None, aws_smithy_types::error::display::DisplayErrorContext(other).to_string()),
         };
-        let kind = classify(code.as_deref(), status, &err);
+        let kind = if fence::is_fenced(&err) { ErrorKind::Fenced } else { classify(code.as_deref(), status, &err) };
         AwsError { service, operation, kind, code, message }
     }
 }

@@ -22,6 +22,9 @@ labels! {
         /// slipway refused before calling AWS (a change AWS cannot make in place, an answer it
         /// cannot use). Not a failed call.
         Refused = "refused",
+        /// Not sent: this replica no longer holds the lease of the pipeline's shard (several
+        /// replicas, `slipway_core::lease`). Another replica works on the pipeline now.
+        Fenced = "fenced",
     }
 }
 

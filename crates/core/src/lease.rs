@@ -33,6 +33,11 @@ pub struct LeaseTimes {
 }
 
 impl LeaseTimes {
+    /// Leases of `duration`, written off in their last sixth (5 s of 30 s).
+    pub fn new(duration: Millis) -> LeaseTimes {
+        LeaseTimes { duration, margin: duration / 6 }
+    }
+
     /// A third of the duration: two renewals can fail before the lease runs out.
     pub fn renew_every(&self) -> Millis {
         self.duration / 3
@@ -42,7 +47,40 @@ impl LeaseTimes {
 impl Default for LeaseTimes {
     /// 30 s leases, written off 5 s before their end.
     fn default() -> LeaseTimes {
-        LeaseTimes { duration: 30_000, margin: 5_000 }
+        LeaseTimes::new(30_000)
+    }
+}
+
+labels! {
+    /// A change of a shard's lease as seen by the replica that made or suffered it.
+    pub enum LeaseTransition {
+        /// Taken: free, expired or released by its last holder.
+        Acquired = "acquired",
+        /// Given up to the shard's new assignee once its work there stopped.
+        Released = "released",
+        /// A renewal found the lease taken: this replica stopped writing for the shard.
+        Lost = "lost",
+    }
+}
+
+impl LeaseWrite {
+    /// The transition this write makes once done; a renewal makes none.
+    pub fn transition(&self) -> Option<LeaseTransition> {
+        match self {
+            LeaseWrite::Acquire { .. } => Some(LeaseTransition::Acquired),
+            LeaseWrite::Release { .. } => Some(LeaseTransition::Released),
+            LeaseWrite::Renew { .. } => None,
+        }
+    }
+
+    /// The lease as it stands once this write of `me` is done.
+    pub fn written(&self, shard: u16, me: &str, now: Millis) -> Lease {
+        let (expires, token) = match *self {
+            LeaseWrite::Acquire { token, expires } => (expires, token.map_or(1, |t| t + 1)),
+            LeaseWrite::Renew { token, expires } => (expires, token),
+            LeaseWrite::Release { token } => (now, token),
+        };
+        Lease { shard, holder: me.to_owned(), expires, token }
     }
 }
 
@@ -109,6 +147,8 @@ pub fn plan_lease(me: &str, lease: Option<&Lease>, assigned: bool, idle: bool, n
         None if assigned => Some(LeaseWrite::Acquire { token: None, expires }),
         None => None,
         Some(l) if l.holder == me => match (assigned, idle) {
+            // Already expired (or released): nothing to give up.
+            (false, true) if l.expired(now) => None,
             (false, true) => Some(LeaseWrite::Release { token: l.token }),
             // Renewed while it works there, even once no longer the assignee.
             _ if l.expires.saturating_sub(now) <= times.duration - times.renew_every() => {
@@ -131,6 +171,16 @@ pub struct Tick {
     pub held: BTreeSet<u16>,
 }
 
+/// The replicas whose heartbeat has not expired at `now`, `me` always among them, sorted.
+pub fn live(members: &[(ReplicaId, Millis)], me: &str, now: Millis) -> Vec<ReplicaId> {
+    let mut live: Vec<ReplicaId> = members.iter().filter(|(_, expires)| *expires > now).map(|(id, _)| id.clone()).collect();
+    if !live.iter().any(|id| id == me) {
+        live.push(me.to_owned());
+    }
+    live.sort();
+    live
+}
+
 /// One tick of replica `me`: the live members (heartbeat not expired; `me` always), each shard's
 /// assignee, and the lease writes that follow. `busy`: shards where a pass of `me` is in flight
 /// (their lease is kept, and renewed, until it ends).
@@ -143,10 +193,7 @@ pub fn tick(
     now: Millis,
     times: &LeaseTimes,
 ) -> Tick {
-    let mut live: Vec<ReplicaId> = members.iter().filter(|(_, expires)| *expires > now).map(|(id, _)| id.clone()).collect();
-    if !live.iter().any(|id| id == me) {
-        live.push(me.to_owned());
-    }
+    let live = live(members, me, now);
     let mut out = Tick::default();
     for shard in 0..shards.max(1) {
         let lease = leases.iter().find(|l| l.shard == shard);
@@ -210,6 +257,8 @@ mod tests {
         assert_eq!(plan_lease("b", Some(&held), true, true, 11_000, &t), None);
         assert_eq!(plan_lease("a", Some(&held), false, false, 11_000, &t), Some(LeaseWrite::Renew { token: 7, expires: 41_000 }));
         assert_eq!(plan_lease("a", Some(&held), false, true, 11_000, &t), Some(LeaseWrite::Release { token: 7 }));
+        let released = lease("a", 11_000, 7);
+        assert_eq!(plan_lease("a", Some(&released), false, true, 12_000, &t), None, "released once, not again");
         // Expired (a died): the assignee takes it, conditional on the token it read.
         assert_eq!(plan_lease("b", Some(&held), true, true, 31_000, &t), Some(LeaseWrite::Acquire { token: Some(7), expires: 61_000 }));
         assert_eq!(plan_lease("c", Some(&held), false, true, 31_000, &t), None, "only the assignee takes it");
@@ -235,13 +284,8 @@ mod tests {
         // Each replica ticks once and its writes all succeed (no two take one shard: one assignee each).
         let apply = |leases: &mut Vec<Lease>, me: &str, tick: &Tick| {
             for (shard, write) in &tick.writes {
-                let (expires, token) = match *write {
-                    LeaseWrite::Acquire { token, expires } => (expires, token.map_or(1, |t| t + 1)),
-                    LeaseWrite::Renew { token, expires } => (expires, token),
-                    LeaseWrite::Release { token } => (0, token),
-                };
                 leases.retain(|l| l.shard != *shard);
-                leases.push(Lease { shard: *shard, holder: me.into(), expires, token });
+                leases.push(write.written(*shard, me, 0));
             }
         };
         for id in ids {

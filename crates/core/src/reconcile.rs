@@ -132,9 +132,12 @@ pub fn error_policy(error: &ReconcileError, attempt: u32, timing: &Timing, jitte
         ErrorKind::Throttled | ErrorKind::Transient => {
             Action { requeue_after: backoff_delay(attempt, timing.drift_interval, jitter), attempt: attempt + 1 }
         }
-        ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::AccessDenied | ErrorKind::Invalid | ErrorKind::Refused => {
-            Action { requeue_after: timing.drift_interval, attempt: 0 }
-        }
+        ErrorKind::NotFound
+        | ErrorKind::Conflict
+        | ErrorKind::AccessDenied
+        | ErrorKind::Invalid
+        | ErrorKind::Refused
+        | ErrorKind::Fenced => Action { requeue_after: timing.drift_interval, attempt: 0 },
     }
 }
 

@@ -145,6 +145,24 @@ pub struct ControllerStatus {
     /// The change feed, with `--change-events`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_feed: Option<ChangeFeedStatus>,
+    /// This replica, with `--ha-table`: `pipelines` then lists only the pipelines of the shards
+    /// it holds (the others are another replica's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// One of several replicas (`--ha-table`, `crate::lease`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    pub id: String,
+    pub table: String,
+    /// How many shards the pipelines are spread over.
+    pub shards: u16,
+    /// The shards whose leases this replica holds.
+    pub held: Vec<u16>,
+    /// The live replicas it last read, itself included.
+    pub members: Vec<String>,
 }
 
 /// Whether changes made in AWS are heard (`--change-events`).
