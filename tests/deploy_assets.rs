@@ -876,15 +876,27 @@ fn the_ecs_health_check_passes_while_slipway_answers_and_fails_when_it_does_not(
 }
 
 #[test]
-fn the_ecs_service_runs_exactly_one_controller() {
+fn the_ecs_service_runs_two_replicas_sharing_a_lease_table_the_policy_grants_with_a_rolling_deployment() {
     let service = ecs("service.json");
     let task = ecs("task-definition.json");
-    assert_eq!(service["desiredCount"], 1);
+    assert_eq!(service["desiredCount"], 2);
     assert_eq!(service["taskDefinition"], task["family"]);
     assert_eq!(service["launchType"], "FARGATE");
-    // No leader election: a deployment stops the old task before starting the new one.
-    assert_eq!(service["deploymentConfiguration"]["maximumPercent"], 100);
-    assert_eq!(service["deploymentConfiguration"]["minimumHealthyPercent"], 0);
+    // A rolling deployment: one replica keeps working (and takes the leaving one's shards).
+    assert_eq!(service["deploymentConfiguration"]["maximumPercent"], 200);
+    assert_eq!(service["deploymentConfiguration"]["minimumHealthyPercent"], 50);
+    for file in ["task-definition.json", "task-definition-ssh.json"] {
+        let env = named(&ecs(file)["containerDefinitions"][0]["environment"]);
+        let table = env["SLIPWAY_HA_TABLE"]["value"].as_str().unwrap_or_else(|| panic!("{file}: two replicas need SLIPWAY_HA_TABLE"));
+        let arn = format!("arn:aws:dynamodb:eu-west-1:123456789012:table/{table}");
+        let lease_statement =
+            statements(&policy("slipway-policy.json")).into_iter().find(|s| s["Sid"] == "LeaseTable").expect("a LeaseTable statement");
+        let resource = lease_statement["Resource"].as_str().unwrap();
+        assert!(
+            arn.starts_with(resource.trim_end_matches('*').replace(":*:", ":eu-west-1:").as_str()),
+            "{file}: {table} is outside {resource}"
+        );
+    }
     for lb in service["loadBalancers"].as_array().into_iter().flatten() {
         assert_eq!(lb["containerName"], "slipway");
         assert_eq!(lb["containerPort"], 8080);
@@ -917,8 +929,12 @@ fn str_of(v: &Yaml) -> &str {
 /// What a slipway Deployment must be, plain or from the chart; returns the env var names.
 fn check_deployment(deployment: &Yaml, secret_source: bool) -> BTreeSet<String> {
     let spec = &deployment["spec"];
-    assert_eq!(spec["replicas"].as_u64(), Some(1), "one controller");
-    assert_eq!(str_of(&spec["strategy"]["type"]), "Recreate", "never two controllers during a rollout");
+    if spec["replicas"].as_u64() == Some(1) {
+        assert_eq!(str_of(&spec["strategy"]["type"]), "Recreate", "never two controllers without leases during a rollout");
+    } else {
+        assert_eq!(str_of(&spec["strategy"]["type"]), "RollingUpdate", "replicas with leases roll");
+        assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"].as_u64(), Some(0), "a new replica joins before an old leaves");
+    }
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["enableServiceLinks"].as_bool(), Some(false), "service links would add SLIPWAY_* variables");
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
@@ -1097,9 +1113,37 @@ fn the_chart_takes_prometheus_rules_from_values_and_credentials_from_an_existing
 }
 
 #[test]
-fn the_chart_refuses_values_it_does_not_know_such_as_a_replica_count() {
+fn the_chart_runs_several_replicas_only_with_a_lease_table_spread_over_nodes_under_a_disruption_budget() {
+    let docs = render(&["replicaCount=3", "config.haTable=slipway-leases"]);
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"].as_u64(), Some(3));
+    let names = check_deployment(deployment, false);
+    assert!(names.contains("SLIPWAY_HA_TABLE") && names.contains("SLIPWAY_LEASE_DURATION"), "{names:?}");
+    assert_known_env(names, "the chart (several replicas)");
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    let pdb = one(&docs, "PodDisruptionBudget");
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
+    assert_eq!(pdb["spec"]["maxUnavailable"].as_u64(), Some(1));
+    let anti = &deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(&anti["podAffinityTerm"]["labelSelector"]["matchLabels"], selector, "replicas prefer different nodes");
+    assert!(kind(&render(&[]), "PodDisruptionBudget").is_empty(), "no budget for one replica");
+
     for (set, why) in [
-        ("replicaCount=2", "replicaCount"),
+        (vec!["replicaCount=2"], "needs config.haTable"),
+        (vec!["config.haTable=slipway-leases", "config.changeEvents=true"], "do not go together"),
+        (vec!["config.haTable=leases"], "config/haTable"),
+    ] {
+        let mut args = vec!["template", "slipway", "charts/slipway"];
+        set.iter().for_each(|s| args.extend(["--set", s]));
+        let out = helm(&args);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(why), "{set:?}:\n{}", text(&out));
+    }
+}
+
+#[test]
+fn the_chart_refuses_values_it_does_not_know() {
+    for (set, why) in [
+        ("replicas=2", "replicas"),
         ("config.interval=5", "config/interval"),
         ("config.logFormat=yaml", "config/logFormat"),
         ("serviceAccount.irsaRoleArn=slipway", "serviceAccount/irsaRoleArn"),

@@ -541,3 +541,59 @@ fn a_change_during_a_reconcile_checks_the_pipeline_again_right_after_it() {
         assert!(run.stop().await);
     });
 }
+
+#[test]
+fn with_several_replicas_only_the_held_shards_pipelines_are_reconciled_taken_over_at_once_and_handed_over() {
+    use crate::replica::{Held, Sharding};
+    use slipway_aws::fence::Board;
+    use slipway_core::lease::{LeaseTimes, shard_of};
+
+    on_paused_clock(async {
+        // Enough shards that web and nginx fall in different ones.
+        let shards = (2..64).find(|n| shard_of("web", *n) != shard_of("nginx", *n)).unwrap();
+        let (web, nginx) = (shard_of("web", shards), shard_of("nginx", shards));
+        let world = Scripted::new();
+        world.script("nginx", [Turn::taking(50)]);
+        let (held_tx, held) = watch::channel(None);
+        let (busy, busy_rx) = watch::channel(BTreeSet::new());
+        let board = Arc::new(Board::new("me".into(), LeaseTimes::default()));
+        let sharding = Sharding { id: "me".into(), table: "slipway-leases".into(), shards, held, busy, board };
+        let shared = Arc::new(Shared::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let controller = Controller::new(settings(), world.clone(), shared.clone(), Arc::new(Metrics::new())).with_sharding(sharding);
+        let handle = tokio::spawn(controller.run(stop_rx));
+        let hold = |shards: &[u16]| Some(Held { shards: shards.iter().copied().collect(), members: vec!["me".into(), "other".into()] });
+
+        // Until the lease table is read, nothing is reconciled and the replica is not ready.
+        until(&world, 10).await;
+        assert!(world.times("reconcile web").is_empty() && world.times("reconcile nginx").is_empty());
+        assert!(!shared.status.read().await.ready);
+        held_tx.send_replace(hold(&[web]));
+        until(&world, 20).await;
+        {
+            let st = shared.status.read().await;
+            assert!(st.ready, "ready once its own pipelines are reconciled");
+            let names: Vec<&str> = st.pipelines.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, ["web"], "only its own pipelines in /status");
+            let replica = st.replica.as_ref().unwrap();
+            assert_eq!((replica.id.as_str(), replica.held.clone(), replica.members.len()), ("me", vec![web], 2));
+        }
+        // nginx's shard comes: taken over at once, and its lease kept while its pass runs.
+        until(&world, 100).await;
+        held_tx.send_replace(hold(&[web, nginx]));
+        until(&world, 120).await;
+        assert_eq!(*busy_rx.borrow(), BTreeSet::from([nginx]), "a pass in flight keeps its shard busy");
+        until(&world, 160).await;
+        assert!(busy_rx.borrow().is_empty());
+        // web's shard goes to another replica: it is no longer reconciled or reported here.
+        until(&world, 200).await;
+        held_tx.send_replace(hold(&[nginx]));
+        until(&world, 800).await;
+        assert_times(world.times("reconcile web"), &[10.0]);
+        assert_times(world.times("reconcile nginx"), &[100.0, 450.0, 750.0]);
+        let names: Vec<String> = shared.status.read().await.pipelines.iter().map(|p| p.name.clone()).collect();
+        assert_eq!(names, ["nginx"]);
+        stop.send(true).unwrap();
+        handle.await.unwrap();
+    });
+}
