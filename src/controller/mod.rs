@@ -8,6 +8,11 @@
 //! run concurrently under a bound and report back over a channel, so a slow or failing
 //! pipeline never delays the others.
 //!
+//! With several replicas (`--ha-table`) the loop works only on the pipelines of the shards its
+//! lease task holds ([`Sharding`]), runs each reconcile inside its shard's fence (a write without
+//! the lease is never sent), takes over a gained shard's pipelines at once and drops a lost
+//! shard's from its status and metrics.
+//!
 //! The loop decides when; the [`World`] does the work (Git and AWS in [`RealWorld`]), so the
 //! timing is tested on a paused clock in `tests.rs`. Each reconcile ends in
 //! `Result<Reconciled, ReconcileError>`; when to look again is decided by the pure policies of
@@ -259,7 +264,8 @@ impl<W: World> Controller<W> {
                 let mut st = self.shared.status.write().await;
                 if !st.ready {
                     st.ready = true;
-                    info!(pipelines = self.units.len(), "first pass complete; ready");
+                    let own = self.units.values().filter(|u| self.holds(u.shard)).count();
+                    info!(pipelines = own, "first pass complete; ready");
                 }
                 drop(st);
                 if self.settings.once {
