@@ -138,9 +138,9 @@ impl LeaseTask {
     async fn tick(&mut self) {
         let (me, table, times) = (self.settings.id.clone(), self.settings.table.clone(), self.settings.times);
         let now = now_millis();
-        if let Err(err) = lease::heartbeat(&self.aws, &table, &me, now + times.duration).await {
-            self.failed(format!("writing the heartbeat: {err}"));
-        }
+        // The tick's first failure, logged once per reason; none: the table works again.
+        let mut failed =
+            lease::heartbeat(&self.aws, &table, &me, now + times.duration).await.err().map(|err| format!("writing the heartbeat: {err}"));
         let snapshot = match lease::read(&self.aws, &table).await {
             Ok(snapshot) => snapshot,
             Err(err) => {
@@ -163,7 +163,6 @@ impl LeaseTask {
         let busy = self.busy.borrow().clone();
         let decided = rules::tick(&me, &snapshot.members, &snapshot.leases, self.settings.shards, &busy, now, &times);
         let (mut acquired, mut released) = (Vec::new(), Vec::new());
-        let mut failed = None;
         for (shard, write) in &decided.writes {
             match lease::write(&self.aws, &table, *shard, &me, write, now).await {
                 Ok(Written::Done) => {
@@ -184,7 +183,9 @@ impl LeaseTask {
                 Ok(Written::Lost) if matches!(write, LeaseWrite::Renew { .. }) => self.lost(*shard, "a renewal found it taken"),
                 // Taken by another replica first (an acquire), or after it was given up (a release).
                 Ok(Written::Lost) => {}
-                Err(err) => failed = Some(format!("writing the lease of shard {shard}: {err}")),
+                Err(err) => {
+                    failed.get_or_insert(format!("writing the lease of shard {shard}: {err}"));
+                }
             }
         }
         match failed {
