@@ -76,8 +76,8 @@ pub struct RunArgs {
     /// Run as one of several replicas: the DynamoDB table (slipway-*, as the shipped IAM policy
     /// allows) holding their heartbeats and one lease per shard. Pipelines are spread over the
     /// live replicas by shard; each pipeline is written by the holder of its shard's lease only,
-    /// and a replica that dies or stops has its shards taken over within the lease's duration.
-    /// Every replica must be given the same table and --ha-shards.
+    /// and a replica that dies or stops has its shards taken over within about 1.3 times
+    /// --lease-duration. Every replica must be given the same table and --ha-shards.
     #[arg(long, env = "SLIPWAY_HA_TABLE", value_parser = super::feed_name, conflicts_with_all = ["once", "change_events"])]
     pub ha_table: Option<String>,
     /// Create the --ha-table table (on-demand billing, partition key `pk` of type S) when it is
