@@ -167,14 +167,13 @@ impl LeaseTask {
             match lease::write(&self.aws, &table, *shard, &me, write, now).await {
                 Ok(Written::Done) => {
                     match write {
-                        LeaseWrite::Release { .. } => {
-                            self.board.drop_shard(*shard);
-                            released.push(*shard);
-                        }
+                        LeaseWrite::Release { .. } => self.board.drop_shard(*shard),
                         _ => self.board.set(write.written(*shard, &me, now)),
                     }
-                    if matches!(write, LeaseWrite::Acquire { .. }) {
-                        acquired.push(*shard);
+                    match write.transition() {
+                        Some(LeaseTransition::Acquired) => acquired.push(*shard),
+                        Some(LeaseTransition::Released) => released.push(*shard),
+                        _ => {}
                     }
                     if let Some(transition) = write.transition() {
                         self.metrics.record_lease(transition);

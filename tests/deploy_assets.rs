@@ -888,14 +888,10 @@ fn the_ecs_service_runs_two_replicas_sharing_a_lease_table_the_policy_grants_wit
     for file in ["task-definition.json", "task-definition-ssh.json"] {
         let env = named(&ecs(file)["containerDefinitions"][0]["environment"]);
         let table = env["SLIPWAY_HA_TABLE"]["value"].as_str().unwrap_or_else(|| panic!("{file}: two replicas need SLIPWAY_HA_TABLE"));
-        let arn = format!("arn:aws:dynamodb:eu-west-1:123456789012:table/{table}");
         let lease_statement =
             statements(&policy("slipway-policy.json")).into_iter().find(|s| s["Sid"] == "LeaseTable").expect("a LeaseTable statement");
         let resource = lease_statement["Resource"].as_str().unwrap();
-        assert!(
-            arn.starts_with(resource.trim_end_matches('*').replace(":*:", ":eu-west-1:").as_str()),
-            "{file}: {table} is outside {resource}"
-        );
+        assert!(resource.ends_with(":table/slipway-*") && table.starts_with("slipway-"), "{file}: {table} is outside {resource}");
     }
     for lb in service["loadBalancers"].as_array().into_iter().flatten() {
         assert_eq!(lb["containerName"], "slipway");
