@@ -305,7 +305,7 @@ async fn describe_load_balancers(aws: &Aws, names: &[&str]) -> Result<Option<Vec
 async fn describe_services(aws: &Aws, references: &[Reference]) -> HashMap<(String, String), Service> {
     let mut by_cluster: HashMap<&str, Vec<&str>> = HashMap::new();
     for r in references {
-        if let Reference::EcsService { cluster, service } = r {
+        if let Reference::EcsService { cluster, service, .. } = r {
             by_cluster.entry(cluster).or_default().push(service);
         }
     }

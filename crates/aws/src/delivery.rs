@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use aws_sdk_codedeploy::types::DeploymentStatus;
 use slipway_core::delivery::api::{
-    Creator, Delivery, DeployStatus, Deployment, Execution, ExecutionStatus, Image, Registry, StopCode, TaskDefinition,
+    Creator, Delivery, DeployStatus, Deployment, Execution, ExecutionStatus, HookAnswer, Image, Registry, ServiceDeployment, StopCode,
+    TaskDefinition,
 };
 use slipway_core::resource::{MANAGED_BY_VALUE, TAG_MANAGED_BY};
 
@@ -118,6 +119,9 @@ fn deployment(info: aws_sdk_codedeploy::types::DeploymentInfo) -> Deployment {
             .and_then(|e| e.message.clone())
             .or_else(|| rollback.and_then(|r| r.rollback_message.clone())),
         description: info.description,
+        rolled_back_in_place: false,
+        stage: None,
+        paused: None,
     }
 }
 
@@ -240,6 +244,22 @@ impl Delivery for Aws {
         let got =
             self.ecs.describe_services().cluster(cluster).services(service).send().await.map_err(aws_err("ecs", "DescribeServices"))?;
         Ok(got.services.unwrap_or_default().into_iter().find(|s| s.status.as_deref() != Some("INACTIVE")).and_then(|s| s.task_definition))
+    }
+
+    async fn service_deployments(&self, cluster: &str, service: &str, limit: usize) -> Result<Vec<ServiceDeployment>, AwsError> {
+        crate::service_deployment::list(self, cluster, service, limit).await
+    }
+
+    async fn update_service(&self, cluster: &str, service: &str, task_definition: &str) -> Result<String, AwsError> {
+        crate::service_deployment::update_service(self, cluster, service, task_definition).await
+    }
+
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> Result<(), AwsError> {
+        crate::service_deployment::stop(self, arn, rollback).await
+    }
+
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, answer: HookAnswer) -> Result<(), AwsError> {
+        crate::service_deployment::answer(self, arn, hook_id, answer).await
     }
 
     async fn executions(&self, pipeline: &str, limit: usize) -> Result<Vec<Execution>, AwsError> {

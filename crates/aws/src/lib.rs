@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod lease;
 pub mod observe;
 mod recent;
+mod service_deployment;
 pub mod resource;
 pub mod tags;
 

@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{DeploymentControllerType, Service};
 use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
 use slipway_core::compile::DesiredPipeline;
 use slipway_core::plan::{Observed, RefState};
-use slipway_core::resource::reference::{ListenerKey, Reference};
+use slipway_core::resource::reference::{ListenerKey, Reference, ServiceUse};
 
 use crate::ahead::ReadAhead;
 use crate::{Aws, AwsError, absent_if_not_found, aws_err, resource};
@@ -158,10 +158,13 @@ async fn listeners_by_port(
 /// A reference read on its own: the ECS service, a listener by ARN, CloudTrail's log bucket.
 async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&ReadAhead>) -> Result<RefState, AwsError> {
     match reference {
-        Reference::EcsService { cluster, service } => match ahead.and_then(|a| a.service(cluster, service)) {
-            Some(found) => Ok(usable_service(aws, cluster, service, found.clone(), ahead.map_or_else(Instant::now, ReadAhead::read_at))),
-            None => ecs_service(aws, cluster, service).await,
+        Reference::EcsService { cluster, service, used_by } => match ahead.and_then(|a| a.service(cluster, service)) {
+            Some(found) => {
+                Ok(usable_service(aws, cluster, service, *used_by, found.clone(), ahead.map_or_else(Instant::now, ReadAhead::read_at)))
+            }
+            None => ecs_service(aws, cluster, service, *used_by).await,
         },
+        Reference::ListenerRule { arn, target_groups, production } => listener_rule(aws, arn, target_groups, *production).await,
         Reference::Listener(ListenerKey::Arn(arn)) => {
             let found = absent_if_not_found(
                 aws.elb.describe_listeners().listener_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners")),
@@ -184,7 +187,41 @@ async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&Read
     }
 }
 
-async fn ecs_service(aws: &Aws, cluster: &str, service: &str) -> Result<RefState, AwsError> {
+/// A listener rule ECS moves traffic on: it must exist and forward to both target groups (the
+/// production rule) or to one of them (the test rule). Target groups are matched by the name in
+/// their ARN (`…:targetgroup/<name>/<id>`).
+async fn listener_rule(aws: &Aws, arn: &str, target_groups: &[String; 2], production: bool) -> Result<RefState, AwsError> {
+    let found = absent_if_not_found(
+        aws.elb.describe_rules().rule_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeRules")),
+    )?;
+    let Some(rule) = found.and_then(|f| f.rules.unwrap_or_default().into_iter().next()) else {
+        return Ok(RefState::Problem("does not exist".into()));
+    };
+    let mut forwards_to: Vec<String> = Vec::new();
+    for action in rule.actions.unwrap_or_default().into_iter().filter(|a| a.r#type.as_ref().is_some_and(|t| t.as_str() == "forward")) {
+        forwards_to.extend(action.target_group_arn.clone());
+        let weighted = action.forward_config.and_then(|f| f.target_groups).unwrap_or_default();
+        forwards_to.extend(weighted.into_iter().filter_map(|t| t.target_group_arn));
+    }
+    let names: Vec<&str> = forwards_to.iter().filter_map(|a| a.split("targetgroup/").nth(1)?.split('/').next()).collect();
+    let missing: Vec<&str> = target_groups.iter().map(String::as_str).filter(|tg| !names.contains(tg)).collect();
+    let problem = match (production, missing.len()) {
+        (true, 0) | (false, 0 | 1) => None,
+        (true, _) => Some(format!(
+            "does not forward to {}: ECS moves production traffic by weight between both target groups, so the rule must forward to {} and {} (weights 100 and 0)",
+            missing.join(" and "),
+            target_groups[0],
+            target_groups[1]
+        )),
+        (false, _) => Some(format!("forwards to neither {} nor {}", target_groups[0], target_groups[1])),
+    };
+    Ok(match problem {
+        Some(problem) => RefState::Problem(problem),
+        None => RefState::Found(Some(arn.to_string())),
+    })
+}
+
+async fn ecs_service(aws: &Aws, cluster: &str, service: &str, used_by: ServiceUse) -> Result<RefState, AwsError> {
     let described =
         match aws.ecs.describe_services().cluster(cluster).services(service).send().await.map_err(aws_err("ecs", "DescribeServices")) {
             Ok(d) => d,
@@ -198,18 +235,27 @@ async fn ecs_service(aws: &Aws, cluster: &str, service: &str) -> Result<RefState
             "does not exist in cluster `{cluster}` (slipway references the service, it does not create it)"
         )));
     };
-    Ok(usable_service(aws, cluster, service, found, Instant::now()))
+    Ok(usable_service(aws, cluster, service, used_by, found, Instant::now()))
 }
 
-/// A service found (read at `read_at`): usable when CodeDeploy controls its deployments.
-/// Remembered for the delivery check that follows in the same pass, while fresh.
-fn usable_service(aws: &Aws, cluster: &str, service: &str, found: Service, read_at: Instant) -> RefState {
-    let controller = found.deployment_controller.map(|c| c.r#type).unwrap_or(DeploymentControllerType::Ecs);
-    if controller != DeploymentControllerType::CodeDeploy {
-        return RefState::Problem(format!(
-            "uses the {} deployment controller; CodeDeploy blue/green needs a service created with `deploymentController: CODE_DEPLOY` (it cannot be changed on an existing service)",
-            controller.as_str()
-        ));
+/// A service found (read at `read_at`): usable by CodeDeploy when CodeDeploy controls its
+/// deployments; by ECS when ECS does, or CodeDeploy does (slipway migrates it: plan shows the
+/// switch). Remembered for the delivery check that follows in the same pass, while fresh.
+fn usable_service(aws: &Aws, cluster: &str, service: &str, used_by: ServiceUse, found: Service, read_at: Instant) -> RefState {
+    let controller = found.deployment_controller.as_ref().map(|c| c.r#type.clone()).unwrap_or(DeploymentControllerType::Ecs);
+    let problem = match (used_by, &controller) {
+        (ServiceUse::CodeDeploy, DeploymentControllerType::CodeDeploy) => None,
+        (ServiceUse::CodeDeploy, other) => Some(format!(
+            "uses the {} deployment controller; strategy `codedeploy` needs a service with `deploymentController: CODE_DEPLOY` (or deploy it with an ECS strategy: README, Deploy strategies)",
+            other.as_str()
+        )),
+        (ServiceUse::Ecs, DeploymentControllerType::Ecs | DeploymentControllerType::CodeDeploy) => None,
+        (ServiceUse::Ecs, other) => {
+            Some(format!("uses the {} deployment controller; an ECS strategy needs the ECS (or CODE_DEPLOY, to migrate) controller", other.as_str()))
+        }
+    };
+    if let Some(problem) = problem {
+        return RefState::Problem(problem);
     }
     aws.recent_services.remember(cluster, service, found.task_definition, read_at);
     RefState::Found(found.service_arn)

@@ -38,6 +38,27 @@ pub fn build_zip(files: &[SourceFile], commit: Option<&str>) -> Vec<u8> {
     zip.finish().expect("writing to memory").into_inner()
 }
 
+/// `zip` with one more file (replacing one of that name), still sorted and deterministic.
+pub(crate) fn with_file(zip: &[u8], name: &str, contents: &[u8]) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).expect("slipway's own zip reads back");
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("slipway's own zip reads back");
+        let entry_name = entry.name().expect("slipway's own zip reads back").to_string();
+        if entry_name == name {
+            continue;
+        }
+        let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let mut contents = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut contents).expect("slipway's own zip reads back");
+        files.push(SourceFile { name: entry_name, contents, executable });
+    }
+    files.push(SourceFile { name: name.to_string(), contents: contents.to_vec(), executable: false });
+    // build_zip writes the commit file itself, from the commit it is given: the same bytes.
+    let commit = files.iter().find(|f| f.name == COMMIT_FILE).map(|f| String::from_utf8_lossy(&f.contents).trim().to_string());
+    build_zip(&files, commit.as_deref())
+}
+
 /// Hex MD5: what S3 reports as the ETag of a single-part upload.
 pub(crate) fn md5_hex(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
@@ -50,6 +71,16 @@ mod tests {
 
     fn file(name: &str, body: &str) -> SourceFile {
         SourceFile { name: name.into(), contents: body.as_bytes().to_vec(), executable: false }
+    }
+
+    #[test]
+    fn a_file_added_afterwards_gives_the_zip_built_with_it() {
+        let files = [file("taskdef.json", "{}"), file("appspec.yaml", "x")];
+        let mut with = files.to_vec();
+        with.push(file("imagedefinitions.json", "[]"));
+        assert_eq!(with_file(&build_zip(&files, Some("0123456789ab")), "imagedefinitions.json", b"[]"), build_zip(&with, Some("0123456789ab")));
+        let twice = with_file(&with_file(&build_zip(&files, None), "imagedefinitions.json", b"[1]"), "imagedefinitions.json", b"[]");
+        assert_eq!(twice, build_zip(&with, None), "a file of that name is replaced");
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl EventSource {
     }
 
     /// The service whose calls can change a resource of `kind`; `None` for the source artifact
-    /// (a write to it is the trigger, and its pipeline's check reads it anyway).
+    /// (a write to it is the trigger, and its pipeline's check reads it anyway) and for an ECS
+    /// service's settings.
     pub fn of(kind: Kind) -> Option<EventSource> {
         match kind {
             Kind::EcrRepository => Some(EventSource::Ecr),
@@ -90,7 +91,9 @@ impl EventSource {
             Kind::CodeDeployApplication | Kind::CodeDeployDeploymentGroup => Some(EventSource::CodeDeploy),
             Kind::CodePipeline => Some(EventSource::CodePipeline),
             Kind::EventRule => Some(EventSource::Events),
-            Kind::SourceArtifact => None,
+            // The service's settings are seen by the drift check only: the feed does not
+            // follow ECS (its UpdateService calls are every deployment's, not drift).
+            Kind::EcsServiceSettings | Kind::SourceArtifact => None,
         }
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::artifact::md5_hex;
+use crate::artifact::{md5_hex, with_file};
 use crate::manifest::validate::ValidPipeline;
-use crate::manifest::{ListenerRef, Pipeline, PipelineSettings, S3EventRoute};
+use crate::manifest::{DeployStrategy, ListenerRef, Pipeline, PipelineSettings, S3EventRoute};
 use crate::resource::artifact::ArtifactSpec;
 use crate::resource::codebuild::ProjectSpec;
 use crate::resource::codedeploy::{
@@ -21,7 +21,8 @@ use crate::resource::codedeploy::{
 };
 use crate::resource::codepipeline::{ActionSpec, ExecutionMode, PipelineSpec, PipelineType, StageSpec};
 use crate::resource::ecr::{EcrSpec, untagged_expiry_policy};
-use crate::resource::reference::{ListenerKey, Reference};
+use crate::resource::ecs::{self, Controller, ServiceSpec};
+use crate::resource::reference::{ListenerKey, Reference, ServiceUse};
 use crate::resource::rule::{RuleSpec, TargetSpec, canonical_pattern};
 use crate::resource::s3::{BucketSpec, PublicAccessBlock};
 use crate::resource::trail::{AdvancedSelectorSpec, Keep, TrailSpec};
@@ -100,8 +101,12 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
     specs.extend(s3_buckets(p));
     specs.extend(cloudtrail_trail(p, placement));
     specs.extend(codebuild_project(p, placement));
-    specs.push(codedeploy_application(p));
-    specs.push(codedeploy_group(p));
+    if p.spec.deploy.strategy.is_ecs() {
+        specs.push(ecs_service_settings(p));
+    } else {
+        specs.push(codedeploy_application(p));
+        specs.push(codedeploy_group(p));
+    }
     specs.extend(codepipeline(p));
     specs.extend(event_rules(p, placement));
     let policy = p.spec.deletion_policy;
@@ -111,7 +116,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
     };
     let mut resources: Vec<Desired> =
         specs.into_iter().map(|(key, spec)| Desired { tags: tags_of(&key), key, spec, payload: None }).collect();
-    resources.push(source_artifact(p, zip));
+    resources.push(source_artifact(p, with_image_definitions(valid, zip, placement)));
     resources.sort_by_key(|r| r.key.kind.order());
     DesiredPipeline {
         name: p.name().to_string(),
@@ -270,7 +275,7 @@ fn codedeploy_group(p: &Pipeline) -> (Key, Spec) {
         minutes => (ReadyAction::StopDeployment, minutes as i32),
     };
     let spec = GroupSpec {
-        service_role_arn: deploy.service_role_arn.clone(),
+        service_role_arn: deploy.service_role_arn.clone().unwrap_or_default(),
         deployment_config_name: deploy.deployment_config.clone(),
         deployment_type: DeploymentType::BlueGreen,
         deployment_option: DeploymentOption::WithTrafficControl,
@@ -285,10 +290,102 @@ fn codedeploy_group(p: &Pipeline) -> (Key, Spec) {
         target_groups,
         prod_listener_arns: Vec::new(),
         test_listener_arns: Vec::new(),
-        listener_refs: Some(((&deploy.prod_listener).into(), deploy.test_listener.as_ref().map(ListenerKey::from))),
+        listener_refs: deploy.prod_listener.as_ref().map(|prod| (prod.into(), deploy.test_listener.as_ref().map(ListenerKey::from))),
     };
     let name = format!("{}/{}", p.application_name(), p.deployment_group_name());
     (Key::new(Kind::CodeDeployDeploymentGroup, name), Spec::Group(Box::new(spec)))
+}
+
+/// An ECS strategy's settings on the referenced service: the ECS deployment controller, the
+/// strategy with its bake times, alarms and hooks, and the load balancer's alternate target group
+/// and listener rules. Target groups are bound to ARNs at plan time.
+fn ecs_service_settings(p: &Pipeline) -> (Key, Spec) {
+    let deploy = &p.spec.deploy;
+    let strategy = match deploy.strategy {
+        DeployStrategy::EcsLinear => ecs::Strategy::Linear,
+        DeployStrategy::EcsCanary => ecs::Strategy::Canary,
+        DeployStrategy::EcsBlueGreen | DeployStrategy::Codedeploy => ecs::Strategy::BlueGreen,
+    };
+    let linear = deploy.linear.as_ref().filter(|_| strategy == ecs::Strategy::Linear).map(|l| ecs::Linear {
+        step_percent: l.step_percent,
+        step_bake_time_in_minutes: l.step_bake_time_minutes as i32,
+    });
+    let canary = deploy.canary.as_ref().filter(|_| strategy == ecs::Strategy::Canary).map(|c| ecs::Canary {
+        canary_percent: c.percent,
+        canary_bake_time_in_minutes: c.bake_time_minutes as i32,
+    });
+    // The step or canary settings are always sent: AWS's defaults are not slipway's to guess.
+    let linear = linear.or_else(|| (strategy == ecs::Strategy::Linear).then_some(ecs::Linear { step_percent: 10.0, step_bake_time_in_minutes: 6 }));
+    let canary =
+        canary.or_else(|| (strategy == ecs::Strategy::Canary).then_some(ecs::Canary { canary_percent: 5.0, canary_bake_time_in_minutes: 10 }));
+    let alarms = deploy.alarms.as_ref().map(|a| {
+        let mut alarm_names = a.names.clone();
+        alarm_names.sort();
+        alarm_names.dedup();
+        ecs::Alarms { alarm_names, rollback: a.rollback }
+    });
+    let mut lifecycle_hooks: Vec<ecs::Hook> = deploy
+        .hooks
+        .iter()
+        .map(|h| {
+            let mut lifecycle_stages: Vec<String> = h.stages.iter().map(|s| s.as_aws().to_string()).collect();
+            lifecycle_stages.sort();
+            lifecycle_stages.dedup();
+            ecs::Hook {
+                lifecycle_stages,
+                target_type: h.target.as_aws().to_string(),
+                hook_target_arn: h.function.clone(),
+                role_arn: h.role_arn.clone(),
+                timeout_in_minutes: h.timeout_minutes as i32,
+                timeout_action: h.on_timeout.as_aws().to_string(),
+            }
+        })
+        .collect();
+    lifecycle_hooks.sort();
+    let spec = ServiceSpec {
+        deployment_controller: Controller::Ecs,
+        strategy: Some(strategy),
+        bake_time_in_minutes: Some(deploy.bake_time_minutes.unwrap_or(DEFAULT_BAKE_MINUTES) as i32),
+        linear,
+        canary,
+        alarms,
+        lifecycle_hooks,
+        target_groups: Vec::new(),
+        production_listener_rule: deploy.prod_listener_rule.clone(),
+        test_listener_rule: deploy.test_listener_rule.clone(),
+        infrastructure_role_arn: deploy.infrastructure_role_arn.clone(),
+        running_deployment: None,
+        target_group_names: Some(deploy.target_groups.clone()),
+    };
+    (Key::new(Kind::EcsServiceSettings, format!("{}/{}", deploy.cluster, deploy.service)), Spec::Service(Box::new(spec)))
+}
+
+/// The bake time of an ECS strategy when the manifest sets none.
+pub(crate) const DEFAULT_BAKE_MINUTES: u32 = 5;
+
+/// The file CodePipeline's ECS deploy action reads the image from.
+pub(crate) const IMAGE_DEFINITIONS: &str = "imagedefinitions.json";
+
+/// With an ECS strategy, CodePipeline deploys with the ECS action, which reads the image from
+/// `imagedefinitions.json`. When the image is pushed from elsewhere (seed 000) slipway writes it
+/// into the settings zip: the tracked tag's full URI, which ECS resolves to a digest when it
+/// deploys. A pipeline that builds its image (seed 002) writes the file in its buildspec.
+fn with_image_definitions(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) -> Arc<Vec<u8>> {
+    let (p, s) = (&valid.pipeline, &valid.pipeline.spec);
+    if !s.deploy.strategy.is_ecs() || !p.uses_codepipeline() || s.build.is_some() {
+        return zip;
+    }
+    let Some(container) = valid.image_container() else { return zip };
+    let uri = format!(
+        "{}.dkr.ecr.{}.{}/{}:{}",
+        placement.account,
+        placement.region,
+        if placement.partition == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" },
+        s.image.repository,
+        s.image.tag
+    );
+    let definitions = json!([{"name": container, "imageUri": uri}]);
+    Arc::new(with_file(&zip, IMAGE_DEFINITIONS, format!("{definitions}\n").as_bytes()))
 }
 
 /// The pipeline itself, unless slipway deploys directly (`deploy.mode: direct`).
@@ -365,14 +462,19 @@ fn source_artifact(p: &Pipeline, zip: Arc<Vec<u8>>) -> Desired {
 /// What the pipeline uses but slipway does not create.
 fn references(p: &Pipeline) -> Vec<Reference> {
     let deploy = &p.spec.deploy;
+    let used_by = if deploy.strategy.is_ecs() { ServiceUse::Ecs } else { ServiceUse::CodeDeploy };
     let mut references = vec![
-        Reference::EcsService { cluster: deploy.cluster.clone(), service: deploy.service.clone() },
+        Reference::EcsService { cluster: deploy.cluster.clone(), service: deploy.service.clone(), used_by },
         Reference::TargetGroup(deploy.target_groups[0].clone()),
         Reference::TargetGroup(deploy.target_groups[1].clone()),
-        Reference::Listener((&deploy.prod_listener).into()),
     ];
-    if let Some(test) = &deploy.test_listener {
-        references.push(Reference::Listener(test.into()));
+    references.extend(deploy.prod_listener.iter().map(|l| Reference::Listener(l.into())));
+    references.extend(deploy.test_listener.iter().map(|l| Reference::Listener(l.into())));
+    let rules = [(&deploy.prod_listener_rule, true), (&deploy.test_listener_rule, false)];
+    for (arn, production) in rules {
+        if let Some(arn) = arn {
+            references.push(Reference::ListenerRule { arn: arn.clone(), target_groups: deploy.target_groups.clone(), production });
+        }
     }
     if let (Some(trigger), Some(S3EventRoute::Cloudtrail)) = (&p.spec.triggers.s3, p.s3_route()) {
         references.extend(trigger.log_bucket.clone().map(Reference::Bucket));
@@ -401,6 +503,19 @@ fn pipeline_spec(p: &Pipeline, settings: &PipelineSettings) -> PipelineSpec {
     // With the S3 event trigger on, polling would start every execution twice.
     let poll = if s.triggers.s3.is_some() { "false" } else { "true" };
     let deploy = |taskdef_artifact: &str, appspec_artifact: &str, image_artifact: &str, inputs: &[&str]| {
+        if s.deploy.strategy.is_ecs() {
+            // ECS shifts traffic itself: the ECS action updates the service with the image in
+            // imagedefinitions.json (in the settings zip, or written by the build).
+            let input = if s.build.is_some() { BUILD_ARTIFACT } else { SETTINGS_ARTIFACT };
+            return action(
+                "Deploy",
+                "Deploy",
+                "ECS",
+                &[("ClusterName", &s.deploy.cluster), ("ServiceName", &s.deploy.service), ("FileName", IMAGE_DEFINITIONS)],
+                &[input],
+                &[],
+            );
+        }
         action(
             "Deploy",
             "Deploy",

@@ -145,6 +145,13 @@ pub fn decide(mut want: Desired, live: Option<Live>, adopt: bool) -> Step {
 /// Resolves listener references into ARNs. `None` when one is unresolved; the missing
 /// reference is then reported as a problem.
 fn bind(want: &Desired, refs: &HashMap<Reference, RefState>) -> Option<Desired> {
+    if let Spec::Service(service) = &want.spec {
+        let bound = service.bind(|name| match refs.get(&Reference::TargetGroup(name.to_string())) {
+            Some(RefState::Found(Some(arn))) => Some(arn.clone()),
+            _ => None,
+        })?;
+        return Some(Desired { spec: Spec::Service(Box::new(bound)), ..want.clone() });
+    }
     let Spec::Group(group) = &want.spec else {
         return Some(want.clone());
     };
@@ -173,6 +180,11 @@ pub(crate) fn action_for(want: &Desired, live: Option<&Live>, adopt: bool) -> Op
                 return Operation::Conflict { reason: format!("belongs to slipway {owner}") };
             }
         }
+    }
+    if let (Spec::Service(want), Spec::Service(have)) = (&want.spec, &live.spec)
+        && let Some(reason) = want.switch_refused(have)
+    {
+        return Operation::Conflict { reason };
     }
     let changes = changes(want, live);
     if changes.is_empty() { Operation::Noop } else { Operation::Update { changes } }

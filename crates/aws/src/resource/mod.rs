@@ -7,6 +7,7 @@ mod codebuild;
 mod codedeploy;
 mod codepipeline;
 mod ecr;
+pub(crate) mod ecs;
 mod rule;
 pub(crate) mod s3;
 mod trail;
@@ -27,6 +28,7 @@ pub async fn read(aws: &Aws, key: &Key, ahead: Option<&ReadAhead>) -> Result<Opt
         Kind::CodeBuildProject => codebuild::read(aws, &key.name).await,
         Kind::CodeDeployApplication => codedeploy::read_application(aws, &key.name, ahead).await,
         Kind::CodeDeployDeploymentGroup => codedeploy::read_group(aws, &key.name, ahead).await,
+        Kind::EcsServiceSettings => ecs::read(aws, &key.name, ahead).await,
         Kind::CodePipeline => codepipeline::read(aws, &key.name, ahead).await,
         Kind::EventRule => rule::read(aws, &key.name, ahead).await,
         Kind::SourceArtifact => artifact::read(aws, &key.name).await,
@@ -42,6 +44,7 @@ pub async fn create(aws: &Aws, desired: &Desired) -> Result<(), AwsError> {
         Spec::Build(spec) => codebuild::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::App(spec) => codedeploy::create_application(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Group(spec) => codedeploy::create_group(aws, &desired.key.name, spec, &desired.tags).await,
+        Spec::Service(_) => ecs::create(&desired.key.name),
         Spec::Pipeline(spec) => codepipeline::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Rule(spec) => rule::create(aws, &desired.key.name, spec, &desired.tags).await,
         Spec::Artifact(_) => {
@@ -105,6 +108,7 @@ async fn update_spec(aws: &Aws, desired: &Desired, live: &Live) -> Result<(), Aw
         Spec::Build(want) => codebuild::update(aws, name, want, have!(Build)).await,
         Spec::App(want) => codedeploy::update_application(want, have!(App)),
         Spec::Group(want) => codedeploy::update_group(aws, name, want, have!(Group)).await,
+        Spec::Service(want) => ecs::update(aws, name, want, have!(Service)).await,
         Spec::Pipeline(want) => codepipeline::update(aws, name, want, have!(Pipeline)).await,
         Spec::Rule(want) => rule::update(aws, name, want, have!(Rule)).await,
         Spec::Artifact(_) => artifact::upload(aws, name, desired.payload.as_deref().expect("artifacts carry their bytes")).await,
@@ -121,7 +125,8 @@ async fn tag(aws: &Aws, key: &Key, tags: &Tags) -> Result<(), AwsError> {
         Kind::CodeDeployDeploymentGroup => codedeploy::tag_group(aws, &key.name, tags).await,
         Kind::CodePipeline => codepipeline::tag(aws, &key.name, tags).await,
         Kind::EventRule => rule::tag(aws, &key.name, tags).await,
-        Kind::SourceArtifact => Ok(()),
+        // Untagged kinds: the service is the user's, the artifact its bucket's.
+        Kind::EcsServiceSettings | Kind::SourceArtifact => Ok(()),
     }
 }
 
@@ -135,6 +140,7 @@ pub async fn delete(aws: &Aws, key: &Key) -> Result<(), AwsError> {
         Kind::CodeBuildProject => codebuild::delete(aws, &key.name).await,
         Kind::CodeDeployApplication => codedeploy::delete_application(aws, &key.name).await,
         Kind::CodeDeployDeploymentGroup => codedeploy::delete_group(aws, &key.name).await,
+        Kind::EcsServiceSettings => ecs::refuse_delete(&key.name),
         Kind::CodePipeline => codepipeline::delete(aws, &key.name).await,
         Kind::EventRule => rule::delete(aws, &key.name).await,
         Kind::SourceArtifact => artifact::delete(aws, &key.name).await,

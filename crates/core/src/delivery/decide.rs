@@ -137,6 +137,10 @@ labels! {
         Manual = "manual",
         /// `slipway rollback` deployed an earlier task definition.
         Slipway = "slipway",
+        /// ECS's deployment circuit breaker (tasks failed to start or to get healthy).
+        CircuitBreaker = "circuit_breaker",
+        /// An ECS lifecycle hook failed or timed out with `ROLLBACK`.
+        LifecycleHook = "lifecycle_hook",
     }
 }
 
@@ -149,14 +153,18 @@ pub fn rollback_trigger(d: &Deployment) -> Option<RollbackTrigger> {
     if d.description.as_deref().is_some_and(|t| t.starts_with(SLIPWAY_ROLLBACK)) {
         return Some(RollbackTrigger::Slipway);
     }
-    let rolled_back = d.rolled_back_by.is_some() || (d.status == DeployStatus::Stopped && d.error_code == Some(StopCode::ManualStop));
+    let rolled_back = d.rolled_back_by.is_some()
+        || d.rolled_back_in_place
+        || (d.status == DeployStatus::Stopped && d.error_code == Some(StopCode::ManualStop));
     if !rolled_back && d.status != DeployStatus::Failed {
         return None;
     }
     match d.error_code {
         Some(StopCode::AlarmActive) => Some(RollbackTrigger::Alarm),
         Some(StopCode::ManualStop) => Some(RollbackTrigger::Manual),
-        _ if d.rolled_back_by.is_some() || d.status == DeployStatus::Failed => Some(RollbackTrigger::AutoFailure),
+        Some(StopCode::CircuitBreaker) => Some(RollbackTrigger::CircuitBreaker),
+        Some(StopCode::LifecycleHook) => Some(RollbackTrigger::LifecycleHook),
+        _ if rolled_back || d.status == DeployStatus::Failed => Some(RollbackTrigger::AutoFailure),
         _ => None,
     }
 }
@@ -195,7 +203,7 @@ pub fn outcome(d: &Deployment) -> DeployOutcome {
         (s, _) if s.is_active() => DeployOutcome::InProgress,
         (DeployStatus::Succeeded, Some(RollbackTrigger::Slipway)) => DeployOutcome::Rollback,
         (DeployStatus::Succeeded, _) => DeployOutcome::Succeeded,
-        (_, Some(_)) if d.rolled_back_by.is_some() => DeployOutcome::RolledBack,
+        (_, Some(_)) if d.rolled_back_by.is_some() || d.rolled_back_in_place => DeployOutcome::RolledBack,
         (DeployStatus::Stopped, _) => DeployOutcome::Stopped,
         _ => DeployOutcome::Failed,
     }

@@ -19,9 +19,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::AwsError;
+use crate::manifest::DeployStrategy;
 use crate::manifest::validate::ValidPipeline;
 use crate::time::timestamp;
-use api::{Delivery, Deployment, Image, Registry};
+use api::{Delivery, Deployment, HookAnswer, Image, Registry};
 use decide::{Decision, DeployOutcome, ImageRef, Observation, image_container, parse_image_ref, render_app_spec, render_task_definition};
 
 /// The tag that keeps the image a pipeline's service runs from ever expiring.
@@ -37,6 +38,8 @@ pub struct DeployTarget {
     pub tag: String,
     pub pin: Option<String>,
     pub route: decide::Route,
+    /// Who shifts traffic: CodeDeploy (the application and group below) or ECS itself.
+    pub strategy: DeployStrategy,
     pub codepipeline: String,
     pub application: String,
     pub group: String,
@@ -44,6 +47,7 @@ pub struct DeployTarget {
     pub service: String,
     pub grace: Duration,
     pub task_definition: Value,
+    /// Empty with an ECS strategy (no AppSpec).
     pub app_spec: String,
     /// The container whose image is `<IMAGE1_NAME>`.
     pub container: String,
@@ -55,8 +59,8 @@ impl DeployTarget {
         let p = &v.pipeline;
         let s = &p.spec;
         let file = |name: &str| v.source_files.iter().find(|f| f.name == name).map(|f| f.contents.clone());
-        let task_definition: Value = serde_json::from_slice(&file(&s.deploy.task_definition)?).ok()?;
-        let app_spec = String::from_utf8(file(&s.deploy.app_spec)?).ok()?;
+        let task_definition = v.task_definition()?;
+        let app_spec = if s.deploy.strategy.is_ecs() { String::new() } else { String::from_utf8(file(&s.deploy.app_spec)?).ok()? };
         Some(DeployTarget {
             pipeline: p.name().to_string(),
             repository: s.image.repository.clone(),
@@ -67,6 +71,7 @@ impl DeployTarget {
                 (true, false) => decide::Route::PipelineOnPush,
                 (true, true) => decide::Route::PipelineBuildsImage,
             },
+            strategy: s.deploy.strategy,
             codepipeline: p.codepipeline_name().to_string(),
             application: p.application_name().to_string(),
             group: p.deployment_group_name().to_string(),
@@ -161,6 +166,24 @@ pub struct Report {
 /// Recent deployments looked at each pass (and for history).
 pub(crate) const HISTORY: usize = 20;
 
+/// The target's recent deployments, newest first: the CodeDeploy group's, or the ECS service's.
+async fn deployments<D: Delivery>(delivery: &D, t: &DeployTarget, limit: usize) -> Result<Vec<Deployment>, AwsError> {
+    if t.strategy.is_ecs() {
+        let found = delivery.service_deployments(&t.cluster, &t.service, limit).await?;
+        return Ok(found.into_iter().map(api::ServiceDeployment::into_deployment).collect());
+    }
+    delivery.deployments(&t.application, &t.group, limit).await
+}
+
+/// Deploys a registered task definition: a CodeDeploy deployment from the AppSpec, or the
+/// service pointed at it (ECS deploys it under the service's strategy).
+async fn deploy<D: Delivery>(delivery: &D, t: &DeployTarget, task_definition: &str, description: &str) -> Result<String, AwsError> {
+    if t.strategy.is_ecs() {
+        return delivery.update_service(&t.cluster, &t.service, task_definition).await;
+    }
+    delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, task_definition), description).await
+}
+
 /// Reads what delivery decides on.
 pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &DeployTarget) -> Result<Observation, AwsError> {
     let tracked = match t.pin.as_deref().and_then(parse_image_ref) {
@@ -168,7 +191,7 @@ pub async fn observe<R: Registry, D: Delivery>(registry: &R, delivery: &D, t: &D
         Some(ImageRef::Tag { tag, .. }) => registry.image_by_tag(&t.repository, &tag).await?,
         None => registry.image_by_tag(&t.repository, &t.tag).await?,
     };
-    let deployments = delivery.deployments(&t.application, &t.group, HISTORY).await?;
+    let deployments = deployments(delivery, t, HISTORY).await?;
     let live = live_digest(registry, delivery, t).await?;
     let executions = if t.route == decide::Route::Direct { Vec::new() } else { delivery.executions(&t.codepipeline, 10).await? };
     Ok(Observation { tracked, live, deployments, executions })
@@ -273,8 +296,7 @@ pub async fn pass<R: Registry, D: Delivery>(
             memory.attempted.insert(digest.clone());
             let arn = delivery.register_task_definition(&definition, revision).await?;
             let description = format!("slipway: deploy {digest} (revision {})", revision.unwrap_or("-"));
-            let deployment =
-                delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, &arn), &description).await?;
+            let deployment = deploy(delivery, t, &arn, &description).await?;
             report.step = Some(Step::CreatedDeployment { deployment, digest, task_definition: arn });
         }
         Decision::StartPipeline { digest } | Decision::DeployDirect { digest } => report.step = Some(Step::WouldDeploy { digest }),
@@ -327,7 +349,7 @@ pub async fn history<R: Registry, D: Delivery>(
     limit: usize,
 ) -> Result<Vec<HistoryEntry>, AwsError> {
     let mut out = Vec::new();
-    for d in delivery.deployments(&t.application, &t.group, limit).await? {
+    for d in deployments(delivery, t, limit).await? {
         let (mut image_digest, mut git_revision) = (None, None);
         if let Some(arn) = &d.task_definition {
             // One read for both the revision tag and the image.
@@ -363,20 +385,55 @@ pub enum RollbackDone {
 /// the last successful deployment (or of `to`). Refuses, with the reason, when there is nothing
 /// to roll back to.
 pub async fn rollback<D: Delivery>(delivery: &D, t: &DeployTarget, to: Option<&str>) -> Result<RollbackDone, RollbackError> {
-    let deployments = delivery.deployments(&t.application, &t.group, HISTORY).await?;
+    let deployments = deployments(delivery, t, HISTORY).await?;
     if let Some(active) = deployments.iter().find(|d| d.status.is_active()) {
         if to.is_some() {
             return Err(RollbackError::Refused(format!("deployment {} is in progress: roll it back first (without --to)", active.id)));
         }
-        delivery.stop_deployment(&active.id, true).await?;
+        if t.strategy.is_ecs() {
+            delivery.stop_service_deployment(&active.id, true).await?;
+        } else {
+            delivery.stop_deployment(&active.id, true).await?;
+        }
         return Ok(RollbackDone::Stopped { deployment: active.id.clone() });
     }
     let running = delivery.service_task_definition(&t.cluster, &t.service).await?;
     let target = decide::rollback_target(&deployments, running.as_deref(), to).map_err(RollbackError::Refused)?;
     let task_definition = target.task_definition.clone().expect("rollback targets have a task definition");
     let description = format!("{}{}", decide::SLIPWAY_ROLLBACK, target.id);
-    let id = delivery.create_deployment(&t.application, &t.group, &render_app_spec(&t.app_spec, &task_definition), &description).await?;
+    // ECS keeps no description: with an ECS strategy this redeploy is counted as a deployment,
+    // not as a `slipway` rollback (README: Deploy strategies).
+    let id = deploy(delivery, t, &task_definition, &description).await?;
     Ok(RollbackDone::Redeployed { deployment: id, of: target.id.clone(), task_definition })
+}
+
+/// What `slipway promote` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promoted {
+    pub deployment: String,
+    pub hook_id: String,
+    pub answer: HookAnswer,
+}
+
+/// Answers the PAUSE hook the running deployment waits at (ECS strategies): `Continue` lets it go
+/// on, `Rollback` sends it back. Refuses, with the reason, when nothing waits.
+pub async fn promote<D: Delivery>(delivery: &D, t: &DeployTarget, answer: HookAnswer) -> Result<Promoted, RollbackError> {
+    if !t.strategy.is_ecs() {
+        return Err(RollbackError::Refused(format!(
+            "pipeline {} deploys with strategy `codedeploy`: CodeDeploy has no pause hooks (its ready wait is answered in CodeDeploy)",
+            t.pipeline
+        )));
+    }
+    let deployments = deployments(delivery, t, HISTORY).await?;
+    let Some(active) = deployments.iter().find(|d| d.status.is_active()) else {
+        return Err(RollbackError::Refused(format!("no deployment of {}/{} is running", t.cluster, t.service)));
+    };
+    let Some(paused) = &active.paused else {
+        let stage = active.stage.as_deref().unwrap_or("no stage reported");
+        return Err(RollbackError::Refused(format!("deployment {} is not waiting at a PAUSE hook ({stage})", active.id)));
+    };
+    delivery.continue_service_deployment(&active.id, &paused.hook_id, answer).await?;
+    Ok(Promoted { deployment: active.id.clone(), hook_id: paused.hook_id.clone(), answer })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -209,56 +209,259 @@ pub struct Build {
     pub environment: BTreeMap<String, String>,
 }
 
-/// CodeDeploy ECS blue/green deployment of an existing ECS service.
+/// How new task definitions reach an existing ECS service: CodeDeploy blue/green (the seed
+/// topologies), or ECS's own blue/green, linear or canary deployments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Deploy {
-    /// CodeDeploy application name; defaults to the pipeline name.
+    /// `codedeploy` (default): a CodeDeploy application and deployment group shift traffic.
+    /// `ecs-blue-green`, `ecs-linear`, `ecs-canary`: ECS shifts traffic itself; slipway manages the
+    /// service's deployment configuration and load balancer wiring instead (README: "Deploy
+    /// strategies").
+    #[serde(default)]
+    pub strategy: DeployStrategy,
+    /// CodeDeploy application name; defaults to the pipeline name (`codedeploy` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
-    /// Deployment group name; defaults to the pipeline name.
+    /// Deployment group name; defaults to the pipeline name (`codedeploy` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_group: Option<String>,
-    /// IAM role ARN CodeDeploy assumes.
-    pub service_role_arn: String,
+    /// IAM role ARN CodeDeploy assumes (required with `codedeploy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role_arn: Option<String>,
     /// ECS cluster (referenced, not created).
     pub cluster: String,
-    /// ECS service (referenced; it must use the CODE_DEPLOY deployment controller).
+    /// ECS service (referenced, not created). With `codedeploy` it must use the CODE_DEPLOY
+    /// deployment controller; with an ECS strategy slipway switches it to the ECS controller.
     pub service: String,
-    /// The blue and green target groups, by name (referenced).
+    /// The blue and green target groups, by name (referenced). With an ECS strategy the service's
+    /// load balancer uses one and ECS deploys to the other (the alternate).
     pub target_groups: [String; 2],
-    /// Production traffic listener (referenced).
-    pub prod_listener: ListenerRef,
-    /// Optional test traffic listener (referenced).
+    /// Production traffic listener (referenced; required with `codedeploy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prod_listener: Option<ListenerRef>,
+    /// Optional test traffic listener (referenced; `codedeploy` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_listener: Option<ListenerRef>,
+    /// ARN of the listener rule that carries production traffic (referenced; required with an
+    /// ECS strategy). It must forward to both target groups: ECS moves the weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prod_listener_rule: Option<String>,
+    /// ARN of the listener rule that carries test traffic (optional, ECS strategies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule: Option<String>,
+    /// IAM role ECS assumes to change the listener rules (required with an ECS strategy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure_role_arn: Option<String>,
+    /// ECS strategies: minutes both revisions keep running after production traffic moved, for
+    /// a fast rollback (0..=1440; default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = MAX_ECS_BAKE_MINUTES))]
+    pub bake_time_minutes: Option<u32>,
+    /// `ecs-linear`: how much production traffic each step moves, and the wait between steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearSettings>,
+    /// `ecs-canary`: how much production traffic the canary gets, and for how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySettings>,
+    /// ECS strategies: CloudWatch alarms that, in alarm, fail the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<AlarmSettings>,
+    /// ECS strategies: lifecycle hooks (a Lambda function, or a pause until `slipway promote`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookSettings>,
     /// Task definition template, relative to `source.path`; its image is `<IMAGE1_NAME>`.
     #[serde(default = "default_taskdef")]
     pub task_definition: String,
-    /// AppSpec template, relative to `source.path`; its task definition is `<TASK_DEFINITION>`.
+    /// AppSpec template, relative to `source.path`; its task definition is `<TASK_DEFINITION>`
+    /// (`codedeploy` only).
     #[serde(default = "default_appspec")]
     pub app_spec: String,
-    /// How long the old (blue) task set is kept after success, for a fast rollback (0..=2880).
+    /// How long the old (blue) task set is kept after success, for a fast rollback (0..=2880,
+    /// `codedeploy` only).
     #[serde(default = "default_termination_wait")]
     #[schemars(range(max = MAX_WAIT_MINUTES))]
     pub termination_wait_minutes: u32,
-    /// Minutes to wait before rerouting traffic; 0 reroutes at once (0..=2880).
+    /// Minutes to wait before rerouting traffic; 0 reroutes at once (0..=2880, `codedeploy` only).
     #[serde(default)]
     #[schemars(range(max = MAX_WAIT_MINUTES))]
     pub ready_wait_minutes: u32,
-    /// Events that roll a deployment back automatically.
+    /// Events that roll a deployment back automatically (`codedeploy` only).
     #[serde(default = "default_auto_rollback")]
     pub auto_rollback_on: Vec<RollbackEvent>,
+    /// CodeDeploy deployment configuration (`codedeploy` only).
     #[serde(default = "default_deployment_config")]
     pub deployment_config: String,
     /// `pipeline`: new images go through the managed CodePipeline (started by EventBridge, or by
     /// slipway when no execution appears within `eventGraceSeconds`). `direct`: slipway registers
-    /// the task definition and creates the CodeDeploy deployment itself, without CodePipeline.
+    /// the task definition and deploys it itself, without CodePipeline.
     #[serde(default)]
     pub mode: DeployMode,
     /// How long to wait for the EventBridge-started execution before starting one.
     #[serde(default = "default_event_grace")]
     pub event_grace_seconds: u32,
+}
+
+/// ECS's longest bake time, step bake time and canary bake time (24 hours).
+pub const MAX_ECS_BAKE_MINUTES: u32 = 1440;
+/// ECS's longest wait for a lifecycle hook (14 days).
+pub const MAX_HOOK_TIMEOUT_MINUTES: u32 = 20160;
+
+/// Who shifts traffic to a new task definition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployStrategy {
+    /// A CodeDeploy application and deployment group (blue/green with traffic control).
+    #[default]
+    Codedeploy,
+    /// ECS blue/green: all production traffic at once, then the bake time.
+    EcsBlueGreen,
+    /// ECS linear: production traffic in equal steps, a wait after each.
+    EcsLinear,
+    /// ECS canary: a slice of production traffic, a wait, then the rest.
+    EcsCanary,
+}
+
+impl DeployStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployStrategy::Codedeploy => "codedeploy",
+            DeployStrategy::EcsBlueGreen => "ecs-blue-green",
+            DeployStrategy::EcsLinear => "ecs-linear",
+            DeployStrategy::EcsCanary => "ecs-canary",
+        }
+    }
+
+    /// ECS shifts traffic itself (the service uses the ECS deployment controller).
+    pub fn is_ecs(self) -> bool {
+        self != DeployStrategy::Codedeploy
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LinearSettings {
+    /// Percent of production traffic moved per step: a multiple of 0.1 from 3.0 to 100.0.
+    #[serde(default = "default_step_percent")]
+    pub step_percent: f64,
+    /// Minutes between steps (0..=1440).
+    #[serde(default = "default_step_bake")]
+    #[schemars(range(max = MAX_ECS_BAKE_MINUTES))]
+    pub step_bake_time_minutes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CanarySettings {
+    /// Percent of production traffic the canary gets: a multiple of 0.1 from 0.1 to 100.0.
+    #[serde(default = "default_canary_percent")]
+    pub percent: f64,
+    /// Minutes the canary runs before the rest of the traffic moves (0..=1440).
+    #[serde(default = "default_canary_bake")]
+    #[schemars(range(max = MAX_ECS_BAKE_MINUTES))]
+    pub bake_time_minutes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlarmSettings {
+    /// CloudWatch alarm names (1 to 10).
+    pub names: Vec<String>,
+    /// Roll back when one goes into alarm (default true); false only fails the deployment.
+    #[serde(default = "default_true")]
+    pub rollback: bool,
+}
+
+/// One lifecycle hook of an ECS deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HookSettings {
+    /// `PAUSE`: the deployment waits at the stage until `slipway promote` (or the timeout).
+    /// `AWS_LAMBDA`: ECS calls `function` and acts on its answer.
+    #[serde(rename = "type")]
+    pub target: HookTarget,
+    /// The stages the hook runs at.
+    pub stages: Vec<HookStage>,
+    /// Lambda function ARN (`AWS_LAMBDA` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// IAM role ECS assumes to call the function (`AWS_LAMBDA` only, required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Minutes ECS waits for the hook before `onTimeout` (1..=20160; default 1440).
+    #[serde(default = "default_hook_timeout")]
+    #[schemars(range(min = 1, max = MAX_HOOK_TIMEOUT_MINUTES))]
+    pub timeout_minutes: u32,
+    /// What ECS does when the hook times out (default `ROLLBACK`).
+    #[serde(default)]
+    pub on_timeout: HookAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookTarget {
+    Pause,
+    AwsLambda,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookAction {
+    #[default]
+    Rollback,
+    Continue,
+}
+
+/// The stages of an ECS deployment a hook can run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStage {
+    ReconcileService,
+    PreScaleUp,
+    PostScaleUp,
+    TestTrafficShift,
+    PostTestTrafficShift,
+    PreProductionTrafficShift,
+    ProductionTrafficShift,
+    PostProductionTrafficShift,
+}
+
+impl HookTarget {
+    pub(crate) fn as_aws(self) -> &'static str {
+        match self {
+            HookTarget::Pause => "PAUSE",
+            HookTarget::AwsLambda => "AWS_LAMBDA",
+        }
+    }
+}
+
+impl HookAction {
+    pub(crate) fn as_aws(self) -> &'static str {
+        match self {
+            HookAction::Rollback => "ROLLBACK",
+            HookAction::Continue => "CONTINUE",
+        }
+    }
+}
+
+impl HookStage {
+    pub(crate) fn as_aws(self) -> &'static str {
+        match self {
+            HookStage::ReconcileService => "RECONCILE_SERVICE",
+            HookStage::PreScaleUp => "PRE_SCALE_UP",
+            HookStage::PostScaleUp => "POST_SCALE_UP",
+            HookStage::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            HookStage::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
+            HookStage::PreProductionTrafficShift => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            HookStage::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
+            HookStage::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+        }
+    }
+
+    /// A pause makes no sense while traffic moves: AWS allows these two to Lambda hooks only.
+    pub fn takes_pause(self) -> bool {
+        !matches!(self, HookStage::TestTrafficShift | HookStage::ProductionTrafficShift)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -467,6 +670,24 @@ fn default_event_grace() -> u32 {
 }
 fn default_deployment_config() -> String {
     "CodeDeployDefault.ECSAllAtOnce".into()
+}
+fn default_step_percent() -> f64 {
+    10.0
+}
+fn default_step_bake() -> u32 {
+    6
+}
+fn default_canary_percent() -> f64 {
+    5.0
+}
+fn default_canary_bake() -> u32 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_hook_timeout() -> u32 {
+    1440
 }
 
 impl Pipeline {

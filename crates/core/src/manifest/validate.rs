@@ -9,8 +9,9 @@ use std::path::{Component, Path, PathBuf};
 
 use super::budget::ValueError;
 use super::types::{
-    LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH,
-    MAX_WAIT_MINUTES, MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
+    Deploy, DeployStrategy, HookSettings, HookTarget, LISTENER_EXPECTED, MAX_BUCKET_LENGTH, MAX_BUILD_TIMEOUT_MINUTES,
+    MAX_ECS_BAKE_MINUTES, MAX_HOOK_TIMEOUT_MINUTES, MAX_NAME_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH, MAX_WAIT_MINUTES,
+    MIN_BUCKET_LENGTH, MIN_BUILD_TIMEOUT_MINUTES, MIN_REPOSITORY_LENGTH,
 };
 use super::{Diagnostic, ExecutionMode, ListenerRef, Loaded, Pipeline, PipelineSettings, PipelineType, S3EventRoute, jsonc};
 use crate::quota::{self, Admission};
@@ -42,6 +43,17 @@ pub struct ValidPipeline {
 impl ValidPipeline {
     pub fn name(&self) -> &str {
         self.pipeline.name()
+    }
+
+    /// The task definition template, parsed.
+    pub(crate) fn task_definition(&self) -> Option<serde_json::Value> {
+        let file = self.source_files.iter().find(|f| f.name == self.pipeline.spec.deploy.task_definition)?;
+        serde_json::from_slice(&file.contents).ok()
+    }
+
+    /// The container whose image is `<IMAGE1_NAME>` in the task definition template.
+    pub(crate) fn image_container(&self) -> Option<String> {
+        crate::delivery::decide::image_container(&self.task_definition()?)
     }
 }
 
@@ -140,8 +152,9 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
             err(&["spec", "deploy", field], format!("deploy.{field} `{path}` {why}"));
         }
     }
-    let roles: [(&[&str], Option<&String>); 4] = [
-        (&["spec", "deploy", "serviceRoleArn"], Some(&s.deploy.service_role_arn)),
+    let roles: [(&[&str], Option<&String>); 5] = [
+        (&["spec", "deploy", "serviceRoleArn"], s.deploy.service_role_arn.as_ref()),
+        (&["spec", "deploy", "infrastructureRoleArn"], s.deploy.infrastructure_role_arn.as_ref()),
         (&["spec", "pipeline", "roleArn"], s.pipeline.as_ref().map(|p| &p.role_arn)),
         (&["spec", "build", "serviceRoleArn"], s.build.as_ref().map(|b| &b.service_role_arn)),
         (&["spec", "triggers", "roleArn"], s.triggers.role_arn.as_ref()),
@@ -160,7 +173,7 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
             err(&["spec", "deploy", field], format!("deploy.{field} must be at most {MAX_WAIT_MINUTES} (2 days)"));
         }
     }
-    let listeners = [("prodListener", Some(&s.deploy.prod_listener)), ("testListener", s.deploy.test_listener.as_ref())];
+    let listeners = [("prodListener", s.deploy.prod_listener.as_ref()), ("testListener", s.deploy.test_listener.as_ref())];
     for (field, listener) in listeners {
         if let Some(ListenerRef::ByPort(by_port)) = listener
             && by_port.port == 0
@@ -170,6 +183,9 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
     }
     if s.deploy.target_groups[0] == s.deploy.target_groups[1] {
         err(&["spec", "deploy", "targetGroups"], "deploy.targetGroups must name two different target groups (blue and green)".into());
+    }
+    for (path, message) in check_strategy(&s.deploy) {
+        err(&path, message);
     }
     if let Some(build) = &s.build {
         if !(MIN_BUILD_TIMEOUT_MINUTES..=MAX_BUILD_TIMEOUT_MINUTES).contains(&build.timeout_minutes) {
@@ -224,6 +240,166 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
     errors
 }
 
+/// The settings of the deploy strategy: what it needs, what belongs to another strategy, and
+/// the ranges AWS accepts. Each finding names its field under `spec.deploy`.
+pub(crate) fn check_strategy(d: &Deploy) -> Vec<(Vec<&'static str>, String)> {
+    let mut out: Vec<(Vec<&'static str>, String)> = Vec::new();
+    let mut err = |path: &[&'static str], message: String| {
+        let mut full = vec!["spec", "deploy"];
+        full.extend_from_slice(path);
+        out.push((full, message));
+    };
+    let strategy = d.strategy.as_str();
+    let codedeploy_only: [(&'static str, bool); 5] = [
+        ("application", d.application.is_some()),
+        ("deploymentGroup", d.deployment_group.is_some()),
+        ("serviceRoleArn", d.service_role_arn.is_some()),
+        ("prodListener", d.prod_listener.is_some()),
+        ("testListener", d.test_listener.is_some()),
+    ];
+    let ecs_only: [(&'static str, bool); 8] = [
+        ("prodListenerRule", d.prod_listener_rule.is_some()),
+        ("testListenerRule", d.test_listener_rule.is_some()),
+        ("infrastructureRoleArn", d.infrastructure_role_arn.is_some()),
+        ("bakeTimeMinutes", d.bake_time_minutes.is_some()),
+        ("linear", d.linear.is_some()),
+        ("canary", d.canary.is_some()),
+        ("alarms", d.alarms.is_some()),
+        ("hooks", !d.hooks.is_empty()),
+    ];
+    if !d.strategy.is_ecs() {
+        if d.service_role_arn.is_none() {
+            err(&[], "deploy.serviceRoleArn is required with strategy `codedeploy`: the role CodeDeploy assumes".into());
+        }
+        if d.prod_listener.is_none() {
+            err(&[], "deploy.prodListener is required with strategy `codedeploy`: the listener CodeDeploy moves production traffic on".into());
+        }
+        for (field, set) in ecs_only {
+            if set {
+                err(&[field], format!("deploy.{field} belongs to the ECS strategies (ecs-blue-green, ecs-linear, ecs-canary), not `codedeploy`"));
+            }
+        }
+        return out;
+    }
+    for (field, set) in codedeploy_only {
+        if set {
+            err(&[field], format!("deploy.{field} belongs to strategy `codedeploy`; with `{strategy}` ECS shifts traffic itself (README: Deploy strategies)"));
+        }
+    }
+    if d.prod_listener_rule.is_none() {
+        err(&[], format!("deploy.prodListenerRule is required with `{strategy}`: the ARN of the listener rule that forwards production traffic to both target groups"));
+    }
+    if d.infrastructure_role_arn.is_none() {
+        err(&[], format!("deploy.infrastructureRoleArn is required with `{strategy}`: the role ECS assumes to move the listener rule's weights"));
+    }
+    for (field, arn) in [("prodListenerRule", &d.prod_listener_rule), ("testListenerRule", &d.test_listener_rule)] {
+        if let Some(arn) = arn
+            && !is_listener_rule_arn(arn)
+        {
+            err(&[field], format!("`{arn}` is not a listener rule ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener-rule/app/…)"));
+        }
+    }
+    if d.prod_listener_rule.is_some() && d.prod_listener_rule == d.test_listener_rule {
+        err(&["testListenerRule"], "deploy.testListenerRule must differ from prodListenerRule".into());
+    }
+    if let Some(minutes) = d.bake_time_minutes
+        && minutes > MAX_ECS_BAKE_MINUTES
+    {
+        err(&["bakeTimeMinutes"], format!("deploy.bakeTimeMinutes must be at most {MAX_ECS_BAKE_MINUTES} (24 hours)"));
+    }
+    match (d.strategy, &d.linear, &d.canary) {
+        (DeployStrategy::EcsLinear, _, Some(_)) | (DeployStrategy::EcsBlueGreen, _, Some(_)) => {
+            err(&["canary"], format!("deploy.canary is for `ecs-canary`, not `{strategy}`"))
+        }
+        (DeployStrategy::EcsCanary, Some(_), _) | (DeployStrategy::EcsBlueGreen, Some(_), _) => {
+            err(&["linear"], format!("deploy.linear is for `ecs-linear`, not `{strategy}`"))
+        }
+        _ => {}
+    }
+    if let Some(linear) = &d.linear {
+        if let Err(why) = check_percent(linear.step_percent, 3.0) {
+            err(&["linear", "stepPercent"], format!("deploy.linear.stepPercent {why}"));
+        }
+        if linear.step_bake_time_minutes > MAX_ECS_BAKE_MINUTES {
+            err(&["linear", "stepBakeTimeMinutes"], format!("deploy.linear.stepBakeTimeMinutes must be at most {MAX_ECS_BAKE_MINUTES} (24 hours)"));
+        }
+    }
+    if let Some(canary) = &d.canary {
+        if let Err(why) = check_percent(canary.percent, 0.1) {
+            err(&["canary", "percent"], format!("deploy.canary.percent {why}"));
+        }
+        if canary.bake_time_minutes > MAX_ECS_BAKE_MINUTES {
+            err(&["canary", "bakeTimeMinutes"], format!("deploy.canary.bakeTimeMinutes must be at most {MAX_ECS_BAKE_MINUTES} (24 hours)"));
+        }
+    }
+    if let Some(alarms) = &d.alarms
+        && !(1..=MAX_ALARMS).contains(&alarms.names.len())
+    {
+        err(&["alarms", "names"], format!("deploy.alarms.names takes 1 to {MAX_ALARMS} alarm names"));
+    }
+    for (i, hook) in d.hooks.iter().enumerate() {
+        // The line is found by the field's name; the message names the hook by its position.
+        for (field, text) in check_hook(hook) {
+            err(&["hooks", field], format!("deploy.hooks[{i}].{field}: {text}"));
+        }
+    }
+    out
+}
+
+/// AWS's most alarms on one service's deployments.
+const MAX_ALARMS: usize = 10;
+
+/// One hook's problems, by field.
+fn check_hook(hook: &HookSettings) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if hook.stages.is_empty() {
+        out.push(("stages", "name at least one stage".to_string()));
+    }
+    match hook.target {
+        HookTarget::Pause => {
+            if let Some(stage) = hook.stages.iter().find(|s| !s.takes_pause()) {
+                out.push(("stages", format!("a PAUSE hook cannot run at {} (traffic is moving then; AWS allows Lambda hooks only there)", stage.as_aws())));
+            }
+            if hook.function.is_some() || hook.role_arn.is_some() {
+                out.push(("function", "a PAUSE hook calls nothing: remove function and roleArn".to_string()));
+            }
+        }
+        HookTarget::AwsLambda => {
+            match &hook.function {
+                None => out.push(("function", "an AWS_LAMBDA hook needs the function's ARN".to_string())),
+                Some(arn) if !arn.starts_with("arn:") || !arn.contains(":lambda:") || !arn.contains(":function:") => {
+                    out.push(("function", format!("`{arn}` is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)")))
+                }
+                Some(_) => {}
+            }
+            match &hook.role_arn {
+                None => out.push(("roleArn", "an AWS_LAMBDA hook needs the role ECS assumes to call the function".to_string())),
+                Some(arn) if !is_role_arn(arn) => out.push(("roleArn", format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"))),
+                Some(_) => {}
+            }
+        }
+    }
+    if !(1..=MAX_HOOK_TIMEOUT_MINUTES).contains(&hook.timeout_minutes) {
+        out.push(("timeoutMinutes", format!("must be 1 to {MAX_HOOK_TIMEOUT_MINUTES} (14 days)")));
+    }
+    out
+}
+
+/// A traffic percentage as ECS takes it: a multiple of 0.1 from `min` to 100.0.
+fn check_percent(value: f64, min: f64) -> Result<(), String> {
+    let tenths = value * 10.0;
+    if !(min..=100.0).contains(&value) || (tenths - tenths.round()).abs() > 1e-6 {
+        return Err(format!("must be a multiple of 0.1 from {min:.1} to 100.0 (got {value})"));
+    }
+    Ok(())
+}
+
+/// `arn:<partition>:elasticloadbalancing:<region>:<account>:listener-rule/…`
+pub(crate) fn is_listener_rule_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6 && parts[0] == "arn" && parts[2] == "elasticloadbalancing" && parts[5].starts_with("listener-rule/")
+}
+
 /// The pipelines that would pass an account quota, among those valid so far ([`quota::admit`]).
 fn check_quotas(loaded: &[Loaded], failed: &[bool], admission: &Admission) -> Vec<(usize, Diagnostic)> {
     let candidates: Vec<usize> = (0..loaded.len()).filter(|&i| !failed[i]).collect();
@@ -247,8 +423,11 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
             ("pipeline", p.name().to_string(), vec!["metadata", "name"]),
             ("ECR repository", p.spec.image.repository.clone(), vec!["spec", "image", "repository"]),
             ("S3 bucket", p.spec.source.bucket.clone(), vec!["spec", "source", "bucket"]),
-            ("CodeDeploy application", p.application_name().to_string(), vec!["spec", "deploy"]),
+            ("ECS service", format!("{}/{}", p.spec.deploy.cluster, p.spec.deploy.service), vec!["spec", "deploy", "service"]),
         ];
+        if !p.spec.deploy.strategy.is_ecs() {
+            claims.push(("CodeDeploy application", p.application_name().to_string(), vec!["spec", "deploy"]));
+        }
         if p.uses_codepipeline() {
             claims.push(("CodePipeline", p.codepipeline_name().to_string(), vec!["spec", "pipeline"]));
         }
@@ -348,14 +527,19 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
             return Err(vec![doc.diagnostic(&["spec", "source", "path"], format!("failed to read source.path `{}`: {e}", s.source.path))]);
         }
         all
+    } else if s.deploy.strategy.is_ecs() {
+        // ECS deploys the task definition itself: no AppSpec.
+        vec![s.deploy.task_definition.clone()]
     } else {
         vec![s.deploy.task_definition.clone(), s.deploy.app_spec.clone()]
     };
     names.sort();
     names.dedup();
     let required: Vec<(&[&str], &String)> = {
-        let mut r: Vec<(&[&str], &String)> =
-            vec![(&["spec", "deploy", "taskDefinition"], &s.deploy.task_definition), (&["spec", "deploy", "appSpec"], &s.deploy.app_spec)];
+        let mut r: Vec<(&[&str], &String)> = vec![(&["spec", "deploy", "taskDefinition"], &s.deploy.task_definition)];
+        if !s.deploy.strategy.is_ecs() {
+            r.push((&["spec", "deploy", "appSpec"], &s.deploy.app_spec));
+        }
         if let Some(build) = &s.build {
             r.push((&["spec", "build", "buildspec"], &build.buildspec));
         }
@@ -399,7 +583,7 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
                     continue;
                 }
             }
-        } else if name == s.deploy.app_spec {
+        } else if name == s.deploy.app_spec && !s.deploy.strategy.is_ecs() {
             if let Err((line, column, message)) = check_app_spec(&contents) {
                 errors.push(Diagnostic { file: rel_display, line, column, message, pipeline: Some(doc.pipeline.name().to_string()) });
                 continue;

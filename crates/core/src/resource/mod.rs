@@ -15,6 +15,7 @@ pub mod codebuild;
 pub mod codedeploy;
 pub mod codepipeline;
 pub mod ecr;
+pub mod ecs;
 pub mod reference;
 pub mod rule;
 pub mod s3;
@@ -72,6 +73,8 @@ pub enum Kind {
     CodeBuildProject,
     CodeDeployApplication,
     CodeDeployDeploymentGroup,
+    /// The deployment settings of a referenced ECS service (ECS strategies).
+    EcsServiceSettings,
     CodePipeline,
     EventRule,
     /// The zip in the source bucket. Uploaded last: writing it starts the pipeline.
@@ -101,7 +104,7 @@ const fn info(kind: Kind, label: &'static str, tagged: bool, inventoried: bool, 
 impl Kind {
     /// Every kind, in creation order: each may refer to the ones before it (a rule targets the
     /// pipeline, the pipeline deploys with the group). Deletion runs in the reverse order.
-    pub(crate) const REGISTRY: [KindInfo; 9] = [
+    pub(crate) const REGISTRY: [KindInfo; 10] = [
         // kind, label, tagged, inventoried, holds_data
         info(Kind::EcrRepository, "ecr-repository", true, true, true),
         info(Kind::S3Bucket, "s3-bucket", true, true, true),
@@ -109,14 +112,16 @@ impl Kind {
         info(Kind::CodeBuildProject, "codebuild-project", true, true, false),
         info(Kind::CodeDeployApplication, "codedeploy-application", true, true, false),
         info(Kind::CodeDeployDeploymentGroup, "codedeploy-deployment-group", true, false, false),
+        // Settings of a service slipway references: never tagged, listed or deleted.
+        info(Kind::EcsServiceSettings, "ecs-service-settings", false, false, false),
         info(Kind::CodePipeline, "codepipeline", true, true, false),
         info(Kind::EventRule, "eventbridge-rule", true, true, false),
         info(Kind::SourceArtifact, "source-artifact", false, false, false),
     ];
 
     /// Every kind, in creation order.
-    pub const ALL: [Kind; 9] = {
-        let mut all = [Kind::EcrRepository; 9];
+    pub const ALL: [Kind; 10] = {
+        let mut all = [Kind::EcrRepository; 10];
         let mut i = 0;
         while i < all.len() {
             all[i] = Kind::REGISTRY[i].kind;
@@ -157,7 +162,8 @@ impl fmt::Display for Kind {
 }
 
 /// Identifies one resource. Names are unique per kind within an account and region, except
-/// deployment groups (`application/group`) and artifacts (`bucket/key`).
+/// deployment groups (`application/group`), service settings (`cluster/service`) and artifacts
+/// (`bucket/key`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     pub kind: Kind,
@@ -187,6 +193,7 @@ pub enum Spec {
     App(codedeploy::ApplicationSpec),
     /// Boxed: the largest spec by far, and every resource of every pipeline carries a `Spec`.
     Group(Box<codedeploy::GroupSpec>),
+    Service(Box<ecs::ServiceSpec>),
     Pipeline(codepipeline::PipelineSpec),
     Rule(rule::RuleSpec),
     Artifact(artifact::ArtifactSpec),
@@ -335,6 +342,7 @@ mod tests {
             | Kind::CodeBuildProject
             | Kind::CodeDeployApplication
             | Kind::CodeDeployDeploymentGroup
+            | Kind::EcsServiceSettings
             | Kind::CodePipeline
             | Kind::EventRule
             | Kind::SourceArtifact => kind,
@@ -350,6 +358,7 @@ mod tests {
             Kind::CodeBuildProject,
             Kind::CodeDeployApplication,
             Kind::CodeDeployDeploymentGroup,
+            Kind::EcsServiceSettings,
             Kind::CodePipeline,
             Kind::EventRule,
             Kind::SourceArtifact,
