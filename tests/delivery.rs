@@ -1,7 +1,11 @@
 //! Delivery: image tracking and the live-image tag against moto's ECR; the deployment state
 //! machine, rollback detection and the rollback command against an in-memory fake of CodeDeploy,
 //! CodePipeline and ECS driven through scripted state sequences — moto keeps CodeDeploy
-//! deployments `Created` forever and has no StopDeployment, so it cannot show a deployment end.
+//! deployments `Created` forever and has no StopDeployment, so it cannot show a deployment end,
+//! and it implements none of ECS's service deployment calls (ListServiceDeployments,
+//! DescribeServiceDeployments, StopServiceDeployment, ContinueServiceDeployment answer 500), so
+//! the ECS strategies' deployments (states, lifecycle stages, PAUSE hooks, in-place rollbacks)
+//! are the fake's too.
 
 mod common;
 
@@ -13,10 +17,12 @@ use common::Moto;
 use serde_json::{Value, json};
 use slipway_aws::{Aws, AwsError};
 use slipway_core::delivery::api::{
-    Creator, Delivery, DeployStatus, Deployment, Execution, ExecutionStatus, Registry, StopCode, TaskDefinition,
+    Creator, Delivery, DeployStatus, Deployment, Execution, ExecutionStatus, HookAnswer, HookDetail, HookStatus, Registry,
+    ServiceDeployment, ServiceDeploymentStatus, StopCode, TaskDefinition,
 };
-use slipway_core::delivery::decide::{RollbackTrigger, Route, rollback_trigger};
+use slipway_core::delivery::decide::{DeployOutcome, RollbackTrigger, Route, outcome, rollback_trigger};
 use slipway_core::delivery::{DeployTarget, Memory, Step, live_tag, pass};
+use slipway_core::manifest::DeployStrategy;
 
 /// In-memory CodeDeploy + CodePipeline + ECS service (hand-written: see the file comment).
 #[derive(Default)]
@@ -35,6 +41,12 @@ struct FakeState {
     stopped: Vec<(String, bool)>,
     started: Vec<String>,
     counter: u32,
+    /// ECS strategies: the service's deployments, newest first.
+    service_deployments: Vec<ServiceDeployment>,
+    /// Task definitions the service was pointed at (UpdateService).
+    updated: Vec<String>,
+    /// Hooks answered: (deployment, hook, answer).
+    answered: Vec<(String, String, HookAnswer)>,
 }
 
 impl Fake {
@@ -84,6 +96,44 @@ impl Fake {
     fn active_count(&self) -> usize {
         self.state.lock().unwrap().deployments.iter().filter(|d| d.status.is_active()).count()
     }
+
+    /// Moves an ECS service deployment, as ECS would: to `status` at `stage`, with what tripped.
+    /// Success switches the service to its task definition; an in-place rollback leaves it.
+    fn ecs(&self, arn: &str, status: &str, stage: Option<&str>, change: impl FnOnce(&mut ServiceDeployment)) {
+        let mut st = self.state.lock().unwrap();
+        let d = st.service_deployments.iter_mut().find(|d| d.arn == arn).unwrap();
+        d.status = ServiceDeploymentStatus::parse(status);
+        d.stage = stage.map(str::to_owned);
+        change(d);
+        let ended = matches!(
+            d.status,
+            ServiceDeploymentStatus::Successful
+                | ServiceDeploymentStatus::Stopped
+                | ServiceDeploymentStatus::RollbackSuccessful
+                | ServiceDeploymentStatus::RollbackFailed
+        );
+        if ended {
+            d.finished = Some(SystemTime::now());
+        }
+        let task_definition = d.task_definition.clone();
+        if d.status == ServiceDeploymentStatus::Successful {
+            st.service_task_definition = task_definition;
+        }
+    }
+
+    fn newest_service_deployment(&self) -> String {
+        self.state.lock().unwrap().service_deployments[0].arn.clone()
+    }
+}
+
+fn pause_hook(status: HookStatus) -> HookDetail {
+    HookDetail {
+        hook_id: "ecs-pause-1".into(),
+        pause: true,
+        status,
+        timeout_action: Some("ROLLBACK".into()),
+        expires: Some(SystemTime::now() + Duration::from_secs(3600)),
+    }
 }
 
 fn deployment(id: &str, status: DeployStatus, task_definition: Option<String>) -> Deployment {
@@ -118,6 +168,47 @@ impl Delivery for Fake {
     async fn service_task_definition(&self, _cluster: &str, _service: &str) -> Result<Option<String>, AwsError> {
         Ok(self.state.lock().unwrap().service_task_definition.clone())
     }
+    async fn service_deployments(&self, _cluster: &str, _service: &str, limit: usize) -> Result<Vec<ServiceDeployment>, AwsError> {
+        Ok(self.state.lock().unwrap().service_deployments.iter().take(limit).cloned().collect())
+    }
+    async fn update_service(&self, _cluster: &str, _service: &str, task_definition: &str) -> Result<String, AwsError> {
+        let mut st = self.state.lock().unwrap();
+        st.counter += 1;
+        let arn = format!("arn:aws:ecs:ap-northeast-1:123456789012:service-deployment/demo/web/sd-{}", st.counter);
+        st.updated.push(task_definition.to_string());
+        st.service_deployments.insert(
+            0,
+            ServiceDeployment {
+                arn: arn.clone(),
+                status: ServiceDeploymentStatus::Pending,
+                status_reason: None,
+                stage: None,
+                created: Some(SystemTime::now() - Duration::from_secs(90)),
+                finished: None,
+                task_definition: Some(task_definition.to_string()),
+                hooks: vec![],
+                triggered_alarms: vec![],
+                circuit_breaker_tripped: false,
+                rollback_reason: None,
+            },
+        );
+        Ok(arn)
+    }
+    async fn stop_service_deployment(&self, arn: &str, rollback: bool) -> Result<(), AwsError> {
+        self.state.lock().unwrap().stopped.push((arn.to_string(), rollback));
+        let status = if rollback { "ROLLBACK_REQUESTED" } else { "STOP_REQUESTED" };
+        self.ecs(arn, status, None, |_| {});
+        Ok(())
+    }
+    async fn continue_service_deployment(&self, arn: &str, hook_id: &str, answer: HookAnswer) -> Result<(), AwsError> {
+        self.state.lock().unwrap().answered.push((arn.to_string(), hook_id.to_string(), answer));
+        let (status, stage) = match answer {
+            HookAnswer::Continue => ("IN_PROGRESS", Some("PRE_PRODUCTION_TRAFFIC_SHIFT")),
+            HookAnswer::Rollback => ("ROLLBACK_REQUESTED", None),
+        };
+        self.ecs(arn, status, stage, |d| d.hooks.iter_mut().for_each(|h| h.status = HookStatus::Succeeded));
+        Ok(())
+    }
     async fn executions(&self, _pipeline: &str, _limit: usize) -> Result<Vec<Execution>, AwsError> {
         Ok(self.state.lock().unwrap().executions.clone())
     }
@@ -140,6 +231,7 @@ fn target(route: Route) -> DeployTarget {
         tag: "latest".into(),
         pin: None,
         route,
+        strategy: DeployStrategy::Codedeploy,
         codepipeline: "web".into(),
         application: "web".into(),
         group: "web".into(),
@@ -353,4 +445,136 @@ async fn rollback_stops_a_running_deployment_or_redeploys_the_last_good_task_def
     );
     let oldest = rows.last().unwrap();
     assert_eq!((oldest.image_digest.as_deref(), oldest.git_revision.as_deref()), (Some(good.as_str()), Some("rev1")));
+}
+
+fn ecs_target() -> DeployTarget {
+    DeployTarget { strategy: DeployStrategy::EcsBlueGreen, app_spec: String::new(), ..target(Route::Direct) }
+}
+
+#[tokio::test]
+async fn an_ecs_deployment_is_started_with_update_service_waits_at_its_pause_hook_for_promote_and_is_reported_once() {
+    use slipway_core::delivery::promote;
+    use slipway_core::status::{ConditionType, PipelineStatus, Truth, record_delivery};
+    let (_moto, aws, fake) = setup().await;
+    let t = ecs_target();
+    let mut memory = Memory::default();
+    let mut status = PipelineStatus::default();
+    let now = SystemTime::now();
+    pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+
+    // A push: one task definition registered, the service pointed at it; no CodeDeploy call.
+    let first = push(&aws, "latest", "1").await;
+    let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    let Some(Step::CreatedDeployment { deployment, task_definition, .. }) = &report.step else { panic!("{report:?}") };
+    assert!(deployment.contains(":service-deployment/"), "{deployment}");
+    assert_eq!(fake.state.lock().unwrap().updated, [task_definition.clone()]);
+    assert!(fake.state.lock().unwrap().created.is_empty(), "no CodeDeploy deployment");
+    let arn = fake.newest_service_deployment();
+
+    // ECS shifts test traffic, then waits at the PAUSE hook: watched, nothing new started, and a
+    // condition says what to run.
+    fake.ecs(&arn, "IN_PROGRESS", Some("TEST_TRAFFIC_SHIFT"), |_| {});
+    let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    assert_eq!(report.active.as_ref().map(|d| d.status), Some(DeployStatus::InProgress));
+    assert!(report.step.is_none() && report.finished.is_empty());
+    fake.ecs(&arn, "IN_PROGRESS", Some("POST_TEST_TRAFFIC_SHIFT"), |d| d.hooks = vec![pause_hook(HookStatus::AwaitingAction)]);
+    let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    assert_eq!(report.active.as_ref().and_then(|d| d.paused.as_ref()).map(|h| h.hook_id.as_str()), Some("ecs-pause-1"));
+    record_delivery(&mut status, "web", &report, now);
+    let waiting = status.condition(ConditionType::AwaitingPromotion).unwrap();
+    assert_eq!((waiting.status, waiting.reason.as_str()), (Truth::True, "PauseHook"));
+    assert!(waiting.message.contains("slipway promote web") && waiting.message.contains("POST_TEST_TRAFFIC_SHIFT"), "{}", waiting.message);
+
+    // `slipway promote`: the hook is answered CONTINUE; a second promote finds nothing waiting.
+    let promoted = promote(&fake, &t, HookAnswer::Continue).await.unwrap();
+    assert_eq!((promoted.deployment.as_str(), promoted.hook_id.as_str()), (arn.as_str(), "ecs-pause-1"));
+    assert_eq!(fake.state.lock().unwrap().answered, [(arn.clone(), "ecs-pause-1".to_string(), HookAnswer::Continue)]);
+    assert!(promote(&fake, &t, HookAnswer::Continue).await.is_err(), "nothing waits any more");
+
+    // Bake time reads as Baking; success is reported once, with its duration, and the live tag moves.
+    fake.ecs(&arn, "IN_PROGRESS", Some("BAKE_TIME"), |_| {});
+    let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    assert_eq!(report.active.as_ref().map(|d| d.status), Some(DeployStatus::Baking));
+    record_delivery(&mut status, "web", &report, now);
+    assert_eq!(status.condition(ConditionType::AwaitingPromotion).unwrap().status, Truth::False);
+    fake.ecs(&arn, "SUCCESSFUL", Some("CLEAN_UP"), |_| {});
+    let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    assert_eq!(report.finished.len(), 1);
+    let done = &report.finished[0];
+    assert_eq!((outcome(done), rollback_trigger(done)), (DeployOutcome::Succeeded, None));
+    assert!(done.completed.unwrap().duration_since(done.created.unwrap()).unwrap() >= Duration::from_secs(90));
+    assert_eq!(report.live.as_deref(), Some(first.as_str()));
+    assert!(tags_of(&aws, &first).await.contains(&live_tag("web")));
+    let again = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
+    assert!(again.finished.is_empty() && again.step.is_none(), "reported once, deployed once");
+}
+
+#[tokio::test]
+async fn ecs_rollbacks_are_told_apart_by_what_tripped_and_a_rolled_back_image_is_never_deployed_again() {
+    let (_moto, aws, fake) = setup().await;
+    let t = ecs_target();
+    let mut memory = Memory::default();
+    let now = SystemTime::now();
+    pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    type Trip = fn(&mut ServiceDeployment);
+    let cases: [(&str, Trip, RollbackTrigger); 4] = [
+        ("1", |d| d.triggered_alarms = vec!["web-5xx".into()], RollbackTrigger::Alarm),
+        ("2", |d| d.circuit_breaker_tripped = true, RollbackTrigger::CircuitBreaker),
+        ("3", |d| d.hooks = vec![pause_hook(HookStatus::TimedOut)], RollbackTrigger::LifecycleHook),
+        ("4", |_| {}, RollbackTrigger::Manual),
+    ];
+    for (seed, trip, trigger) in cases {
+        push(&aws, "latest", seed).await;
+        pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+        let arn = fake.newest_service_deployment();
+        fake.ecs(&arn, "ROLLBACK_IN_PROGRESS", Some("PRODUCTION_TRAFFIC_SHIFT"), trip);
+        let report = pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+        assert!(report.active.is_some() && report.finished.is_empty(), "a rollback under way is still running");
+        fake.ecs(&arn, "ROLLBACK_SUCCESSFUL", None, |_| {});
+        let report = pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+        assert_eq!(report.finished.len(), 1, "{report:#?}");
+        assert_eq!((outcome(&report.finished[0]), rollback_trigger(&report.finished[0])), (DeployOutcome::RolledBack, Some(trigger)));
+        assert!(report.image_drift, "the service still runs the previous image");
+    }
+    // Four pushes, four deployments: none redeployed, not even after a restart.
+    pass(&aws, &fake, &t, &mut Memory::default(), None, true, now).await.unwrap();
+    assert_eq!(fake.state.lock().unwrap().updated.len(), 4);
+}
+
+#[tokio::test]
+async fn ecs_rollback_stops_a_running_deployment_with_stop_service_deployment_or_points_the_service_back() {
+    use slipway_core::delivery::{RollbackDone, rollback};
+    let (_moto, aws, fake) = setup().await;
+    let t = ecs_target();
+    let mut memory = Memory::default();
+    let now = SystemTime::now();
+    pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    push(&aws, "latest", "1").await;
+    pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    let good = fake.newest_service_deployment();
+    fake.ecs(&good, "SUCCESSFUL", None, |_| {});
+    let good_task_definition = fake.state.lock().unwrap().service_task_definition.clone().unwrap();
+    push(&aws, "latest", "2").await;
+    pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    let bad = fake.newest_service_deployment();
+    fake.ecs(&bad, "IN_PROGRESS", Some("BAKE_TIME"), |_| {});
+
+    // Running: StopServiceDeployment with ROLLBACK, and ECS rolls it back in place.
+    assert_eq!(rollback(&fake, &t, None).await.unwrap(), RollbackDone::Stopped { deployment: bad.clone() });
+    assert_eq!(fake.state.lock().unwrap().stopped, [(bad.clone(), true)]);
+    fake.ecs(&bad, "ROLLBACK_SUCCESSFUL", None, |_| {});
+    let report = pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    assert_eq!(rollback_trigger(&report.finished[0]), Some(RollbackTrigger::Manual));
+
+    // The bad one succeeds on a later push; with none running, the service is pointed back at
+    // the last good task definition.
+    push(&aws, "latest", "3").await;
+    pass(&aws, &fake, &t, &mut memory, None, true, now).await.unwrap();
+    let third = fake.newest_service_deployment();
+    fake.ecs(&third, "SUCCESSFUL", None, |_| {});
+    let done = rollback(&fake, &t, None).await.unwrap();
+    let RollbackDone::Redeployed { of, task_definition, .. } = &done else { panic!("{done:?}") };
+    assert_eq!((of.as_str(), task_definition.as_str()), (good.as_str(), good_task_definition.as_str()));
+    assert_eq!(fake.state.lock().unwrap().updated.last(), Some(&good_task_definition));
+    assert!(fake.state.lock().unwrap().created.is_empty(), "never a CodeDeploy call");
 }

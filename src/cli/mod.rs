@@ -3,6 +3,7 @@
 mod apply;
 mod history;
 mod plan;
+mod promote;
 mod rollback;
 mod run;
 mod status;
@@ -73,11 +74,17 @@ pub enum Command {
     /// List a pipeline's last deployments: image digest, Git revision, outcome, duration, and
     /// who or what rolled back. Reads AWS directly; no controller needed.
     History(history::HistoryArgs),
-    /// Roll a pipeline back: stop a deployment in progress (CodeDeploy restores the previous task
-    /// set) or, when none is running, deploy the last successful task definition (or --to).
+    /// Roll a pipeline back: stop a deployment in progress (CodeDeploy or ECS restores the previous
+    /// revision) or, when none is running, deploy the last successful task definition (or --to).
     ///
     /// Refuses when there is nothing to roll back to. Works without a running controller.
     Rollback(rollback::RollbackArgs),
+    /// Let a deployment waiting at a PAUSE hook go on (ECS strategies), or with --rollback send
+    /// it back.
+    ///
+    /// Answers the hook with ContinueServiceDeployment. Refuses when no deployment of the
+    /// pipeline's service waits at a PAUSE hook. Works without a running controller.
+    Promote(promote::PromoteArgs),
     /// Print the JSON Schema of the manifest format (for editors).
     Schema,
 }
@@ -230,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::History(args) => history::run(args).await,
         Command::Rollback(args) => rollback::run(args).await,
+        Command::Promote(args) => promote::run(args).await,
         Command::Schema => {
             print!("{}", slipway_core::manifest::schema::pipeline_schema_json());
             Ok(ExitCode::SUCCESS)

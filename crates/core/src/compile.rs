@@ -890,7 +890,7 @@ spec:
         assert_eq!(
             web,
             [
-                Reference::EcsService { cluster: "demo".into(), service: "web".into() },
+                Reference::EcsService { cluster: "demo".into(), service: "web".into(), used_by: ServiceUse::CodeDeploy },
                 Reference::TargetGroup("web-green".into()),
                 Reference::TargetGroup("web-blue".into()),
                 Reference::Listener(by_port),

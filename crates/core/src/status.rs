@@ -28,6 +28,8 @@ labels! {
         /// The service runs another image than the one Git asks for (after a rollback, `latest`
         /// still points at the bad image).
         ImageDrift = "ImageDrift",
+        /// A deployment waits at an ECS PAUSE hook for `slipway promote` (or its timeout).
+        AwaitingPromotion = "AwaitingPromotion",
     }
 }
 
@@ -337,6 +339,24 @@ pub fn record_delivery(status: &mut PipelineStatus, pipeline: &str, report: &Rep
         status.set(ConditionType::ImageDrift, Truth::True, "RunningImageDiffers", message, now);
     } else {
         status.set(ConditionType::ImageDrift, Truth::False, if report.active.is_some() { "Deploying" } else { "InStep" }, "", now);
+    }
+    match report.active.as_ref().and_then(|d| Some((d, d.paused.as_ref()?))) {
+        Some((d, hook)) => {
+            let timeout = match (&hook.timeout_action, hook.expires) {
+                (Some(action), Some(at)) => format!("; ECS answers {action} itself at {}", timestamp(at)),
+                _ => String::new(),
+            };
+            let message = format!(
+                "deployment {} waits at a PAUSE hook ({}): `slipway promote {pipeline}` lets it go on, `--rollback` sends it back{timeout}",
+                d.id,
+                d.stage.as_deref().unwrap_or("stage not reported")
+            );
+            status.set(ConditionType::AwaitingPromotion, Truth::True, "PauseHook", message, now);
+        }
+        None if status.condition(ConditionType::AwaitingPromotion).is_some() => {
+            status.set(ConditionType::AwaitingPromotion, Truth::False, "NotPaused", "", now);
+        }
+        None => {}
     }
     status.delivery = Some(DeliveryStatus {
         tracked_digest: report.tracked.clone(),
