@@ -370,6 +370,33 @@ mod tests {
     }
 
     #[test]
+    fn an_ecs_deployment_that_rolled_itself_back_counts_like_a_codedeploy_one() {
+        use slipway_core::delivery::api::{ServiceDeployment, ServiceDeploymentStatus};
+        let m = Metrics::new();
+        m.init_pipeline("web", &[Kind::EcsServiceSettings]);
+        assert!(m.render().contains(r#"slipway_rollbacks_total{pipeline="web",trigger="circuit_breaker"} 0"#), "every trigger from the start");
+        let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let ended = ServiceDeployment {
+            arn: "arn:aws:ecs:eu-west-1:1:service-deployment/demo/web/x".into(),
+            status: ServiceDeploymentStatus::RollbackSuccessful,
+            status_reason: None,
+            stage: None,
+            created: Some(start),
+            finished: Some(start + Duration::from_secs(300)),
+            task_definition: None,
+            hooks: Vec::new(),
+            triggered_alarms: Vec::new(),
+            circuit_breaker_tripped: true,
+            rollback_reason: Some("circuit breaker".into()),
+        };
+        m.record_delivery("web", &Report { finished: vec![ended.into_deployment()], ..Report::default() });
+        let text = m.render();
+        assert!(text.contains(r#"slipway_rollbacks_total{pipeline="web",trigger="circuit_breaker"} 1"#), "{text}");
+        assert!(text.contains(r#"slipway_deployments_total{pipeline="web",result="rolled_back"} 1"#), "{text}");
+        assert!(text.contains(r#"slipway_deploy_duration_seconds_sum{pipeline="web",result="rolled_back"} 300"#), "{text}");
+    }
+
+    #[test]
     fn only_one_revision_series_exists() {
         let m = Metrics::new();
         m.set_revision("aaa");

@@ -251,9 +251,10 @@ mod tests {
             }
         }
         assert_eq!(pattern["detail-type"], json!([DETAIL_TYPE]));
-        // Every kind slipway manages, but the artifact, is covered by some source.
+        // Every kind slipway manages, but the artifact and an ECS service's settings, is covered
+        // by some source.
         let covered: Vec<Kind> = Kind::ALL.into_iter().filter(|k| EventSource::of(*k).is_some()).collect();
-        assert_eq!(covered.len(), Kind::ALL.len() - 1);
+        assert_eq!(covered.len(), Kind::ALL.len() - 2);
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub fn compile(valid: &ValidPipeline, zip: Arc<Vec<u8>>, placement: &Placement) 
     let policy = p.spec.deletion_policy;
     let tags_of = |key: &Key| match key.kind {
         Kind::CloudTrailTrail => installation_tags(&placement.installation),
+        kind if !kind.is_tagged() => Tags::new(),
         kind => resource_tags(&tags, kind, policy),
     };
     let mut resources: Vec<Desired> =
@@ -900,12 +901,90 @@ spec:
         assert_eq!(references(&seed_002_via_trail()).last(), Some(&Reference::Bucket("trail-logs".into())));
     }
 
+    const ECS_CANARY: &str = r#"
+  deploy:
+    strategy: ecs-canary
+    cluster: demo
+    service: web
+    targetGroups: [web-green, web-blue]
+    prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web-alb/1/2/3
+    infrastructureRoleArn: arn:aws:iam::123456789012:role/ecs-infra
+    canary: {percent: 12.5}
+    alarms: {names: [web-5xx, web-latency]}
+    hooks:
+      - {type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT], timeoutMinutes: 60}
+  pipeline:"#;
+
+    fn ecs_canary() -> ValidPipeline {
+        let yaml = SEED_000.replace(
+            "\n  deploy:\n    serviceRoleArn: arn:aws:iam::123456789012:role/deploy\n    cluster: demo\n    service: web\n    targetGroups: [web-green, web-blue]\n    prodListener: {loadBalancer: web-alb, port: 80}\n    autoRollbackOn: [DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_FAILURE]\n  pipeline:",
+            ECS_CANARY,
+        );
+        let taskdef = br#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#;
+        let files = vec![crate::manifest::validate::SourceFile { name: "taskdef.json".into(), contents: taskdef.to_vec(), executable: false }];
+        ValidPipeline { pipeline: pipeline(&yaml), file: "pipelines/web.yaml".into(), source_files: files }
+    }
+
+    #[test]
+    fn an_ecs_strategy_sets_the_services_deployment_settings_instead_of_a_codedeploy_application_and_group() {
+        let valid = ecs_canary();
+        assert_eq!(valid.pipeline.spec.deploy.strategy, DeployStrategy::EcsCanary);
+        let zip = crate::artifact::build_zip(&valid.source_files, Some("0123abcd"));
+        let desired = compile(&valid, Arc::new(zip), &placement());
+        let kinds = desired.kinds();
+        assert!(kinds.contains(&Kind::EcsServiceSettings));
+        assert!(!kinds.contains(&Kind::CodeDeployApplication) && !kinds.contains(&Kind::CodeDeployDeploymentGroup));
+        let settings = desired.resources.iter().find(|r| r.key.kind == Kind::EcsServiceSettings).unwrap();
+        assert_eq!(settings.key.name, "demo/web");
+        assert!(settings.tags.is_empty(), "the service is the user's: never tagged");
+        let Spec::Service(spec) = &settings.spec else { panic!("a service spec") };
+        assert_eq!(spec.deployment_controller, Controller::Ecs);
+        assert_eq!(spec.strategy, Some(ecs::Strategy::Canary));
+        assert_eq!(spec.bake_time_in_minutes, Some(DEFAULT_BAKE_MINUTES as i32));
+        assert_eq!(spec.canary, Some(ecs::Canary { canary_percent: 12.5, canary_bake_time_in_minutes: 10 }));
+        assert_eq!(spec.linear, None);
+        assert_eq!(spec.alarms.as_ref().map(|a| (a.alarm_names.clone(), a.rollback)), Some((vec!["web-5xx".into(), "web-latency".into()], true)));
+        let hook = &spec.lifecycle_hooks[0];
+        assert_eq!((hook.target_type.as_str(), hook.lifecycle_stages.clone(), hook.timeout_in_minutes, hook.timeout_action.as_str()), ("PAUSE", vec!["POST_TEST_TRAFFIC_SHIFT".to_string()], 60, "ROLLBACK"));
+        // Target groups are bound to ARNs from the references at plan time, sorted.
+        let bound = spec.bind(|name| Some(format!("arn:tg/{name}"))).unwrap();
+        assert_eq!(bound.target_groups, ["arn:tg/web-blue", "arn:tg/web-green"]);
+        assert!(spec.bind(|name| (name == "web-blue").then(|| "arn".to_string())).is_none(), "unresolved: no spec to diff");
+        // The references: the service (which may still be CodeDeploy's: migration) and the rule,
+        // which must forward to both target groups.
+        assert!(desired.references.contains(&Reference::EcsService { cluster: "demo".into(), service: "web".into(), used_by: ServiceUse::Ecs }));
+        assert!(desired.references.contains(&Reference::ListenerRule {
+            arn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web-alb/1/2/3".into(),
+            target_groups: ["web-green".into(), "web-blue".into()],
+            production: true,
+        }));
+        assert!(!desired.references.iter().any(|r| matches!(r, Reference::Listener(_))));
+        // CodePipeline deploys with the ECS action, reading the image from imagedefinitions.json,
+        // which slipway wrote into the settings zip: the tracked tag's full URI for the container.
+        let Spec::Pipeline(pipeline) = &desired.resources.iter().find(|r| r.key.kind == Kind::CodePipeline).unwrap().spec else { panic!() };
+        let deploy = &pipeline.stages.last().unwrap().actions[0];
+        assert_eq!((deploy.provider.as_str(), deploy.input_artifacts.clone()), ("ECS", vec![SETTINGS_ARTIFACT.to_string()]));
+        assert_eq!(deploy.configuration.get("FileName").map(String::as_str), Some(IMAGE_DEFINITIONS));
+        let artifact = desired.resources.iter().find(|r| r.key.kind == Kind::SourceArtifact).unwrap();
+        let zip = artifact.payload.as_ref().unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.as_slice())).unwrap();
+        let mut definitions = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(IMAGE_DEFINITIONS).unwrap(), &mut definitions).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&definitions).unwrap(),
+            json!([{"name": "app", "imageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-web:latest"}])
+        );
+        assert!(archive.by_name(crate::artifact::COMMIT_FILE).is_ok(), "the commit file is kept");
+    }
+
     #[test]
     fn compile_orders_resources_by_the_registry_and_tags_all_but_the_artifact() {
         let valid = ValidPipeline { pipeline: seed_002_via_trail(), file: "pipelines/nginx.yaml".into(), source_files: Vec::new() };
         let desired = compile(&valid, Arc::new(Vec::new()), &placement());
-        // Seed 002 with the S3 trigger through CloudTrail needs one resource of every kind.
-        assert_eq!(desired.kinds(), Kind::ALL);
+        // Seed 002 with the S3 trigger through CloudTrail needs one resource of every kind but the
+        // ECS strategies' service settings.
+        let codedeploy_kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| *k != Kind::EcsServiceSettings).collect();
+        assert_eq!(desired.kinds(), codedeploy_kinds);
         for r in &desired.resources {
             assert_eq!(r.tags.is_empty(), r.key.kind == Kind::SourceArtifact, "{}", r.key);
         }

@@ -276,6 +276,46 @@ mod tests {
     }
 
     #[test]
+    fn the_services_controller_is_not_switched_while_a_deployment_runs() {
+        use crate::resource::ecs::{Controller, ServiceSpec};
+        let spec = |controller: Controller, running: Option<&str>| ServiceSpec {
+            deployment_controller: controller,
+            strategy: None,
+            bake_time_in_minutes: Some(5),
+            linear: None,
+            canary: None,
+            alarms: None,
+            lifecycle_hooks: Vec::new(),
+            target_groups: Vec::new(),
+            production_listener_rule: None,
+            test_listener_rule: None,
+            infrastructure_role_arn: None,
+            running_deployment: running.map(str::to_owned),
+            target_group_names: None,
+        };
+        let want = Desired {
+            key: Key::new(Kind::EcsServiceSettings, "demo/web"),
+            spec: Spec::Service(Box::new(spec(Controller::Ecs, None))),
+            tags: Tags::new(),
+            payload: None,
+        };
+        let live = |controller, running| Live { spec: Spec::Service(Box::new(spec(controller, running))), tags: Tags::new() };
+        let Operation::Update { changes } = action_for(&want, Some(&live(Controller::CodeDeploy, None)), false) else { panic!("the switch") };
+        assert_eq!((changes[0].path.as_str(), changes.len()), ("deploymentController", 1), "untagged: no ownership, no tag changes");
+        let Operation::Conflict { reason } = action_for(&want, Some(&live(Controller::CodeDeploy, Some("task sets ecs-svc/1, ecs-svc/2"))), false)
+        else {
+            panic!("refused while a deployment runs")
+        };
+        assert!(reason.contains("from CODE_DEPLOY to ECS while a deployment runs (task sets ecs-svc/1, ecs-svc/2)"), "{reason}");
+        // A running deployment does not hold back settings that do not switch the controller.
+        let mut other = live(Controller::Ecs, Some("deployments ecs-svc/3"));
+        if let Spec::Service(s) = &mut other.spec {
+            s.bake_time_in_minutes = Some(10);
+        }
+        assert!(matches!(action_for(&want, Some(&other), false), Operation::Update { .. }));
+    }
+
+    #[test]
     fn a_changed_field_is_an_update_naming_it() {
         let Operation::Update { changes } = action_for(&desired(&OURS), Some(&live(app("Server"), &OURS)), false) else {
             panic!("update expected")

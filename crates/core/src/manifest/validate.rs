@@ -423,9 +423,11 @@ fn check_unique_names(loaded: &[Loaded]) -> Vec<(usize, Diagnostic)> {
             ("pipeline", p.name().to_string(), vec!["metadata", "name"]),
             ("ECR repository", p.spec.image.repository.clone(), vec!["spec", "image", "repository"]),
             ("S3 bucket", p.spec.source.bucket.clone(), vec!["spec", "source", "bucket"]),
-            ("ECS service", format!("{}/{}", p.spec.deploy.cluster, p.spec.deploy.service), vec!["spec", "deploy", "service"]),
         ];
-        if !p.spec.deploy.strategy.is_ecs() {
+        if p.spec.deploy.strategy.is_ecs() {
+            // Its deployment settings are the pipeline's: two would set them by turns.
+            claims.push(("ECS service", format!("{}/{}", p.spec.deploy.cluster, p.spec.deploy.service), vec!["spec", "deploy", "service"]));
+        } else {
             claims.push(("CodeDeploy application", p.application_name().to_string(), vec!["spec", "deploy"]));
         }
         if p.uses_codepipeline() {
@@ -1056,5 +1058,95 @@ mod repository_tests {
         let queue = Admission { triggers: TriggerRoute::Queue, ..Default::default() };
         let (valid, errors) = validate(dir.path(), &loaded.pipelines, &queue);
         assert!(errors.is_empty() && valid.len() == 1, "{errors:?}");
+    }
+}
+
+#[cfg(test)]
+mod strategy_tests {
+    //! The deploy strategies: what each needs, what belongs to another, and AWS's ranges, each
+    //! reported at its field.
+    use super::*;
+    use crate::manifest::TEST_MANIFEST as MANIFEST;
+    use crate::manifest::load_repository;
+
+    const ECS: &str = "  deploy:
+    strategy: ecs-linear
+    cluster: demo
+    service: web
+    targetGroups: [blue, green]
+    prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/alb/1/2/3
+    infrastructureRoleArn: arn:aws:iam::123456789012:role/ecs-infra
+    linear: {stepPercent: 20, stepBakeTimeMinutes: 3}
+    hooks:
+      - {type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}
+";
+    const CODEDEPLOY: &str = "  deploy:
+    serviceRoleArn: arn:aws:iam::123456789012:role/deploy
+    cluster: demo
+    service: web
+    targetGroups: [blue, green]
+    prodListener: {loadBalancer: alb, port: 80}
+";
+
+    /// Errors of the manifest with `deploy` replaced, as (line, message); the repository has no
+    /// AppSpec, which an ECS strategy does not read.
+    fn errors(deploy: &str) -> Vec<(usize, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/taskdef.json"), r#"{"containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#).unwrap();
+        std::fs::write(dir.path().join("p.yaml"), MANIFEST.replace(CODEDEPLOY, deploy)).unwrap();
+        let loaded = load_repository(dir.path()).unwrap();
+        let (_, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
+        // The schema's ranges are checked as the file loads, the rest by validate.
+        loaded.errors.into_iter().chain(errors).map(|e| (e.line, e.message)).collect()
+    }
+
+    /// The 1-based line of the first line of the manifest (with `deploy` replaced) containing `text`.
+    fn line_of(deploy: &str, text: &str) -> usize {
+        MANIFEST.replace(CODEDEPLOY, deploy).lines().position(|l| l.contains(text)).unwrap() + 1
+    }
+
+    #[test]
+    fn an_ecs_strategy_needs_its_rule_and_role_and_no_appspec() {
+        assert!(MANIFEST.contains(CODEDEPLOY));
+        assert_eq!(errors(ECS), []);
+        let found = errors(&ECS.replace("    infrastructureRoleArn: arn:aws:iam::123456789012:role/ecs-infra\n", ""));
+        assert!(found.len() == 1 && found[0].1.contains("deploy.infrastructureRoleArn is required with `ecs-linear`"), "{found:?}");
+        // The CodeDeploy strategy still needs its AppSpec (none in this repository) and its role.
+        let found = errors(&CODEDEPLOY.replace("    serviceRoleArn: arn:aws:iam::123456789012:role/deploy\n", ""));
+        assert!(found.len() == 1 && found[0].1.contains("deploy.serviceRoleArn is required with strategy `codedeploy`"), "{found:?}");
+        let found = errors(CODEDEPLOY);
+        assert!(found.len() == 1 && found[0].1.contains("appspec.yaml") && found[0].1.contains("not found"), "{found:?}");
+    }
+
+    #[test]
+    fn settings_of_another_strategy_are_refused_at_their_line() {
+        let deploy = format!("{ECS}    prodListener: {{loadBalancer: alb, port: 80}}\n    canary: {{percent: 5}}\n");
+        let found = errors(&deploy);
+        let at = |field: &str| found.iter().find(|(_, m)| m.starts_with(&format!("deploy.{field} "))).map(|(line, _)| *line);
+        assert_eq!(at("prodListener"), Some(line_of(&deploy, "prodListener:")), "{found:?}");
+        assert_eq!(at("canary"), Some(line_of(&deploy, "canary:")), "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
+        let codedeploy_with_bake = errors(&format!("{CODEDEPLOY}    bakeTimeMinutes: 5\n"));
+        assert!(codedeploy_with_bake[0].1.contains("belongs to the ECS strategies"), "{codedeploy_with_bake:?}");
+    }
+
+    #[test]
+    fn ranges_and_hook_stages_are_awss() {
+        let cases = [
+            ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepPercent: 2.5}", "from 3.0 to 100.0"),
+            ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepPercent: 10.05}", "multiple of 0.1"),
+            ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepBakeTimeMinutes: 1441}", "stepBakeTimeMinutes: must be between 0 and 1440"),
+            ("stages: [POST_TEST_TRAFFIC_SHIFT]}", "stages: [PRODUCTION_TRAFFIC_SHIFT]}", "a PAUSE hook cannot run at PRODUCTION_TRAFFIC_SHIFT"),
+            ("{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}", "{type: AWS_LAMBDA, stages: [POST_SCALE_UP], roleArn: 'arn:aws:iam::123456789012:role/hook'}", "needs the function's ARN"),
+            ("{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}", "{type: PAUSE, stages: [PRE_SCALE_UP], timeoutMinutes: 20161}", "20160"),
+            ("prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/alb/1/2/3", "prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/alb/1/2", "is not a listener rule ARN"),
+        ];
+        for (from, to, expected) in cases {
+            let found = errors(&ECS.replace(from, to));
+            assert!(found.len() == 1 && found[0].1.contains(expected), "{to}: {found:?}");
+        }
+        let found = errors(&format!("{ECS}    bakeTimeMinutes: 1441\n"));
+        assert!(found.len() == 1 && found[0].1.contains("bakeTimeMinutes") && found[0].1.contains("1440"), "{found:?}");
     }
 }
