@@ -1,6 +1,9 @@
 //! Adapter calls moto 5.2.5 cannot answer — CodeDeploy `UpdateDeploymentGroup`,
-//! `DeleteDeploymentGroup`, `DeleteApplication`, CodeBuild `UpdateProject` —, what moto ignores
-//! (S3's expected bucket owner), and error mapping,
+//! `DeleteDeploymentGroup`, `DeleteApplication`, CodeBuild `UpdateProject`, ECS service
+//! deployments (`ListServiceDeployments`, `DescribeServiceDeployments`,
+//! `DescribeServiceRevisions`, `StopServiceDeployment`, `ContinueServiceDeployment`) —, the
+//! whole shape of the ECS strategies' `UpdateService`, what moto ignores (S3's expected bucket
+//! owner), and error mapping,
 //! tested with aws-smithy-mocks (the SDK's own test utility): the request slipway builds is
 //! checked field by field and the response is scripted.
 
@@ -240,4 +243,156 @@ async fn the_inventory_only_uses_a_state_bucket_of_this_account() {
     slipway_aws::inventory::ensure(&aws, Vec::new(), vec![entry.clone()]).await.unwrap();
     slipway_aws::inventory::forget(&aws, &entry).await.unwrap();
     assert_eq!((list.num_calls(), put.num_calls(), delete.num_calls()), (1, 2, 1));
+}
+
+/// A CodeDeploy service migrating to ECS canary: what `DescribeServices` shows before.
+fn code_deploy_service() -> aws_sdk_ecs::types::Service {
+    use aws_sdk_ecs::types::{DeploymentConfiguration, DeploymentController, DeploymentControllerType, LoadBalancer, Service};
+    Service::builder()
+        .service_name("web")
+        .status("ACTIVE")
+        .deployment_controller(DeploymentController::builder().r#type(DeploymentControllerType::CodeDeploy).build().unwrap())
+        .deployment_configuration(DeploymentConfiguration::builder().maximum_percent(200).minimum_healthy_percent(100).build())
+        .load_balancers(LoadBalancer::builder().target_group_arn("arn:tg/web-blue").container_name("app").container_port(80).build())
+        .build()
+}
+
+fn canary_settings() -> slipway_core::resource::ecs::ServiceSpec {
+    use slipway_core::resource::ecs::{Alarms, Canary, Controller, Hook, ServiceSpec, Strategy};
+    ServiceSpec {
+        deployment_controller: Controller::Ecs,
+        strategy: Some(Strategy::Canary),
+        bake_time_in_minutes: Some(5),
+        linear: None,
+        canary: Some(Canary { canary_percent: 12.5, canary_bake_time_in_minutes: 10 }),
+        alarms: Some(Alarms { alarm_names: vec!["web-5xx".into()], rollback: true }),
+        lifecycle_hooks: vec![Hook {
+            lifecycle_stages: vec!["POST_TEST_TRAFFIC_SHIFT".into()],
+            target_type: "PAUSE".into(),
+            hook_target_arn: None,
+            role_arn: None,
+            timeout_in_minutes: 60,
+            timeout_action: "ROLLBACK".into(),
+        }],
+        target_groups: vec!["arn:tg/web-blue".into(), "arn:tg/web-green".into()],
+        production_listener_rule: Some("arn:rule/prod".into()),
+        test_listener_rule: None,
+        infrastructure_role_arn: Some("arn:aws:iam::123456789012:role/ecs-infra".into()),
+        running_deployment: None,
+        target_group_names: None,
+    }
+}
+
+#[tokio::test]
+async fn an_ecs_strategy_is_set_on_the_service_with_one_update_service_that_keeps_what_slipway_does_not_manage() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use slipway_core::resource::ecs::Controller;
+    let describe = mock!(aws_sdk_ecs::Client::describe_services)
+        .match_requests(|r| r.cluster() == Some("demo") && r.services() == ["web"])
+        .then_output(|| DescribeServicesOutput::builder().services(code_deploy_service()).build());
+    let update = mock!(aws_sdk_ecs::Client::update_service)
+        .match_requests(|r| {
+            let c = r.deployment_configuration().unwrap();
+            let hook = &c.lifecycle_hooks()[0];
+            let lb = &r.load_balancers()[0];
+            let advanced = lb.advanced_configuration().unwrap();
+            r.cluster() == Some("demo")
+                && r.service() == Some("web")
+                && r.task_definition().is_none()
+                && r.deployment_controller().map(|d| d.r#type().as_str()) == Some("ECS")
+                && c.strategy().map(|s| s.as_str()) == Some("CANARY")
+                && c.bake_time_in_minutes() == Some(5)
+                && c.canary_configuration().and_then(|k| k.canary_percent()) == Some(12.5)
+                && c.canary_configuration().and_then(|k| k.canary_bake_time_in_minutes()) == Some(10)
+                && c.linear_configuration().is_none()
+                && c.alarms().is_some_and(|a| a.alarm_names() == ["web-5xx"] && a.rollback() && a.enable())
+                && (c.maximum_percent(), c.minimum_healthy_percent()) == (Some(200), Some(100))
+                && hook.target_type().map(|t| t.as_str()) == Some("PAUSE")
+                && hook.lifecycle_stages().iter().map(|s| s.as_str()).collect::<Vec<_>>() == ["POST_TEST_TRAFFIC_SHIFT"]
+                && hook.timeout_configuration().and_then(|t| t.timeout_in_minutes()) == Some(60)
+                && hook.timeout_configuration().and_then(|t| t.action()).map(|a| a.as_str()) == Some("ROLLBACK")
+                && (lb.target_group_arn(), lb.container_name(), lb.container_port()) == (Some("arn:tg/web-blue"), Some("app"), Some(80))
+                && advanced.alternate_target_group_arn() == Some("arn:tg/web-green")
+                && advanced.production_listener_rule() == Some("arn:rule/prod")
+                && advanced.test_listener_rule().is_none()
+                && advanced.role_arn() == Some("arn:aws:iam::123456789012:role/ecs-infra")
+        })
+        .then_output(|| UpdateServiceOutput::builder().build());
+    let mut aws = aws();
+    aws.ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &update]);
+
+    let desired = Desired {
+        key: Key::new(Kind::EcsServiceSettings, "demo/web"),
+        spec: Spec::Service(Box::new(canary_settings())),
+        tags: Tags::new(),
+        payload: None,
+    };
+    let Some(live) = resource::read(&aws, &desired.key, None).await.unwrap() else { panic!("the service reads") };
+    let Spec::Service(before) = &live.spec else { panic!("a service spec") };
+    assert_eq!((before.deployment_controller.clone(), before.target_groups.clone()), (Controller::CodeDeploy, vec!["arn:tg/web-blue".to_string()]));
+    resource::update(&aws, &desired, &live).await.unwrap();
+    assert_eq!((describe.num_calls(), update.num_calls()), (2, 1), "a fresh read for what UpdateService would reset, one update, no tagging");
+    assert!(resource::delete(&aws, &desired.key).await.is_err(), "a referenced service is never deleted");
+}
+
+#[tokio::test]
+async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_with_rollback_and_continued_past_a_pause() {
+    use aws_sdk_ecs::operation::continue_service_deployment::ContinueServiceDeploymentOutput;
+    use aws_sdk_ecs::operation::describe_service_deployments::DescribeServiceDeploymentsOutput;
+    use aws_sdk_ecs::operation::describe_service_revisions::DescribeServiceRevisionsOutput;
+    use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+    use aws_sdk_ecs::operation::stop_service_deployment::StopServiceDeploymentOutput;
+    use aws_sdk_ecs::types::{
+        DeploymentLifecycleHookDetail, DeploymentLifecycleHookStatus, DeploymentLifecycleHookTargetType, ServiceDeployment,
+        ServiceDeploymentBrief, ServiceDeploymentLifecycleStage, ServiceDeploymentStatus, ServiceRevision, ServiceRevisionSummary,
+    };
+    use slipway_core::delivery::api::{Delivery, DeployStatus, HookAnswer};
+    const ARN: &str = "arn:aws:ecs:ap-northeast-1:123456789012:service-deployment/demo/web/abc";
+    let list = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| r.cluster() == Some("demo") && r.service() == Some("web") && r.max_results() == Some(20))
+        .then_output(|| ListServiceDeploymentsOutput::builder().service_deployments(ServiceDeploymentBrief::builder().service_deployment_arn(ARN).build()).build());
+    let describe = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+        .match_requests(|r| r.service_deployment_arns() == [ARN])
+        .then_output(|| {
+            let hook = DeploymentLifecycleHookDetail::builder()
+                .hook_id("ecs-pause-1")
+                .target_type(DeploymentLifecycleHookTargetType::Pause)
+                .status(DeploymentLifecycleHookStatus::AwaitingAction)
+                .build();
+            DescribeServiceDeploymentsOutput::builder()
+                .service_deployments(
+                    ServiceDeployment::builder()
+                        .service_deployment_arn(ARN)
+                        .status(ServiceDeploymentStatus::InProgress)
+                        .lifecycle_stage(ServiceDeploymentLifecycleStage::PostTestTrafficShift)
+                        .target_service_revision(ServiceRevisionSummary::builder().arn("arn:revision/2").build())
+                        .lifecycle_hook_details(hook)
+                        .build(),
+                )
+                .build()
+        });
+    let revisions = mock!(aws_sdk_ecs::Client::describe_service_revisions)
+        .match_requests(|r| r.service_revision_arns() == ["arn:revision/2"])
+        .then_output(|| {
+            DescribeServiceRevisionsOutput::builder()
+                .service_revisions(ServiceRevision::builder().service_revision_arn("arn:revision/2").task_definition("arn:td/web:2").build())
+                .build()
+        });
+    let stop = mock!(aws_sdk_ecs::Client::stop_service_deployment)
+        .match_requests(|r| r.service_deployment_arn() == Some(ARN) && r.stop_type().map(|t| t.as_str()) == Some("ROLLBACK"))
+        .then_output(|| StopServiceDeploymentOutput::builder().build());
+    let answer = mock!(aws_sdk_ecs::Client::continue_service_deployment)
+        .match_requests(|r| r.service_deployment_arn() == Some(ARN) && r.hook_id() == Some("ecs-pause-1") && r.action().map(|a| a.as_str()) == Some("CONTINUE"))
+        .then_output(|| ContinueServiceDeploymentOutput::builder().build());
+    let mut aws = aws();
+    aws.ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe, &revisions, &stop, &answer]);
+
+    let found = aws.service_deployments("demo", "web", 20).await.unwrap();
+    let d = found[0].clone().into_deployment();
+    assert_eq!((d.status, d.task_definition.as_deref(), d.stage.as_deref()), (DeployStatus::InProgress, Some("arn:td/web:2"), Some("POST_TEST_TRAFFIC_SHIFT")));
+    assert_eq!(d.paused.map(|h| h.hook_id).as_deref(), Some("ecs-pause-1"));
+    aws.continue_service_deployment(ARN, "ecs-pause-1", HookAnswer::Continue).await.unwrap();
+    aws.stop_service_deployment(ARN, true).await.unwrap();
+    assert_eq!((list.num_calls(), describe.num_calls(), revisions.num_calls(), stop.num_calls(), answer.num_calls()), (1, 1, 1, 1, 1));
 }

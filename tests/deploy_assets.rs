@@ -358,9 +358,18 @@ const IAM_ACTIONS: &[(&str, &str, &[&str])] = &[
     ("ecs", "DescribeTaskDefinition", &["ecs:DescribeTaskDefinition"]),
     // Registers with tags (tag-on-create) and hands the task definition's roles to ECS tasks.
     ("ecs", "RegisterTaskDefinition", &["ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole@ecs-tasks.amazonaws.com"]),
+    // ECS strategies: the service's settings in one UpdateService (which hands the infrastructure
+    // role and Lambda hooks' roles to ECS), and its service deployments: watched, stopped, continued.
+    ("ecs", "UpdateService", &["ecs:UpdateService", "iam:PassRole@ecs.amazonaws.com"]),
+    ("ecs", "ListServiceDeployments", &["ecs:ListServiceDeployments"]),
+    ("ecs", "DescribeServiceDeployments", &["ecs:DescribeServiceDeployments"]),
+    ("ecs", "DescribeServiceRevisions", &["ecs:DescribeServiceRevisions"]),
+    ("ecs", "StopServiceDeployment", &["ecs:StopServiceDeployment"]),
+    ("ecs", "ContinueServiceDeployment", &["ecs:ContinueServiceDeployment"]),
     ("elasticloadbalancing", "DescribeTargetGroups", &["elasticloadbalancing:DescribeTargetGroups"]),
     ("elasticloadbalancing", "DescribeListeners", &["elasticloadbalancing:DescribeListeners"]),
     ("elasticloadbalancing", "DescribeLoadBalancers", &["elasticloadbalancing:DescribeLoadBalancers"]),
+    ("elasticloadbalancing", "DescribeRules", &["elasticloadbalancing:DescribeRules"]),
     ("ecr", "DescribeRepositories", &["ecr:DescribeRepositories"]),
     ("ecr", "GetLifecyclePolicy", &["ecr:GetLifecyclePolicy"]),
     ("ecr", "ListTagsForResource", &["ecr:ListTagsForResource"]),
@@ -648,39 +657,51 @@ fn pass_role_is_scoped_to_the_roles_the_example_manifests_name_and_to_their_serv
             }
         }
     }
-    // The roles examples/pipelines name, by the service each is handed to.
+    // The roles the example config repositories (examples/ and examples-strategies/) name, by the
+    // service each is handed to.
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for entry in std::fs::read_dir(root().join("examples/pipelines")).unwrap() {
-        for manifest in yaml_documents(&std::fs::read_to_string(entry.unwrap().path()).unwrap()) {
-            let spec = &manifest["spec"];
-            for (value, service) in [
-                (&spec["build"]["serviceRoleArn"], "codebuild.amazonaws.com"),
-                (&spec["deploy"]["serviceRoleArn"], "codedeploy.amazonaws.com"),
-                (&spec["pipeline"]["roleArn"], "codepipeline.amazonaws.com"),
-                (&spec["triggers"]["roleArn"], "events.amazonaws.com"),
-            ] {
-                if let Some(role) = value.as_str() {
-                    wanted.entry(service.to_string()).or_default().insert(role.to_string());
+    for repo in ["examples", "examples-strategies"] {
+        for entry in std::fs::read_dir(root().join(repo).join("pipelines")).unwrap() {
+            for manifest in yaml_documents(&std::fs::read_to_string(entry.unwrap().path()).unwrap()) {
+                let spec = &manifest["spec"];
+                for (value, service) in [
+                    (&spec["build"]["serviceRoleArn"], "codebuild.amazonaws.com"),
+                    (&spec["deploy"]["serviceRoleArn"], "codedeploy.amazonaws.com"),
+                    (&spec["deploy"]["infrastructureRoleArn"], "ecs.amazonaws.com"),
+                    (&spec["pipeline"]["roleArn"], "codepipeline.amazonaws.com"),
+                    (&spec["triggers"]["roleArn"], "events.amazonaws.com"),
+                ] {
+                    if let Some(role) = value.as_str() {
+                        wanted.entry(service.to_string()).or_default().insert(role.to_string());
+                    }
                 }
-            }
-            // The task definition template's roles go to ECS when slipway registers it. The
-            // template may carry `//` comments, so the ARNs are read as text.
-            let template = root()
-                .join("examples")
-                .join(str_of(&spec["source"]["path"]))
-                .join(spec["deploy"]["taskDefinition"].as_str().unwrap_or("taskdef.json"));
-            let path = template;
-            let template = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            for field in ["\"taskRoleArn\"", "\"executionRoleArn\""] {
-                for (at, _) in template.match_indices(field) {
-                    let value = template[at + field.len()..].trim_start().strip_prefix(':').and_then(literal).map(|(v, _)| v.to_string());
-                    let role = value.unwrap_or_else(|| panic!("{field} in {} is not a string", path.display()));
-                    wanted.entry("ecs-tasks.amazonaws.com".to_string()).or_default().insert(role);
+                // A Lambda hook's role goes to ECS with the service's settings, as the
+                // infrastructure role does.
+                for hook in spec["deploy"]["hooks"].as_sequence().into_iter().flatten() {
+                    if let Some(role) = hook["roleArn"].as_str() {
+                        wanted.entry("ecs.amazonaws.com".to_string()).or_default().insert(role.to_string());
+                    }
+                }
+                // The task definition template's roles go to ECS when slipway registers it. The
+                // template may carry `//` comments, so the ARNs are read as text.
+                let template = root()
+                    .join(repo)
+                    .join(str_of(&spec["source"]["path"]))
+                    .join(spec["deploy"]["taskDefinition"].as_str().unwrap_or("taskdef.json"));
+                let path = template;
+                let template = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for field in ["\"taskRoleArn\"", "\"executionRoleArn\""] {
+                    for (at, _) in template.match_indices(field) {
+                        let value =
+                            template[at + field.len()..].trim_start().strip_prefix(':').and_then(literal).map(|(v, _)| v.to_string());
+                        let role = value.unwrap_or_else(|| panic!("{field} in {} is not a string", path.display()));
+                        wanted.entry("ecs-tasks.amazonaws.com".to_string()).or_default().insert(role);
+                    }
                 }
             }
         }
     }
-    assert_eq!(wanted.len(), 5, "{wanted:?}");
+    assert_eq!(wanted.len(), 6, "{wanted:?}");
     assert_eq!(granted, wanted, "iam:PassRole should cover exactly the example roles, each only to its service");
 }
 
