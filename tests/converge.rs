@@ -3,7 +3,9 @@
 //!
 //! moto 5.2.5 lacks CodeBuild `UpdateProject` and CodeDeploy `UpdateDeploymentGroup`,
 //! `DeleteDeploymentGroup` and `DeleteApplication`; those paths are covered in
-//! tests/adapters_mocked.rs with aws-smithy-mocks.
+//! tests/adapters_mocked.rs with aws-smithy-mocks. It stores an ECS service's deployment
+//! controller, deployment configuration and load balancer wiring as `UpdateService` sets them
+//! (checked with boto3), so the ECS strategies' settings converge here.
 
 mod common;
 
@@ -19,13 +21,15 @@ use slipway_core::plan::Operation;
 use slipway_core::prune::PrunePolicy;
 use slipway_core::resource::Kind;
 
+// Boxed: a test awaiting many of these inline would otherwise hold them all in one future, which
+// overflows a test thread's stack in a debug build.
 async fn plan_repo(aws: &Aws, repo: &Path) -> Plan {
-    plan(aws, &prepare(repo, &Default::default()).unwrap(), &[], 4, &Default::default()).await.unwrap()
+    Box::pin(plan(aws, &prepare(repo, &Default::default()).unwrap(), &[], 4, &Default::default())).await.unwrap()
 }
 
 async fn apply_repo(aws: &Aws, repo: &Path, prune: bool) -> ApplyReport {
     let plan = plan_repo(aws, repo).await;
-    apply(aws, &plan, prune, 4).await
+    Box::pin(apply(aws, &plan, prune, 4)).await
 }
 
 /// `(pipeline, kind label, name, action)` for every step that is not a no-op.
@@ -1071,4 +1075,109 @@ async fn the_change_feed_is_set_up_once_repaired_when_changed_and_another_instal
         .await
         .unwrap();
     assert_eq!(left.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages], "0");
+}
+
+/// The production listener rule ECS moves traffic on: on demo-web-alb's port 80 listener,
+/// forwarding to `target_groups` (weights 100, 0, …). Returns its ARN.
+async fn listener_rule(aws: &Aws, target_groups: &[&str]) -> String {
+    use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ForwardActionConfig, RuleCondition, TargetGroupTuple};
+    let lb = aws.elb.describe_load_balancers().names("demo-web-alb").send().await.unwrap().load_balancers.unwrap().remove(0);
+    let listeners = aws.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn.unwrap()).send().await.unwrap().listeners.unwrap();
+    let listener = listeners.into_iter().find(|l| l.port == Some(80)).unwrap().listener_arn.unwrap();
+    let groups = aws.elb.describe_target_groups().set_names(Some(target_groups.iter().map(|t| t.to_string()).collect())).send().await.unwrap();
+    let tuples: Vec<TargetGroupTuple> = groups
+        .target_groups
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, tg)| TargetGroupTuple::builder().target_group_arn(tg.target_group_arn.unwrap()).weight(if i == 0 { 100 } else { 0 }).build())
+        .collect();
+    let forward = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
+        .build();
+    let created = aws
+        .elb
+        .create_rule()
+        .listener_arn(listener)
+        .priority(10 + target_groups.len() as i32)
+        .conditions(RuleCondition::builder().field("path-pattern").values("/*").build())
+        .actions(forward)
+        .send()
+        .await
+        .unwrap();
+    created.rules.unwrap().remove(0).rule_arn.unwrap()
+}
+
+#[tokio::test]
+async fn a_codedeploy_pipeline_moves_to_each_ecs_strategy_and_the_service_converges_to_it() {
+    let moto = Moto::start_bootstrapped();
+    let aws = moto.aws().await;
+    let repo = example_repo();
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+
+    // web moves to ECS blue/green, with a rule that forwards to one target group only: refused
+    // at the reference, nothing changed.
+    let one = listener_rule(&aws, &["web-blue"]).await;
+    let deploy = "    serviceRoleArn: arn:aws:iam::123456789012:role/slipway-demo-codedeploy\n";
+    let ecs = |rule: &str| {
+        format!(
+            "    strategy: ecs-blue-green\n    prodListenerRule: {rule}\n    infrastructureRoleArn: arn:aws:iam::123456789012:role/slipway-demo-ecs-infra\n    bakeTimeMinutes: 10\n    hooks:\n      - {{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT], timeoutMinutes: 60}}\n"
+        )
+    };
+    edit(repo.path(), "pipelines/web.yaml", deploy, &ecs(&one));
+    edit(repo.path(), "pipelines/web.yaml", "    prodListener: {loadBalancer: demo-web-alb, port: 80}\n", "");
+    edit(repo.path(), "pipelines/web.yaml", "    testListener: {loadBalancer: demo-web-alb, port: 8080}\n", "");
+    let planned = plan_repo(&aws, repo.path()).await;
+    let web = planned.pipelines.iter().find(|p| p.pipeline == "web").unwrap();
+    assert_eq!(web.problems.len(), 1, "{:?}", web.problems);
+    assert!(web.problems[0].contains("does not forward to web-green"), "{:?}", web.problems);
+
+    // With a rule on both target groups: the plan shows the controller switch, the ECS action,
+    // the settings zip with imagedefinitions.json, and the CodeDeploy application left to prune.
+    let both = listener_rule(&aws, &["web-blue", "web-green"]).await;
+    edit(repo.path(), "pipelines/web.yaml", &one, &both);
+    let planned = plan_repo(&aws, repo.path()).await;
+    let changes: BTreeSet<(String, String, String, String)> = pending(&planned).into_iter().filter(|c| c.0 == "web").collect();
+    let kinds: Vec<(&str, &str)> = changes.iter().map(|c| (c.1.as_str(), c.2.as_str())).collect();
+    assert_eq!(kinds, [("codepipeline", "web"), ("ecs-service-settings", "demo/web"), ("source-artifact", "slipway-demo-web-settings/settings.zip")], "{changes:#?}");
+    let settings = &changes.iter().find(|c| c.1 == "ecs-service-settings").unwrap().3;
+    for field in ["deploymentController", "strategy", "bakeTimeInMinutes", "lifecycleHooks", "targetGroups", "productionListenerRule", "infrastructureRoleArn"] {
+        assert!(settings.contains(field), "{field} in {settings}");
+    }
+    let orphans: Vec<(String, String)> = planned.orphans.clone().unwrap().into_iter().map(|o| (o.key.kind.label().to_string(), o.key.name)).collect();
+    assert_eq!(orphans, [("codedeploy-application".to_string(), "web".to_string())]);
+    assert!(Box::pin(apply(&aws, &planned, false, 4)).await.succeeded());
+
+    let service = aws.ecs.describe_services().cluster("demo").services("web").send().await.unwrap().services.unwrap().remove(0);
+    assert_eq!(service.deployment_controller.unwrap().r#type.as_str(), "ECS");
+    let config = service.deployment_configuration.unwrap();
+    assert_eq!((config.strategy.unwrap().as_str(), config.bake_time_in_minutes), ("BLUE_GREEN", Some(10)));
+    assert_eq!(config.lifecycle_hooks.unwrap()[0].target_type.as_ref().unwrap().as_str(), "PAUSE");
+    let lb = &service.load_balancers.unwrap()[0];
+    let advanced = lb.advanced_configuration.as_ref().unwrap();
+    assert!(lb.target_group_arn.as_ref().unwrap().contains("/web-blue/"), "the service keeps the target group it uses");
+    assert!(advanced.alternate_target_group_arn.as_ref().unwrap().contains("/web-green/"));
+    assert_eq!(advanced.production_listener_rule.as_deref(), Some(both.as_str()));
+    assert_eq!((lb.container_name.as_deref(), lb.container_port), (Some("application"), Some(80)), "kept from the service");
+    let Some(pipeline) = aws.codepipeline.get_pipeline().name("web").send().await.unwrap().pipeline else { panic!() };
+    let deploy_action = &pipeline.stages.last().unwrap().actions[0];
+    assert_eq!(deploy_action.action_type_id.as_ref().unwrap().provider, "ECS");
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+
+    // Linear, then canary: each converges and is then in sync.
+    edit(repo.path(), "pipelines/web.yaml", "strategy: ecs-blue-green\n", "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n");
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+    let config = |aws: Aws| async move {
+        aws.ecs.describe_services().cluster("demo").services("web").send().await.unwrap().services.unwrap().remove(0).deployment_configuration.unwrap()
+    };
+    let linear = config(aws.clone()).await;
+    assert_eq!((linear.strategy.unwrap().as_str(), linear.linear_configuration.unwrap().step_percent), ("LINEAR", Some(25.0)));
+    edit(repo.path(), "pipelines/web.yaml", "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n", "strategy: ecs-canary\n    canary: {percent: 12.5}\n    alarms: {names: [web-5xx]}\n");
+    assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
+    assert_in_sync(&plan_repo(&aws, repo.path()).await);
+    let canary = config(aws.clone()).await;
+    assert_eq!((canary.strategy.unwrap().as_str(), canary.canary_configuration.unwrap().canary_percent), ("CANARY", Some(12.5)));
+    assert_eq!(canary.alarms.unwrap().alarm_names, ["web-5xx"]);
 }
