@@ -167,7 +167,11 @@ pub async fn plan(aws: &Aws, prepared: &Prepared, only: &[String], concurrency: 
 
     let (orphans, orphan_error) = if only.is_empty() {
         let desired_keys: HashSet<Key> = desired.iter().flat_map(|d| d.resources.iter().map(|r| r.key.clone())).collect();
-        match find_orphans_in(aws, &desired_keys, &prepared.protected).await {
+        // A blocked pipeline keeps what it no longer wants until it applies: a CodeDeploy
+        // application a pipeline moves away from must outlive the deployment that holds the move.
+        let mut spared = prepared.protected.clone();
+        spared.extend(pipelines.iter().filter(|p| p.is_blocked()).map(|p| p.pipeline.clone()));
+        match find_orphans_in(aws, &desired_keys, &spared).await {
             Ok(orphans) => (Some(orphans), None),
             Err(err) => (None, Some(format!("failed to look for orphaned resources: {err}"))),
         }

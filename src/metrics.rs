@@ -374,7 +374,10 @@ mod tests {
         use slipway_core::delivery::api::{ServiceDeployment, ServiceDeploymentStatus};
         let m = Metrics::new();
         m.init_pipeline("web", &[Kind::EcsServiceSettings]);
-        assert!(m.render().contains(r#"slipway_rollbacks_total{pipeline="web",trigger="circuit_breaker"} 0"#), "every trigger from the start");
+        assert!(
+            m.render().contains(r#"slipway_rollbacks_total{pipeline="web",trigger="circuit_breaker"} 0"#),
+            "every trigger from the start"
+        );
         let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let ended = ServiceDeployment {
             arn: "arn:aws:ecs:eu-west-1:1:service-deployment/demo/web/x".into(),

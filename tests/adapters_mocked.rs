@@ -330,9 +330,16 @@ async fn an_ecs_strategy_is_set_on_the_service_with_one_update_service_that_keep
     };
     let Some(live) = resource::read(&aws, &desired.key, None).await.unwrap() else { panic!("the service reads") };
     let Spec::Service(before) = &live.spec else { panic!("a service spec") };
-    assert_eq!((before.deployment_controller.clone(), before.target_groups.clone()), (Controller::CodeDeploy, vec!["arn:tg/web-blue".to_string()]));
+    assert_eq!(
+        (before.deployment_controller.clone(), before.target_groups.clone()),
+        (Controller::CodeDeploy, vec!["arn:tg/web-blue".to_string()])
+    );
     resource::update(&aws, &desired, &live).await.unwrap();
-    assert_eq!((describe.num_calls(), update.num_calls()), (2, 1), "a fresh read for what UpdateService would reset, one update, no tagging");
+    assert_eq!(
+        (describe.num_calls(), update.num_calls()),
+        (2, 1),
+        "a fresh read for what UpdateService would reset, one update, no tagging"
+    );
     assert!(resource::delete(&aws, &desired.key).await.is_err(), "a referenced service is never deleted");
 }
 
@@ -351,7 +358,11 @@ async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_wit
     const ARN: &str = "arn:aws:ecs:ap-northeast-1:123456789012:service-deployment/demo/web/abc";
     let list = mock!(aws_sdk_ecs::Client::list_service_deployments)
         .match_requests(|r| r.cluster() == Some("demo") && r.service() == Some("web") && r.max_results() == Some(20))
-        .then_output(|| ListServiceDeploymentsOutput::builder().service_deployments(ServiceDeploymentBrief::builder().service_deployment_arn(ARN).build()).build());
+        .then_output(|| {
+            ListServiceDeploymentsOutput::builder()
+                .service_deployments(ServiceDeploymentBrief::builder().service_deployment_arn(ARN).build())
+                .build()
+        });
     let describe = mock!(aws_sdk_ecs::Client::describe_service_deployments)
         .match_requests(|r| r.service_deployment_arns() == [ARN])
         .then_output(|| {
@@ -376,21 +387,30 @@ async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_wit
         .match_requests(|r| r.service_revision_arns() == ["arn:revision/2"])
         .then_output(|| {
             DescribeServiceRevisionsOutput::builder()
-                .service_revisions(ServiceRevision::builder().service_revision_arn("arn:revision/2").task_definition("arn:td/web:2").build())
+                .service_revisions(
+                    ServiceRevision::builder().service_revision_arn("arn:revision/2").task_definition("arn:td/web:2").build(),
+                )
                 .build()
         });
     let stop = mock!(aws_sdk_ecs::Client::stop_service_deployment)
         .match_requests(|r| r.service_deployment_arn() == Some(ARN) && r.stop_type().map(|t| t.as_str()) == Some("ROLLBACK"))
         .then_output(|| StopServiceDeploymentOutput::builder().build());
     let answer = mock!(aws_sdk_ecs::Client::continue_service_deployment)
-        .match_requests(|r| r.service_deployment_arn() == Some(ARN) && r.hook_id() == Some("ecs-pause-1") && r.action().map(|a| a.as_str()) == Some("CONTINUE"))
+        .match_requests(|r| {
+            r.service_deployment_arn() == Some(ARN)
+                && r.hook_id() == Some("ecs-pause-1")
+                && r.action().map(|a| a.as_str()) == Some("CONTINUE")
+        })
         .then_output(|| ContinueServiceDeploymentOutput::builder().build());
     let mut aws = aws();
     aws.ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe, &revisions, &stop, &answer]);
 
     let found = aws.service_deployments("demo", "web", 20).await.unwrap();
     let d = found[0].clone().into_deployment();
-    assert_eq!((d.status, d.task_definition.as_deref(), d.stage.as_deref()), (DeployStatus::InProgress, Some("arn:td/web:2"), Some("POST_TEST_TRAFFIC_SHIFT")));
+    assert_eq!(
+        (d.status, d.task_definition.as_deref(), d.stage.as_deref()),
+        (DeployStatus::InProgress, Some("arn:td/web:2"), Some("POST_TEST_TRAFFIC_SHIFT"))
+    );
     assert_eq!(d.paused.map(|h| h.hook_id).as_deref(), Some("ecs-pause-1"));
     aws.continue_service_deployment(ARN, "ecs-pause-1", HookAnswer::Continue).await.unwrap();
     aws.stop_service_deployment(ARN, true).await.unwrap();

@@ -1084,13 +1084,16 @@ async fn listener_rule(aws: &Aws, target_groups: &[&str]) -> String {
     let lb = aws.elb.describe_load_balancers().names("demo-web-alb").send().await.unwrap().load_balancers.unwrap().remove(0);
     let listeners = aws.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn.unwrap()).send().await.unwrap().listeners.unwrap();
     let listener = listeners.into_iter().find(|l| l.port == Some(80)).unwrap().listener_arn.unwrap();
-    let groups = aws.elb.describe_target_groups().set_names(Some(target_groups.iter().map(|t| t.to_string()).collect())).send().await.unwrap();
+    let groups =
+        aws.elb.describe_target_groups().set_names(Some(target_groups.iter().map(|t| t.to_string()).collect())).send().await.unwrap();
     let tuples: Vec<TargetGroupTuple> = groups
         .target_groups
         .unwrap()
         .into_iter()
         .enumerate()
-        .map(|(i, tg)| TargetGroupTuple::builder().target_group_arn(tg.target_group_arn.unwrap()).weight(if i == 0 { 100 } else { 0 }).build())
+        .map(|(i, tg)| {
+            TargetGroupTuple::builder().target_group_arn(tg.target_group_arn.unwrap()).weight(if i == 0 { 100 } else { 0 }).build()
+        })
         .collect();
     let forward = Action::builder()
         .r#type(ActionTypeEnum::Forward)
@@ -1132,6 +1135,7 @@ async fn a_codedeploy_pipeline_moves_to_each_ecs_strategy_and_the_service_conver
     let web = planned.pipelines.iter().find(|p| p.pipeline == "web").unwrap();
     assert_eq!(web.problems.len(), 1, "{:?}", web.problems);
     assert!(web.problems[0].contains("does not forward to web-green"), "{:?}", web.problems);
+    assert_eq!(planned.orphans.as_deref(), Some(&[][..]), "a blocked pipeline keeps its CodeDeploy application");
 
     // With a rule on both target groups: the plan shows the controller switch, the ECS action,
     // the settings zip with imagedefinitions.json, and the CodeDeploy application left to prune.
@@ -1140,12 +1144,25 @@ async fn a_codedeploy_pipeline_moves_to_each_ecs_strategy_and_the_service_conver
     let planned = plan_repo(&aws, repo.path()).await;
     let changes: BTreeSet<(String, String, String, String)> = pending(&planned).into_iter().filter(|c| c.0 == "web").collect();
     let kinds: Vec<(&str, &str)> = changes.iter().map(|c| (c.1.as_str(), c.2.as_str())).collect();
-    assert_eq!(kinds, [("codepipeline", "web"), ("ecs-service-settings", "demo/web"), ("source-artifact", "slipway-demo-web-settings/settings.zip")], "{changes:#?}");
+    assert_eq!(
+        kinds,
+        [("codepipeline", "web"), ("ecs-service-settings", "demo/web"), ("source-artifact", "slipway-demo-web-settings/settings.zip")],
+        "{changes:#?}"
+    );
     let settings = &changes.iter().find(|c| c.1 == "ecs-service-settings").unwrap().3;
-    for field in ["deploymentController", "strategy", "bakeTimeInMinutes", "lifecycleHooks", "targetGroups", "productionListenerRule", "infrastructureRoleArn"] {
+    for field in [
+        "deploymentController",
+        "strategy",
+        "bakeTimeInMinutes",
+        "lifecycleHooks",
+        "targetGroups",
+        "productionListenerRule",
+        "infrastructureRoleArn",
+    ] {
         assert!(settings.contains(field), "{field} in {settings}");
     }
-    let orphans: Vec<(String, String)> = planned.orphans.clone().unwrap().into_iter().map(|o| (o.key.kind.label().to_string(), o.key.name)).collect();
+    let orphans: Vec<(String, String)> =
+        planned.orphans.clone().unwrap().into_iter().map(|o| (o.key.kind.label().to_string(), o.key.name)).collect();
     assert_eq!(orphans, [("codedeploy-application".to_string(), "web".to_string())]);
     assert!(Box::pin(apply(&aws, &planned, false, 4)).await.succeeded());
 
@@ -1166,15 +1183,36 @@ async fn a_codedeploy_pipeline_moves_to_each_ecs_strategy_and_the_service_conver
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
 
     // Linear, then canary: each converges and is then in sync.
-    edit(repo.path(), "pipelines/web.yaml", "strategy: ecs-blue-green\n", "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n");
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "strategy: ecs-blue-green\n",
+        "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n",
+    );
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
     let config = |aws: Aws| async move {
-        aws.ecs.describe_services().cluster("demo").services("web").send().await.unwrap().services.unwrap().remove(0).deployment_configuration.unwrap()
+        aws.ecs
+            .describe_services()
+            .cluster("demo")
+            .services("web")
+            .send()
+            .await
+            .unwrap()
+            .services
+            .unwrap()
+            .remove(0)
+            .deployment_configuration
+            .unwrap()
     };
     let linear = config(aws.clone()).await;
     assert_eq!((linear.strategy.unwrap().as_str(), linear.linear_configuration.unwrap().step_percent), ("LINEAR", Some(25.0)));
-    edit(repo.path(), "pipelines/web.yaml", "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n", "strategy: ecs-canary\n    canary: {percent: 12.5}\n    alarms: {names: [web-5xx]}\n");
+    edit(
+        repo.path(),
+        "pipelines/web.yaml",
+        "strategy: ecs-linear\n    linear: {stepPercent: 25, stepBakeTimeMinutes: 2}\n",
+        "strategy: ecs-canary\n    canary: {percent: 12.5}\n    alarms: {names: [web-5xx]}\n",
+    );
     assert!(apply_repo(&aws, repo.path(), false).await.succeeded());
     assert_in_sync(&plan_repo(&aws, repo.path()).await);
     let canary = config(aws.clone()).await;

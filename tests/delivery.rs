@@ -467,7 +467,7 @@ async fn an_ecs_deployment_is_started_with_update_service_waits_at_its_pause_hoo
     let report = pass(&aws, &fake, &t, &mut memory, Some("rev1"), true, now).await.unwrap();
     let Some(Step::CreatedDeployment { deployment, task_definition, .. }) = &report.step else { panic!("{report:?}") };
     assert!(deployment.contains(":service-deployment/"), "{deployment}");
-    assert_eq!(fake.state.lock().unwrap().updated, [task_definition.clone()]);
+    assert_eq!(fake.state.lock().unwrap().updated, std::slice::from_ref(task_definition));
     assert!(fake.state.lock().unwrap().created.is_empty(), "no CodeDeploy deployment");
     let arn = fake.newest_service_deployment();
 

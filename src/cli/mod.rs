@@ -24,7 +24,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 repository and converges the AWS resources they need: ECR repository, S3 source bucket (with its EventBridge \
 notifications for an S3 trigger) and zip, EventBridge rules, one CloudTrail trail shared by the pipelines on the \
 `via: cloudtrail` route, \
-CodeBuild project, CodeDeploy application and blue/green deployment group, and CodePipeline.\n\n\
+CodeBuild project, CodePipeline, and either a CodeDeploy application and blue/green deployment group \
+(`deploy.strategy: codedeploy`) or the deployment settings of the referenced ECS service (`ecs-blue-green`, \
+`ecs-linear`, `ecs-canary`: ECS shifts traffic itself).\n\n\
 Typical use:\n  slipway validate --repo config/\n  slipway plan --repo config/ --detailed-exitcode\n  slipway apply --repo config/\n\n\
 AWS credentials and region come from the SDK's standard chain (environment, profile, ECS task role, IRSA); \
 AWS_ENDPOINT_URL points every client at an emulator."

@@ -25,7 +25,11 @@ pub async fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let aws = Aws::from_env(Arc::new(Unobserved)).await?;
     match rollback(&aws, &target, args.to.as_deref()).await {
         Ok(RollbackDone::Stopped { deployment }) => {
-            let who = if target.strategy.is_ecs() { "ECS shifts traffic back to the previous revision" } else { "CodeDeploy shifts traffic back to the previous task set" };
+            let who = if target.strategy.is_ecs() {
+                "ECS shifts traffic back to the previous revision"
+            } else {
+                "CodeDeploy shifts traffic back to the previous task set"
+            };
             println!("stopped deployment {deployment} with rollback: {who}");
         }
         Ok(RollbackDone::Redeployed { deployment, of, task_definition }) => {

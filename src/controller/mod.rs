@@ -102,6 +102,9 @@ struct Unit {
     poked: bool,
     /// Its shard, with several replicas (0 otherwise).
     shard: u16,
+    /// Its last reconcile did not apply (blocked, or failed): what it no longer wants is not an
+    /// orphan yet (a CodeDeploy application it moves away from outlives the move).
+    held_back: bool,
 }
 
 /// A reconcile task's report to the loop.
@@ -405,6 +408,7 @@ impl<W: World> Controller<W> {
                             reconciled_once: false,
                             poked: false,
                             shard,
+                            held_back: false,
                         },
                     );
                 }
@@ -511,6 +515,7 @@ impl<W: World> Controller<W> {
             return;
         }
         unit.reconciled_once = true;
+        unit.held_back = !matches!(&result, Ok(r) if !matches!(r.outcome, Outcome::Blocked { .. }));
         match &result {
             Ok(r) => match &r.outcome {
                 Outcome::Synced { repaired } if !repaired.is_empty() => info!(pipeline = %name, changes = ?repaired, "applied"),
@@ -722,7 +727,9 @@ impl<W: World> Controller<W> {
     async fn sweep_orphans(&mut self) -> bool {
         let Some(prepared) = &self.prepared else { return true };
         let desired: HashSet<Key> = self.units.values().flat_map(|u| u.desired.resources.iter().map(|r| r.key.clone())).collect();
-        let result = self.world.find_orphans(&desired, &prepared.protected).await;
+        let mut spared = prepared.protected.clone();
+        spared.extend(self.units.iter().filter(|(_, u)| u.held_back).map(|(name, _)| name.clone()));
+        let result = self.world.find_orphans(&desired, &spared).await;
         let mut st = self.shared.status.write().await;
         match result {
             Ok(orphans) => {

@@ -17,8 +17,8 @@ pub mod inventory;
 pub mod lease;
 pub mod observe;
 mod recent;
-mod service_deployment;
 pub mod resource;
+mod service_deployment;
 pub mod tags;
 
 use std::sync::Arc;

@@ -164,7 +164,7 @@ async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&Read
             }
             None => ecs_service(aws, cluster, service, *used_by).await,
         },
-        Reference::ListenerRule { arn, target_groups, production } => listener_rule(aws, arn, target_groups, *production).await,
+        Reference::ListenerRule { arn, target_groups, alone, .. } => listener_rule(aws, arn, target_groups, *alone).await,
         Reference::Listener(ListenerKey::Arn(arn)) => {
             let found = absent_if_not_found(
                 aws.elb.describe_listeners().listener_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeListeners")),
@@ -188,9 +188,9 @@ async fn observe_reference(aws: &Aws, reference: &Reference, ahead: Option<&Read
 }
 
 /// A listener rule ECS moves traffic on: it must exist and forward to both target groups (the
-/// production rule) or to one of them (the test rule). Target groups are matched by the name in
-/// their ARN (`…:targetgroup/<name>/<id>`).
-async fn listener_rule(aws: &Aws, arn: &str, target_groups: &[String; 2], production: bool) -> Result<RefState, AwsError> {
+/// production rule with no test rule) or to at least one of them. Target groups are matched by
+/// the name in their ARN (`…:targetgroup/<name>/<id>`).
+async fn listener_rule(aws: &Aws, arn: &str, target_groups: &[String; 2], alone: bool) -> Result<RefState, AwsError> {
     let found = absent_if_not_found(
         aws.elb.describe_rules().rule_arns(arn).send().await.map_err(aws_err("elasticloadbalancing", "DescribeRules")),
     )?;
@@ -205,10 +205,10 @@ async fn listener_rule(aws: &Aws, arn: &str, target_groups: &[String; 2], produc
     }
     let names: Vec<&str> = forwards_to.iter().filter_map(|a| a.split("targetgroup/").nth(1)?.split('/').next()).collect();
     let missing: Vec<&str> = target_groups.iter().map(String::as_str).filter(|tg| !names.contains(tg)).collect();
-    let problem = match (production, missing.len()) {
+    let problem = match (alone, missing.len()) {
         (true, 0) | (false, 0 | 1) => None,
         (true, _) => Some(format!(
-            "does not forward to {}: ECS moves production traffic by weight between both target groups, so the rule must forward to {} and {} (weights 100 and 0)",
+            "does not forward to {}: with no test listener rule ECS moves production traffic by weight between both target groups, so the rule must forward to {} and {} (weights 100 and 0)",
             missing.join(" and "),
             target_groups[0],
             target_groups[1]
@@ -250,9 +250,10 @@ fn usable_service(aws: &Aws, cluster: &str, service: &str, used_by: ServiceUse, 
             other.as_str()
         )),
         (ServiceUse::Ecs, DeploymentControllerType::Ecs | DeploymentControllerType::CodeDeploy) => None,
-        (ServiceUse::Ecs, other) => {
-            Some(format!("uses the {} deployment controller; an ECS strategy needs the ECS (or CODE_DEPLOY, to migrate) controller", other.as_str()))
-        }
+        (ServiceUse::Ecs, other) => Some(format!(
+            "uses the {} deployment controller; an ECS strategy needs the ECS (or CODE_DEPLOY, to migrate) controller",
+            other.as_str()
+        )),
     };
     if let Some(problem) = problem {
         return RefState::Problem(problem);

@@ -69,10 +69,7 @@ pub(crate) async fn list(aws: &Aws, cluster: &str, service: &str, limit: usize) 
                     })
                     .collect(),
                 triggered_alarms: d.alarms.and_then(|a| a.triggered_alarm_names).unwrap_or_default(),
-                circuit_breaker_tripped: d
-                    .deployment_circuit_breaker
-                    .and_then(|c| c.status)
-                    .is_some_and(|s| s.as_str() == "TRIGGERED"),
+                circuit_breaker_tripped: d.deployment_circuit_breaker.and_then(|c| c.status).is_some_and(|s| s.as_str() == "TRIGGERED"),
                 rollback_reason: d.rollback.and_then(|r| r.reason),
             }
         })

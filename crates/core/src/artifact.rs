@@ -78,7 +78,10 @@ mod tests {
         let files = [file("taskdef.json", "{}"), file("appspec.yaml", "x")];
         let mut with = files.to_vec();
         with.push(file("imagedefinitions.json", "[]"));
-        assert_eq!(with_file(&build_zip(&files, Some("0123456789ab")), "imagedefinitions.json", b"[]"), build_zip(&with, Some("0123456789ab")));
+        assert_eq!(
+            with_file(&build_zip(&files, Some("0123456789ab")), "imagedefinitions.json", b"[]"),
+            build_zip(&with, Some("0123456789ab"))
+        );
         let twice = with_file(&with_file(&build_zip(&files, None), "imagedefinitions.json", b"[1]"), "imagedefinitions.json", b"[]");
         assert_eq!(twice, build_zip(&with, None), "a file of that name is replaced");
     }

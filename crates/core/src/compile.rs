@@ -307,18 +307,21 @@ fn ecs_service_settings(p: &Pipeline) -> (Key, Spec) {
         DeployStrategy::EcsCanary => ecs::Strategy::Canary,
         DeployStrategy::EcsBlueGreen | DeployStrategy::Codedeploy => ecs::Strategy::BlueGreen,
     };
-    let linear = deploy.linear.as_ref().filter(|_| strategy == ecs::Strategy::Linear).map(|l| ecs::Linear {
-        step_percent: l.step_percent,
-        step_bake_time_in_minutes: l.step_bake_time_minutes as i32,
-    });
-    let canary = deploy.canary.as_ref().filter(|_| strategy == ecs::Strategy::Canary).map(|c| ecs::Canary {
-        canary_percent: c.percent,
-        canary_bake_time_in_minutes: c.bake_time_minutes as i32,
-    });
+    let linear = deploy
+        .linear
+        .as_ref()
+        .filter(|_| strategy == ecs::Strategy::Linear)
+        .map(|l| ecs::Linear { step_percent: l.step_percent, step_bake_time_in_minutes: l.step_bake_time_minutes as i32 });
+    let canary = deploy
+        .canary
+        .as_ref()
+        .filter(|_| strategy == ecs::Strategy::Canary)
+        .map(|c| ecs::Canary { canary_percent: c.percent, canary_bake_time_in_minutes: c.bake_time_minutes as i32 });
     // The step or canary settings are always sent: AWS's defaults are not slipway's to guess.
-    let linear = linear.or_else(|| (strategy == ecs::Strategy::Linear).then_some(ecs::Linear { step_percent: 10.0, step_bake_time_in_minutes: 6 }));
-    let canary =
-        canary.or_else(|| (strategy == ecs::Strategy::Canary).then_some(ecs::Canary { canary_percent: 5.0, canary_bake_time_in_minutes: 10 }));
+    let linear =
+        linear.or_else(|| (strategy == ecs::Strategy::Linear).then_some(ecs::Linear { step_percent: 10.0, step_bake_time_in_minutes: 6 }));
+    let canary = canary
+        .or_else(|| (strategy == ecs::Strategy::Canary).then_some(ecs::Canary { canary_percent: 5.0, canary_bake_time_in_minutes: 10 }));
     let alarms = deploy.alarms.as_ref().map(|a| {
         let mut alarm_names = a.names.clone();
         alarm_names.sort();
@@ -471,10 +474,12 @@ fn references(p: &Pipeline) -> Vec<Reference> {
     ];
     references.extend(deploy.prod_listener.iter().map(|l| Reference::Listener(l.into())));
     references.extend(deploy.test_listener.iter().map(|l| Reference::Listener(l.into())));
+    let alone = deploy.test_listener_rule.is_none();
     let rules = [(&deploy.prod_listener_rule, true), (&deploy.test_listener_rule, false)];
     for (arn, production) in rules {
         if let Some(arn) = arn {
-            references.push(Reference::ListenerRule { arn: arn.clone(), target_groups: deploy.target_groups.clone(), production });
+            let target_groups = deploy.target_groups.clone();
+            references.push(Reference::ListenerRule { arn: arn.clone(), target_groups, production, alone: production && alone });
         }
     }
     if let (Some(trigger), Some(S3EventRoute::Cloudtrail)) = (&p.spec.triggers.s3, p.s3_route()) {
@@ -921,7 +926,8 @@ spec:
             ECS_CANARY,
         );
         let taskdef = br#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#;
-        let files = vec![crate::manifest::validate::SourceFile { name: "taskdef.json".into(), contents: taskdef.to_vec(), executable: false }];
+        let files =
+            vec![crate::manifest::validate::SourceFile { name: "taskdef.json".into(), contents: taskdef.to_vec(), executable: false }];
         ValidPipeline { pipeline: pipeline(&yaml), file: "pipelines/web.yaml".into(), source_files: files }
     }
 
@@ -943,20 +949,31 @@ spec:
         assert_eq!(spec.bake_time_in_minutes, Some(DEFAULT_BAKE_MINUTES as i32));
         assert_eq!(spec.canary, Some(ecs::Canary { canary_percent: 12.5, canary_bake_time_in_minutes: 10 }));
         assert_eq!(spec.linear, None);
-        assert_eq!(spec.alarms.as_ref().map(|a| (a.alarm_names.clone(), a.rollback)), Some((vec!["web-5xx".into(), "web-latency".into()], true)));
+        assert_eq!(
+            spec.alarms.as_ref().map(|a| (a.alarm_names.clone(), a.rollback)),
+            Some((vec!["web-5xx".into(), "web-latency".into()], true))
+        );
         let hook = &spec.lifecycle_hooks[0];
-        assert_eq!((hook.target_type.as_str(), hook.lifecycle_stages.clone(), hook.timeout_in_minutes, hook.timeout_action.as_str()), ("PAUSE", vec!["POST_TEST_TRAFFIC_SHIFT".to_string()], 60, "ROLLBACK"));
+        assert_eq!(
+            (hook.target_type.as_str(), hook.lifecycle_stages.clone(), hook.timeout_in_minutes, hook.timeout_action.as_str()),
+            ("PAUSE", vec!["POST_TEST_TRAFFIC_SHIFT".to_string()], 60, "ROLLBACK")
+        );
         // Target groups are bound to ARNs from the references at plan time, sorted.
         let bound = spec.bind(|name| Some(format!("arn:tg/{name}"))).unwrap();
         assert_eq!(bound.target_groups, ["arn:tg/web-blue", "arn:tg/web-green"]);
         assert!(spec.bind(|name| (name == "web-blue").then(|| "arn".to_string())).is_none(), "unresolved: no spec to diff");
         // The references: the service (which may still be CodeDeploy's: migration) and the rule,
         // which must forward to both target groups.
-        assert!(desired.references.contains(&Reference::EcsService { cluster: "demo".into(), service: "web".into(), used_by: ServiceUse::Ecs }));
+        assert!(desired.references.contains(&Reference::EcsService {
+            cluster: "demo".into(),
+            service: "web".into(),
+            used_by: ServiceUse::Ecs
+        }));
         assert!(desired.references.contains(&Reference::ListenerRule {
             arn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web-alb/1/2/3".into(),
             target_groups: ["web-green".into(), "web-blue".into()],
             production: true,
+            alone: true,
         }));
         assert!(!desired.references.iter().any(|r| matches!(r, Reference::Listener(_))));
         // CodePipeline deploys with the ECS action, reading the image from imagedefinitions.json,

@@ -300,9 +300,12 @@ mod tests {
             payload: None,
         };
         let live = |controller, running| Live { spec: Spec::Service(Box::new(spec(controller, running))), tags: Tags::new() };
-        let Operation::Update { changes } = action_for(&want, Some(&live(Controller::CodeDeploy, None)), false) else { panic!("the switch") };
+        let Operation::Update { changes } = action_for(&want, Some(&live(Controller::CodeDeploy, None)), false) else {
+            panic!("the switch")
+        };
         assert_eq!((changes[0].path.as_str(), changes.len()), ("deploymentController", 1), "untagged: no ownership, no tag changes");
-        let Operation::Conflict { reason } = action_for(&want, Some(&live(Controller::CodeDeploy, Some("task sets ecs-svc/1, ecs-svc/2"))), false)
+        let Operation::Conflict { reason } =
+            action_for(&want, Some(&live(Controller::CodeDeploy, Some("task sets ecs-svc/1, ecs-svc/2"))), false)
         else {
             panic!("refused while a deployment runs")
         };

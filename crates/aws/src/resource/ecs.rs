@@ -49,10 +49,10 @@ fn spec_of(s: &Service) -> ServiceSpec {
     let controller = s.deployment_controller.as_ref().map_or(Controller::Ecs, |c| Controller::parse(c.r#type.as_str()));
     let config = s.deployment_configuration.as_ref();
     let strategy = config.and_then(|c| c.strategy.as_ref()).map(|st| Strategy::parse(st.as_str()));
-    let linear = config
-        .and_then(|c| c.linear_configuration.as_ref())
-        .filter(|_| strategy == Some(Strategy::Linear))
-        .map(|l| Linear { step_percent: l.step_percent.unwrap_or(10.0), step_bake_time_in_minutes: l.step_bake_time_in_minutes.unwrap_or(6) });
+    let linear = config.and_then(|c| c.linear_configuration.as_ref()).filter(|_| strategy == Some(Strategy::Linear)).map(|l| Linear {
+        step_percent: l.step_percent.unwrap_or(10.0),
+        step_bake_time_in_minutes: l.step_bake_time_in_minutes.unwrap_or(6),
+    });
     let canary = config.and_then(|c| c.canary_configuration.as_ref()).filter(|_| strategy == Some(Strategy::Canary)).map(|c| Canary {
         canary_percent: c.canary_percent.unwrap_or(5.0),
         canary_bake_time_in_minutes: c.canary_bake_time_in_minutes.unwrap_or(10),
@@ -121,7 +121,11 @@ fn running_deployment(s: &Service) -> Option<String> {
 }
 
 pub(super) fn create(name: &str) -> Result<(), AwsError> {
-    Err(AwsError::refused("ecs", "UpdateService", format!("ECS service {name} does not exist: slipway references services, it does not create them")))
+    Err(AwsError::refused(
+        "ecs",
+        "UpdateService",
+        format!("ECS service {name} does not exist: slipway references services, it does not create them"),
+    ))
 }
 
 /// One `UpdateService` with the controller (when it changes), the whole deployment configuration
@@ -168,12 +172,16 @@ pub(crate) fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfi
                 .build()
         })
         .collect();
-    let alarms = want.alarms.as_ref().map(|a| DeploymentAlarms::builder().set_alarm_names(Some(a.alarm_names.clone())).rollback(a.rollback).enable(true).build());
+    let alarms = want
+        .alarms
+        .as_ref()
+        .map(|a| DeploymentAlarms::builder().set_alarm_names(Some(a.alarm_names.clone())).rollback(a.rollback).enable(true).build());
     let alarms = alarms.and_then(Result::ok).or_else(|| {
         // Alarms slipway turned on and the manifest no longer names: off.
-        current.and_then(|c| c.alarms.as_ref()).filter(|a| a.enable).and_then(|_| {
-            DeploymentAlarms::builder().set_alarm_names(Some(Vec::new())).rollback(false).enable(false).build().ok()
-        })
+        current
+            .and_then(|c| c.alarms.as_ref())
+            .filter(|a| a.enable)
+            .and_then(|_| DeploymentAlarms::builder().set_alarm_names(Some(Vec::new())).rollback(false).enable(false).build().ok())
     });
     DeploymentConfiguration::builder()
         .set_maximum_percent(current.and_then(|c| c.maximum_percent))
@@ -186,7 +194,10 @@ pub(crate) fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfi
             LinearConfiguration::builder().step_percent(l.step_percent).step_bake_time_in_minutes(l.step_bake_time_in_minutes).build()
         }))
         .set_canary_configuration(want.canary.as_ref().map(|c| {
-            CanaryConfiguration::builder().canary_percent(c.canary_percent).canary_bake_time_in_minutes(c.canary_bake_time_in_minutes).build()
+            CanaryConfiguration::builder()
+                .canary_percent(c.canary_percent)
+                .canary_bake_time_in_minutes(c.canary_bake_time_in_minutes)
+                .build()
         }))
         .set_lifecycle_hooks(Some(hooks))
         .build()
@@ -196,7 +207,8 @@ pub(crate) fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfi
 /// infrastructure role. The service keeps the target group it uses now (blue and green swap with
 /// every deployment); `None` when it has no load balancer on either target group.
 pub(crate) fn load_balancer(want: &ServiceSpec, current: &Service) -> Option<LoadBalancer> {
-    let lb = current.load_balancers.as_ref()?.iter().find(|lb| lb.target_group_arn.as_ref().is_some_and(|a| want.target_groups.contains(a)))?;
+    let lb =
+        current.load_balancers.as_ref()?.iter().find(|lb| lb.target_group_arn.as_ref().is_some_and(|a| want.target_groups.contains(a)))?;
     let primary = lb.target_group_arn.clone()?;
     let alternate = want.target_groups.iter().find(|a| **a != primary).cloned();
     let advanced = AdvancedConfiguration::builder()

@@ -318,11 +318,11 @@ impl ServiceDeployment {
                 StopCode::ManualStop
             }
         });
-        let paused = self
-            .hooks
-            .iter()
-            .find(|h| h.pause && h.status == HookStatus::AwaitingAction)
-            .map(|h| PausedHook { hook_id: h.hook_id.clone(), timeout_action: h.timeout_action.clone(), expires: h.expires });
+        let paused = self.hooks.iter().find(|h| h.pause && h.status == HookStatus::AwaitingAction).map(|h| PausedHook {
+            hook_id: h.hook_id.clone(),
+            timeout_action: h.timeout_action.clone(),
+            expires: h.expires,
+        });
         Deployment {
             id: self.arn,
             status,
@@ -468,7 +468,12 @@ pub trait Delivery: Send + Sync {
     /// ECS strategies: stops a deployment; with `rollback`, back to the previous revision.
     fn stop_service_deployment(&self, arn: &str, rollback: bool) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// ECS strategies: answers a PAUSE hook.
-    fn continue_service_deployment(&self, arn: &str, hook_id: &str, answer: HookAnswer) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn continue_service_deployment(
+        &self,
+        arn: &str,
+        hook_id: &str,
+        answer: HookAnswer,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// The pipeline's executions, newest first, at most `limit`.
     fn executions(&self, pipeline: &str, limit: usize) -> impl Future<Output = Result<Vec<Execution>, AwsError>> + Send;
     fn start_execution(&self, pipeline: &str) -> impl Future<Output = Result<String, AwsError>> + Send;

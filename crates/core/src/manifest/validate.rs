@@ -272,31 +272,53 @@ pub(crate) fn check_strategy(d: &Deploy) -> Vec<(Vec<&'static str>, String)> {
             err(&[], "deploy.serviceRoleArn is required with strategy `codedeploy`: the role CodeDeploy assumes".into());
         }
         if d.prod_listener.is_none() {
-            err(&[], "deploy.prodListener is required with strategy `codedeploy`: the listener CodeDeploy moves production traffic on".into());
+            err(
+                &[],
+                "deploy.prodListener is required with strategy `codedeploy`: the listener CodeDeploy moves production traffic on".into(),
+            );
         }
         for (field, set) in ecs_only {
             if set {
-                err(&[field], format!("deploy.{field} belongs to the ECS strategies (ecs-blue-green, ecs-linear, ecs-canary), not `codedeploy`"));
+                err(
+                    &[field],
+                    format!("deploy.{field} belongs to the ECS strategies (ecs-blue-green, ecs-linear, ecs-canary), not `codedeploy`"),
+                );
             }
         }
         return out;
     }
     for (field, set) in codedeploy_only {
         if set {
-            err(&[field], format!("deploy.{field} belongs to strategy `codedeploy`; with `{strategy}` ECS shifts traffic itself (README: Deploy strategies)"));
+            err(
+                &[field],
+                format!(
+                    "deploy.{field} belongs to strategy `codedeploy`; with `{strategy}` ECS shifts traffic itself (README: Deploy strategies)"
+                ),
+            );
         }
     }
     if d.prod_listener_rule.is_none() {
-        err(&[], format!("deploy.prodListenerRule is required with `{strategy}`: the ARN of the listener rule that forwards production traffic to both target groups"));
+        err(
+            &[],
+            format!(
+                "deploy.prodListenerRule is required with `{strategy}`: the ARN of the listener rule that forwards production traffic to both target groups"
+            ),
+        );
     }
     if d.infrastructure_role_arn.is_none() {
-        err(&[], format!("deploy.infrastructureRoleArn is required with `{strategy}`: the role ECS assumes to move the listener rule's weights"));
+        err(
+            &[],
+            format!("deploy.infrastructureRoleArn is required with `{strategy}`: the role ECS assumes to move the listener rule's weights"),
+        );
     }
     for (field, arn) in [("prodListenerRule", &d.prod_listener_rule), ("testListenerRule", &d.test_listener_rule)] {
         if let Some(arn) = arn
             && !is_listener_rule_arn(arn)
         {
-            err(&[field], format!("`{arn}` is not a listener rule ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener-rule/app/…)"));
+            err(
+                &[field],
+                format!("`{arn}` is not a listener rule ARN (arn:aws:elasticloadbalancing:<region>:<account>:listener-rule/app/…)"),
+            );
         }
     }
     if d.prod_listener_rule.is_some() && d.prod_listener_rule == d.test_listener_rule {
@@ -321,7 +343,10 @@ pub(crate) fn check_strategy(d: &Deploy) -> Vec<(Vec<&'static str>, String)> {
             err(&["linear", "stepPercent"], format!("deploy.linear.stepPercent {why}"));
         }
         if linear.step_bake_time_minutes > MAX_ECS_BAKE_MINUTES {
-            err(&["linear", "stepBakeTimeMinutes"], format!("deploy.linear.stepBakeTimeMinutes must be at most {MAX_ECS_BAKE_MINUTES} (24 hours)"));
+            err(
+                &["linear", "stepBakeTimeMinutes"],
+                format!("deploy.linear.stepBakeTimeMinutes must be at most {MAX_ECS_BAKE_MINUTES} (24 hours)"),
+            );
         }
     }
     if let Some(canary) = &d.canary {
@@ -358,7 +383,10 @@ fn check_hook(hook: &HookSettings) -> Vec<(&'static str, String)> {
     match hook.target {
         HookTarget::Pause => {
             if let Some(stage) = hook.stages.iter().find(|s| !s.takes_pause()) {
-                out.push(("stages", format!("a PAUSE hook cannot run at {} (traffic is moving then; AWS allows Lambda hooks only there)", stage.as_aws())));
+                out.push((
+                    "stages",
+                    format!("a PAUSE hook cannot run at {} (traffic is moving then; AWS allows Lambda hooks only there)", stage.as_aws()),
+                ));
             }
             if hook.function.is_some() || hook.role_arn.is_some() {
                 out.push(("function", "a PAUSE hook calls nothing: remove function and roleArn".to_string()));
@@ -367,14 +395,17 @@ fn check_hook(hook: &HookSettings) -> Vec<(&'static str, String)> {
         HookTarget::AwsLambda => {
             match &hook.function {
                 None => out.push(("function", "an AWS_LAMBDA hook needs the function's ARN".to_string())),
-                Some(arn) if !arn.starts_with("arn:") || !arn.contains(":lambda:") || !arn.contains(":function:") => {
-                    out.push(("function", format!("`{arn}` is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)")))
-                }
+                Some(arn) if !arn.starts_with("arn:") || !arn.contains(":lambda:") || !arn.contains(":function:") => out.push((
+                    "function",
+                    format!("`{arn}` is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)"),
+                )),
                 Some(_) => {}
             }
             match &hook.role_arn {
                 None => out.push(("roleArn", "an AWS_LAMBDA hook needs the role ECS assumes to call the function".to_string())),
-                Some(arn) if !is_role_arn(arn) => out.push(("roleArn", format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"))),
+                Some(arn) if !is_role_arn(arn) => {
+                    out.push(("roleArn", format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")))
+                }
                 Some(_) => {}
             }
         }
@@ -1093,7 +1124,8 @@ mod strategy_tests {
     fn errors(deploy: &str) -> Vec<(usize, String)> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("app")).unwrap();
-        std::fs::write(dir.path().join("app/taskdef.json"), r#"{"containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#).unwrap();
+        std::fs::write(dir.path().join("app/taskdef.json"), r#"{"containerDefinitions": [{"name": "app", "image": "<IMAGE1_NAME>"}]}"#)
+            .unwrap();
         std::fs::write(dir.path().join("p.yaml"), MANIFEST.replace(CODEDEPLOY, deploy)).unwrap();
         let loaded = load_repository(dir.path()).unwrap();
         let (_, errors) = validate(dir.path(), &loaded.pipelines, &Admission::default());
@@ -1136,11 +1168,27 @@ mod strategy_tests {
         let cases = [
             ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepPercent: 2.5}", "from 3.0 to 100.0"),
             ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepPercent: 10.05}", "multiple of 0.1"),
-            ("linear: {stepPercent: 20, stepBakeTimeMinutes: 3}", "linear: {stepBakeTimeMinutes: 1441}", "stepBakeTimeMinutes: must be between 0 and 1440"),
-            ("stages: [POST_TEST_TRAFFIC_SHIFT]}", "stages: [PRODUCTION_TRAFFIC_SHIFT]}", "a PAUSE hook cannot run at PRODUCTION_TRAFFIC_SHIFT"),
-            ("{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}", "{type: AWS_LAMBDA, stages: [POST_SCALE_UP], roleArn: 'arn:aws:iam::123456789012:role/hook'}", "needs the function's ARN"),
+            (
+                "linear: {stepPercent: 20, stepBakeTimeMinutes: 3}",
+                "linear: {stepBakeTimeMinutes: 1441}",
+                "stepBakeTimeMinutes: must be between 0 and 1440",
+            ),
+            (
+                "stages: [POST_TEST_TRAFFIC_SHIFT]}",
+                "stages: [PRODUCTION_TRAFFIC_SHIFT]}",
+                "a PAUSE hook cannot run at PRODUCTION_TRAFFIC_SHIFT",
+            ),
+            (
+                "{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}",
+                "{type: AWS_LAMBDA, stages: [POST_SCALE_UP], roleArn: 'arn:aws:iam::123456789012:role/hook'}",
+                "needs the function's ARN",
+            ),
             ("{type: PAUSE, stages: [POST_TEST_TRAFFIC_SHIFT]}", "{type: PAUSE, stages: [PRE_SCALE_UP], timeoutMinutes: 20161}", "20160"),
-            ("prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/alb/1/2/3", "prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/alb/1/2", "is not a listener rule ARN"),
+            (
+                "prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/alb/1/2/3",
+                "prodListenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/alb/1/2",
+                "is not a listener rule ARN",
+            ),
         ];
         for (from, to, expected) in cases {
             let found = errors(&ECS.replace(from, to));

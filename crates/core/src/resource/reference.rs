@@ -13,12 +13,15 @@ pub enum Reference {
     },
     TargetGroup(String),
     Listener(ListenerKey),
-    /// An ALB listener rule, by ARN (ECS strategies). The production rule must forward to both
-    /// target groups (ECS moves the weights between them); a test rule to at least one.
+    /// An ALB listener rule, by ARN (ECS strategies). Without a test rule the production rule
+    /// must forward to both target groups (ECS moves the weights between them); with one, each
+    /// rule must forward to at least one of them (AWS's migration guide).
     ListenerRule {
         arn: String,
         target_groups: [String; 2],
         production: bool,
+        /// The production rule with no test rule beside it.
+        alone: bool,
     },
     /// CloudTrail's log bucket.
     Bucket(String),
