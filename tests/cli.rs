@@ -30,6 +30,17 @@ fn validate_accepts_the_examples() {
     let out = slipway(&["validate", "--repo", &repo_arg(&common::repo_root().join("examples"))], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains("2 pipeline(s) valid"));
+    // One pipeline per ECS strategy, in a config repository of its own (the quickstart applies
+    // all of examples/, and the emulator runs no ECS deployments).
+    let out = slipway(&["validate", "--repo", &repo_arg(&common::repo_root().join("examples-strategies"))], &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("3 pipeline(s) valid"));
+    for strategy in ["ecs-blue-green", "ecs-linear", "ecs-canary"] {
+        let found = std::fs::read_dir(common::repo_root().join("examples-strategies/pipelines"))
+            .unwrap()
+            .any(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().contains(&format!("strategy: {strategy}")));
+        assert!(found, "an example of {strategy}");
+    }
 }
 
 #[test]

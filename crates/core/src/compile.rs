@@ -269,19 +269,19 @@ fn codedeploy_group(p: &Pipeline) -> (Key, Spec) {
     let mut target_groups = deploy.target_groups.to_vec();
     target_groups.sort();
     let mut rollback_events: Vec<AutoRollbackEvent> =
-        deploy.auto_rollback_on.iter().map(|e| AutoRollbackEvent::parse(e.as_aws())).collect();
+        deploy.auto_rollback_on().iter().map(|e| AutoRollbackEvent::parse(e.as_aws())).collect();
     sort_events(&mut rollback_events);
-    let (ready_action, ready_wait_minutes) = match deploy.ready_wait_minutes {
+    let (ready_action, ready_wait_minutes) = match deploy.ready_wait_minutes() {
         0 => (ReadyAction::ContinueDeployment, 0),
         minutes => (ReadyAction::StopDeployment, minutes as i32),
     };
     let spec = GroupSpec {
         service_role_arn: deploy.service_role_arn.clone().unwrap_or_default(),
-        deployment_config_name: deploy.deployment_config.clone(),
+        deployment_config_name: deploy.deployment_config().to_string(),
         deployment_type: DeploymentType::BlueGreen,
         deployment_option: DeploymentOption::WithTrafficControl,
         termination_action: InstanceAction::Terminate,
-        termination_wait_minutes: deploy.termination_wait_minutes as i32,
+        termination_wait_minutes: deploy.termination_wait_minutes() as i32,
         ready_action,
         ready_wait_minutes,
         auto_rollback_enabled: !rollback_events.is_empty(),
@@ -532,7 +532,7 @@ fn pipeline_spec(p: &Pipeline, settings: &PipelineSettings) -> PipelineSpec {
                 ("TaskDefinitionTemplateArtifact", taskdef_artifact),
                 ("TaskDefinitionTemplatePath", &s.deploy.task_definition),
                 ("AppSpecTemplateArtifact", appspec_artifact),
-                ("AppSpecTemplatePath", &s.deploy.app_spec),
+                ("AppSpecTemplatePath", s.deploy.app_spec()),
                 ("Image1ArtifactName", image_artifact),
                 ("Image1ContainerName", IMAGE1_CONTAINER_NAME),
             ],

@@ -60,7 +60,7 @@ impl DeployTarget {
         let s = &p.spec;
         let file = |name: &str| v.source_files.iter().find(|f| f.name == name).map(|f| f.contents.clone());
         let task_definition = v.task_definition()?;
-        let app_spec = if s.deploy.strategy.is_ecs() { String::new() } else { String::from_utf8(file(&s.deploy.app_spec)?).ok()? };
+        let app_spec = if s.deploy.strategy.is_ecs() { String::new() } else { String::from_utf8(file(s.deploy.app_spec())?).ok()? };
         Some(DeployTarget {
             pipeline: p.name().to_string(),
             repository: s.image.repository.clone(),

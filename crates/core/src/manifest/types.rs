@@ -274,24 +274,27 @@ pub struct Deploy {
     #[serde(default = "default_taskdef")]
     pub task_definition: String,
     /// AppSpec template, relative to `source.path`; its task definition is `<TASK_DEFINITION>`
-    /// (`codedeploy` only).
-    #[serde(default = "default_appspec")]
-    pub app_spec: String,
+    /// (`codedeploy` only; default `appspec.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_spec: Option<String>,
     /// How long the old (blue) task set is kept after success, for a fast rollback (0..=2880,
+    /// default 5; `codedeploy` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = MAX_WAIT_MINUTES))]
+    pub termination_wait_minutes: Option<u32>,
+    /// Minutes to wait before rerouting traffic; 0 (the default) reroutes at once (0..=2880,
     /// `codedeploy` only).
-    #[serde(default = "default_termination_wait")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = MAX_WAIT_MINUTES))]
-    pub termination_wait_minutes: u32,
-    /// Minutes to wait before rerouting traffic; 0 reroutes at once (0..=2880, `codedeploy` only).
-    #[serde(default)]
-    #[schemars(range(max = MAX_WAIT_MINUTES))]
-    pub ready_wait_minutes: u32,
-    /// Events that roll a deployment back automatically (`codedeploy` only).
-    #[serde(default = "default_auto_rollback")]
-    pub auto_rollback_on: Vec<RollbackEvent>,
-    /// CodeDeploy deployment configuration (`codedeploy` only).
-    #[serde(default = "default_deployment_config")]
-    pub deployment_config: String,
+    pub ready_wait_minutes: Option<u32>,
+    /// Events that roll a deployment back automatically (default `[DEPLOYMENT_FAILURE]`;
+    /// `codedeploy` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback_on: Option<Vec<RollbackEvent>>,
+    /// CodeDeploy deployment configuration (default `CodeDeployDefault.ECSAllAtOnce`;
+    /// `codedeploy` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_config: Option<String>,
     /// `pipeline`: new images go through the managed CodePipeline (started by EventBridge, or by
     /// slipway when no execution appears within `eventGraceSeconds`). `direct`: slipway registers
     /// the task definition and deploys it itself, without CodePipeline.
@@ -320,6 +323,25 @@ pub enum DeployStrategy {
     EcsLinear,
     /// ECS canary: a slice of production traffic, a wait, then the rest.
     EcsCanary,
+}
+
+impl Deploy {
+    /// The AppSpec template's path (`codedeploy`).
+    pub fn app_spec(&self) -> &str {
+        self.app_spec.as_deref().unwrap_or("appspec.yaml")
+    }
+    pub(crate) fn termination_wait_minutes(&self) -> u32 {
+        self.termination_wait_minutes.unwrap_or(5)
+    }
+    pub(crate) fn ready_wait_minutes(&self) -> u32 {
+        self.ready_wait_minutes.unwrap_or(0)
+    }
+    pub(crate) fn auto_rollback_on(&self) -> Vec<RollbackEvent> {
+        self.auto_rollback_on.clone().unwrap_or_else(|| vec![RollbackEvent::DeploymentFailure])
+    }
+    pub(crate) fn deployment_config(&self) -> &str {
+        self.deployment_config.as_deref().unwrap_or("CodeDeployDefault.ECSAllAtOnce")
+    }
 }
 
 impl DeployStrategy {
@@ -656,20 +678,8 @@ fn default_build_timeout() -> u32 {
 fn default_taskdef() -> String {
     "taskdef.json".into()
 }
-fn default_appspec() -> String {
-    "appspec.yaml".into()
-}
-fn default_termination_wait() -> u32 {
-    5
-}
-fn default_auto_rollback() -> Vec<RollbackEvent> {
-    vec![RollbackEvent::DeploymentFailure]
-}
 fn default_event_grace() -> u32 {
     120
-}
-fn default_deployment_config() -> String {
-    "CodeDeployDefault.ECSAllAtOnce".into()
 }
 fn default_step_percent() -> f64 {
     10.0

@@ -147,7 +147,7 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
     if let Err(why) = check_relative_path(&s.source.path) {
         err(&["spec", "source", "path"], format!("source.path `{}` {why}", s.source.path));
     }
-    for (field, path) in [("taskDefinition", &s.deploy.task_definition), ("appSpec", &s.deploy.app_spec)] {
+    for (field, path) in [("taskDefinition", s.deploy.task_definition.as_str()), ("appSpec", s.deploy.app_spec())] {
         if let Err(why) = check_relative_path(path) {
             err(&["spec", "deploy", field], format!("deploy.{field} `{path}` {why}"));
         }
@@ -167,7 +167,7 @@ fn check_fields(doc: &Loaded, triggers: TriggerRoute) -> Vec<Diagnostic> {
         }
     }
     for (field, minutes) in
-        [("terminationWaitMinutes", s.deploy.termination_wait_minutes), ("readyWaitMinutes", s.deploy.ready_wait_minutes)]
+        [("terminationWaitMinutes", s.deploy.termination_wait_minutes()), ("readyWaitMinutes", s.deploy.ready_wait_minutes())]
     {
         if minutes > MAX_WAIT_MINUTES {
             err(&["spec", "deploy", field], format!("deploy.{field} must be at most {MAX_WAIT_MINUTES} (2 days)"));
@@ -250,12 +250,17 @@ pub(crate) fn check_strategy(d: &Deploy) -> Vec<(Vec<&'static str>, String)> {
         out.push((full, message));
     };
     let strategy = d.strategy.as_str();
-    let codedeploy_only: [(&'static str, bool); 5] = [
+    let codedeploy_only: [(&'static str, bool); 10] = [
         ("application", d.application.is_some()),
         ("deploymentGroup", d.deployment_group.is_some()),
         ("serviceRoleArn", d.service_role_arn.is_some()),
         ("prodListener", d.prod_listener.is_some()),
         ("testListener", d.test_listener.is_some()),
+        ("appSpec", d.app_spec.is_some()),
+        ("terminationWaitMinutes", d.termination_wait_minutes.is_some()),
+        ("readyWaitMinutes", d.ready_wait_minutes.is_some()),
+        ("autoRollbackOn", d.auto_rollback_on.is_some()),
+        ("deploymentConfig", d.deployment_config.is_some()),
     ];
     let ecs_only: [(&'static str, bool); 8] = [
         ("prodListenerRule", d.prod_listener_rule.is_some()),
@@ -564,14 +569,14 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
         // ECS deploys the task definition itself: no AppSpec.
         vec![s.deploy.task_definition.clone()]
     } else {
-        vec![s.deploy.task_definition.clone(), s.deploy.app_spec.clone()]
+        vec![s.deploy.task_definition.clone(), s.deploy.app_spec().to_string()]
     };
     names.sort();
     names.dedup();
-    let required: Vec<(&[&str], &String)> = {
-        let mut r: Vec<(&[&str], &String)> = vec![(&["spec", "deploy", "taskDefinition"], &s.deploy.task_definition)];
+    let required: Vec<(&[&str], &str)> = {
+        let mut r: Vec<(&[&str], &str)> = vec![(&["spec", "deploy", "taskDefinition"], &s.deploy.task_definition)];
         if !s.deploy.strategy.is_ecs() {
-            r.push((&["spec", "deploy", "appSpec"], &s.deploy.app_spec));
+            r.push((&["spec", "deploy", "appSpec"], s.deploy.app_spec()));
         }
         if let Some(build) = &s.build {
             r.push((&["spec", "build", "buildspec"], &build.buildspec));
@@ -616,7 +621,7 @@ fn read_source_files(root: &Path, doc: &Loaded) -> Result<Vec<SourceFile>, Vec<D
                     continue;
                 }
             }
-        } else if name == s.deploy.app_spec && !s.deploy.strategy.is_ecs() {
+        } else if name == s.deploy.app_spec() && !s.deploy.strategy.is_ecs() {
             if let Err((line, column, message)) = check_app_spec(&contents) {
                 errors.push(Diagnostic { file: rel_display, line, column, message, pipeline: Some(doc.pipeline.name().to_string()) });
                 continue;
@@ -1161,6 +1166,12 @@ mod strategy_tests {
         assert_eq!(found.len(), 2, "{found:?}");
         let codedeploy_with_bake = errors(&format!("{CODEDEPLOY}    bakeTimeMinutes: 5\n"));
         assert!(codedeploy_with_bake[0].1.contains("belongs to the ECS strategies"), "{codedeploy_with_bake:?}");
+        // A CodeDeploy setting with a default is refused too when written: it would do nothing.
+        let ecs_with_wait = errors(&format!("{ECS}    terminationWaitMinutes: 5\n"));
+        assert!(
+            ecs_with_wait.len() == 1 && ecs_with_wait[0].1.starts_with("deploy.terminationWaitMinutes belongs to strategy `codedeploy`"),
+            "{ecs_with_wait:?}"
+        );
     }
 
     #[test]
