@@ -153,7 +153,7 @@ pub(super) async fn update(aws: &Aws, name: &str, want: &ServiceSpec, have: &Ser
     Ok(())
 }
 
-pub(crate) fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfiguration>) -> DeploymentConfiguration {
+fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfiguration>) -> DeploymentConfiguration {
     let hooks: Vec<DeploymentLifecycleHook> = want
         .lifecycle_hooks
         .iter()
@@ -206,7 +206,7 @@ pub(crate) fn configuration(want: &ServiceSpec, current: Option<&DeploymentConfi
 /// The service's load balancer with the alternate target group, the listener rules and the
 /// infrastructure role. The service keeps the target group it uses now (blue and green swap with
 /// every deployment); `None` when it has no load balancer on either target group.
-pub(crate) fn load_balancer(want: &ServiceSpec, current: &Service) -> Option<LoadBalancer> {
+fn load_balancer(want: &ServiceSpec, current: &Service) -> Option<LoadBalancer> {
     let lb =
         current.load_balancers.as_ref()?.iter().find(|lb| lb.target_group_arn.as_ref().is_some_and(|a| want.target_groups.contains(a)))?;
     let primary = lb.target_group_arn.clone()?;
