@@ -8,7 +8,7 @@ use clap::Args;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use slipway_core::status::{ConditionType, ControllerStatus, PipelineStatus};
+use slipway_core::status::{ConditionType, ControllerStatus, PipelineStatus, Truth};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -79,7 +79,13 @@ fn render(status: &ControllerStatus) -> String {
         .pipelines
         .iter()
         .map(|p| {
-            let message = p.last_error.clone().unwrap_or_else(|| p.conditions.first().map(|c| c.message.clone()).unwrap_or_default());
+            // A deployment waiting at a PAUSE hook says what to run, before any other message.
+            let paused = p.condition(ConditionType::AwaitingPromotion).filter(|c| c.status == Truth::True);
+            let message = p
+                .last_error
+                .clone()
+                .or_else(|| paused.map(|c| c.message.clone()))
+                .unwrap_or_else(|| p.conditions.first().map(|c| c.message.clone()).unwrap_or_default());
             [
                 p.name.clone(),
                 p.sync.as_str().to_string(),
@@ -114,4 +120,24 @@ fn render(status: &ControllerStatus) -> String {
         out.push_str(&format!("\n{} orphaned resource(s) (recorded in the inventory, no longer in Git)\n", status.orphans.len()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_deployment_waiting_at_a_pause_hook_says_what_to_run_in_the_table() {
+        let mut web = PipelineStatus { name: "web".into(), ..Default::default() };
+        web.set(ConditionType::Ready, Truth::True, "Synced", "in step with Git", SystemTime::UNIX_EPOCH);
+        let status = |web: &PipelineStatus| ControllerStatus { pipelines: vec![web.clone()], ..Default::default() };
+        assert!(render(&status(&web)).contains("in step with Git"));
+        let waiting = "deployment d-1 waits at a PAUSE hook (POST_TEST_TRAFFIC_SHIFT): `slipway promote web` lets it go on";
+        web.set(ConditionType::AwaitingPromotion, Truth::True, "PauseHook", waiting, SystemTime::UNIX_EPOCH);
+        let table = render(&status(&web));
+        assert!(table.contains(waiting) && !table.contains("in step with Git"), "{table}");
+        web.set(ConditionType::AwaitingPromotion, Truth::False, "NotPaused", "", SystemTime::UNIX_EPOCH);
+        assert!(render(&status(&web)).contains("in step with Git"));
+    }
 }
