@@ -356,8 +356,21 @@ async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_wit
     };
     use slipway_core::delivery::api::{Delivery, DeployStatus, HookAnswer};
     const ARN: &str = "arn:aws:ecs:ap-northeast-1:123456789012:service-deployment/demo/web/abc";
+    // The latest page, and those not yet ended (a running one is never missed, whatever the order).
+    let running = mock!(aws_sdk_ecs::Client::list_service_deployments)
+        .match_requests(|r| {
+            r.status().iter().map(|s| s.as_str()).collect::<Vec<_>>()
+                == ["PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"]
+        })
+        .then_output(|| {
+            ListServiceDeploymentsOutput::builder()
+                .service_deployments(ServiceDeploymentBrief::builder().service_deployment_arn(ARN).build())
+                .build()
+        });
     let list = mock!(aws_sdk_ecs::Client::list_service_deployments)
-        .match_requests(|r| r.cluster() == Some("demo") && r.service() == Some("web") && r.max_results() == Some(20))
+        .match_requests(|r| {
+            r.cluster() == Some("demo") && r.service() == Some("web") && r.max_results() == Some(20) && r.status().is_empty()
+        })
         .then_output(|| {
             ListServiceDeploymentsOutput::builder()
                 .service_deployments(ServiceDeploymentBrief::builder().service_deployment_arn(ARN).build())
@@ -403,7 +416,7 @@ async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_wit
         })
         .then_output(|| ContinueServiceDeploymentOutput::builder().build());
     let mut aws = aws();
-    aws.ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&list, &describe, &revisions, &stop, &answer]);
+    aws.ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&running, &list, &describe, &revisions, &stop, &answer]);
 
     let found = aws.service_deployments("demo", "web", 20).await.unwrap();
     let d = found[0].clone().into_deployment();
@@ -414,5 +427,9 @@ async fn ecs_service_deployments_are_read_with_their_task_definition_stopped_wit
     assert_eq!(d.paused.map(|h| h.hook_id).as_deref(), Some("ecs-pause-1"));
     aws.continue_service_deployment(ARN, "ecs-pause-1", HookAnswer::Continue).await.unwrap();
     aws.stop_service_deployment(ARN, true).await.unwrap();
-    assert_eq!((list.num_calls(), describe.num_calls(), revisions.num_calls(), stop.num_calls(), answer.num_calls()), (1, 1, 1, 1, 1));
+    assert_eq!(found.len(), 1, "one deployment, listed twice, described once");
+    assert_eq!(
+        (running.num_calls(), list.num_calls(), describe.num_calls(), revisions.num_calls(), stop.num_calls(), answer.num_calls()),
+        (1, 1, 1, 1, 1, 1)
+    );
 }

@@ -16,20 +16,36 @@ fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
 }
 
 /// The service's deployments, newest first, at most `limit` (ECS keeps 90 days of them).
-/// One `ListServiceDeployments`, one `DescribeServiceDeployments` and one
-/// `DescribeServiceRevisions` (each takes at most 20 ARNs).
+/// Two `ListServiceDeployments` (the latest page, and those not yet ended: AWS does not document
+/// the order of a page, and a running deployment must never be missed), one
+/// `DescribeServiceDeployments` and one `DescribeServiceRevisions` (each takes at most 20 ARNs).
 pub(crate) async fn list(aws: &Aws, cluster: &str, service: &str, limit: usize) -> Result<Vec<ServiceDeployment>, AwsError> {
-    let listed = aws
+    let page = limit.clamp(1, 20) as i32;
+    let latest = aws.ecs.list_service_deployments().cluster(cluster).service(service).max_results(page).send();
+    let running = aws
         .ecs
         .list_service_deployments()
         .cluster(cluster)
         .service(service)
-        .max_results(limit.clamp(1, 20) as i32)
-        .send()
-        .await
-        .map_err(aws_err("ecs", "ListServiceDeployments"))?;
-    let arns: Vec<String> =
-        listed.service_deployments.unwrap_or_default().into_iter().filter_map(|d| d.service_deployment_arn).take(limit.min(20)).collect();
+        .set_status(Some(vec![
+            Status::Pending,
+            Status::InProgress,
+            Status::StopRequested,
+            Status::RollbackRequested,
+            Status::RollbackInProgress,
+        ]))
+        .max_results(page)
+        .send();
+    let (latest, running) = futures::join!(latest, running);
+    let (latest, running) =
+        (latest.map_err(aws_err("ecs", "ListServiceDeployments"))?, running.map_err(aws_err("ecs", "ListServiceDeployments"))?);
+    let mut arns: Vec<String> = Vec::new();
+    for brief in running.service_deployments.unwrap_or_default().into_iter().chain(latest.service_deployments.unwrap_or_default()) {
+        if let Some(arn) = brief.service_deployment_arn.filter(|a| !arns.contains(a)) {
+            arns.push(arn);
+        }
+    }
+    arns.truncate(limit.min(20));
     if arns.is_empty() {
         return Ok(Vec::new());
     }
