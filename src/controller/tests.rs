@@ -152,9 +152,10 @@ impl World for Scripted {
         Pass { result: step.result, memory: job.memory, delivery: step.delivery.map(Ok) }
     }
 
-    async fn find_orphans(&self, _desired: &HashSet<Key>, _protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
+    async fn find_orphans(&self, _desired: &HashSet<Key>, protected: &HashSet<String>) -> Result<Vec<Orphan>, AwsError> {
         self.log("sweep".into());
-        Ok(self.orphans.lock().unwrap().clone())
+        // As the inventory does: a protected pipeline's resources are never orphans.
+        Ok(self.orphans.lock().unwrap().iter().filter(|o| !protected.contains(&o.pipeline)).cloned().collect())
     }
 
     async fn prune(&self, orphans: &[Orphan]) -> (Vec<Key>, Vec<String>) {
@@ -463,6 +464,32 @@ fn prune_waits_while_any_yaml_file_is_broken_and_says_why_in_status() {
         let st = run.shared.status.read().await;
         assert!(st.prune_holds.is_empty() && st.orphans.is_empty(), "{:?}", st.prune_holds);
         drop(st);
+        run.stop().await;
+    });
+}
+
+#[test]
+fn what_a_blocked_pipeline_no_longer_wants_is_not_pruned_until_it_applies() {
+    on_paused_clock(async {
+        let world = Scripted::new();
+        // web moved to an ECS strategy: its CodeDeploy application is what it no longer wants,
+        // and its first pass is blocked (the controller switch waits for a deployment).
+        let left = Orphan { key: Key::new(Kind::CodeDeployApplication, "web"), pipeline: "web".into(), policy: DeletionPolicy::Delete };
+        world.orphans.lock().unwrap().push(left);
+        let blocked = Turn {
+            result: Ok(Reconciled { outcome: Outcome::Blocked { reasons: vec!["conflict: a deployment runs".into()] }, drift: vec![] }),
+            ..Turn::synced()
+        };
+        world.script("web", [blocked]);
+        let run = start(Settings { prune: true, ..settings() }, &world);
+
+        until(&world, 130).await;
+        assert!(!world.times("sweep").is_empty(), "the sweep ran");
+        assert!(world.times("prune").is_empty(), "a blocked pipeline keeps its CodeDeploy application");
+        // Its next pass applies (one drift interval later): the sweep after it prunes.
+        until(&world, 610).await;
+        assert_eq!(world.times("prune").len(), 1);
+        assert!(world.times("prune")[0] >= 300.0);
         run.stop().await;
     });
 }
