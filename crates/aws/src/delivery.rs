@@ -20,7 +20,8 @@ use crate::{Aws, AwsError, absent_if_not_found, aws_err};
 /// Tag slipway puts on the task definitions it registers: the Git revision they came from.
 pub(crate) const TAG_REVISION: &str = "slipway.dev/revision";
 
-fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
+/// An SDK timestamp as a `SystemTime` (`None` when absent or out of range).
+pub(crate) fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
     t.and_then(|t| SystemTime::try_from(*t).ok())
 }
 

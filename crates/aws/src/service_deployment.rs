@@ -3,17 +3,12 @@
 //! task definition. What each becomes for delivery is decided in core
 //! (`ServiceDeployment::into_deployment`); this module only reads and writes.
 
-use std::collections::HashMap;
-use std::time::SystemTime;
-
 use aws_sdk_ecs::types::{DeploymentLifecycleHookAction, ServiceDeploymentStatus as Status, StopServiceDeploymentStopType};
 use slipway_core::delivery::api::{HookAnswer, HookDetail, HookStatus, ServiceDeployment, ServiceDeploymentStatus};
+use std::collections::HashMap;
 
+use crate::delivery::time;
 use crate::{Aws, AwsError, aws_err};
-
-fn time(t: Option<&aws_smithy_types::DateTime>) -> Option<SystemTime> {
-    t.and_then(|t| SystemTime::try_from(*t).ok())
-}
 
 /// The service's deployments, newest first, at most `limit` (ECS keeps 90 days of them).
 /// Two `ListServiceDeployments` (the latest page, and those not yet ended: AWS does not document

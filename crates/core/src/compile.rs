@@ -307,21 +307,16 @@ fn ecs_service_settings(p: &Pipeline) -> (Key, Spec) {
         DeployStrategy::EcsCanary => ecs::Strategy::Canary,
         DeployStrategy::EcsBlueGreen | DeployStrategy::Codedeploy => ecs::Strategy::BlueGreen,
     };
-    let linear = deploy
-        .linear
-        .as_ref()
-        .filter(|_| strategy == ecs::Strategy::Linear)
-        .map(|l| ecs::Linear { step_percent: l.step_percent, step_bake_time_in_minutes: l.step_bake_time_minutes as i32 });
-    let canary = deploy
-        .canary
-        .as_ref()
-        .filter(|_| strategy == ecs::Strategy::Canary)
-        .map(|c| ecs::Canary { canary_percent: c.percent, canary_bake_time_in_minutes: c.bake_time_minutes as i32 });
-    // The step or canary settings are always sent: AWS's defaults are not slipway's to guess.
-    let linear =
-        linear.or_else(|| (strategy == ecs::Strategy::Linear).then_some(ecs::Linear { step_percent: 10.0, step_bake_time_in_minutes: 6 }));
-    let canary = canary
-        .or_else(|| (strategy == ecs::Strategy::Canary).then_some(ecs::Canary { canary_percent: 5.0, canary_bake_time_in_minutes: 10 }));
+    // The step or canary settings are always sent, the manifest's defaults filled in: AWS's
+    // defaults are not slipway's to guess.
+    let linear = (strategy == ecs::Strategy::Linear).then(|| {
+        let l = deploy.linear.clone().unwrap_or_default();
+        ecs::Linear { step_percent: l.step_percent, step_bake_time_in_minutes: l.step_bake_time_minutes as i32 }
+    });
+    let canary = (strategy == ecs::Strategy::Canary).then(|| {
+        let c = deploy.canary.clone().unwrap_or_default();
+        ecs::Canary { canary_percent: c.percent, canary_bake_time_in_minutes: c.bake_time_minutes as i32 }
+    });
     let alarms = deploy.alarms.as_ref().map(|a| {
         let mut alarm_names = a.names.clone();
         alarm_names.sort();
@@ -992,6 +987,18 @@ spec:
             json!([{"name": "app", "imageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo-web:latest"}])
         );
         assert!(archive.by_name(crate::artifact::COMMIT_FILE).is_ok(), "the commit file is kept");
+        // A strategy whose settings the manifest leaves out gets the manifest's defaults, sent.
+        let mut linear = ecs_canary();
+        linear.pipeline.spec.deploy.strategy = DeployStrategy::EcsLinear;
+        linear.pipeline.spec.deploy.canary = None;
+        let desired = compile(&linear, Arc::new(crate::artifact::build_zip(&linear.source_files, None)), &placement());
+        let Spec::Service(spec) = &desired.resources.iter().find(|r| r.key.kind == Kind::EcsServiceSettings).unwrap().spec else {
+            panic!()
+        };
+        assert_eq!(
+            (spec.linear.clone(), spec.canary.clone()),
+            (Some(ecs::Linear { step_percent: 10.0, step_bake_time_in_minutes: 6 }), None)
+        );
     }
 
     #[test]

@@ -372,6 +372,12 @@ pub struct LinearSettings {
     pub step_bake_time_minutes: u32,
 }
 
+impl Default for LinearSettings {
+    fn default() -> Self {
+        LinearSettings { step_percent: default_step_percent(), step_bake_time_minutes: default_step_bake() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CanarySettings {
@@ -382,6 +388,12 @@ pub struct CanarySettings {
     #[serde(default = "default_canary_bake")]
     #[schemars(range(max = MAX_ECS_BAKE_MINUTES))]
     pub bake_time_minutes: u32,
+}
+
+impl Default for CanarySettings {
+    fn default() -> Self {
+        CanarySettings { percent: default_canary_percent(), bake_time_minutes: default_canary_bake() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
